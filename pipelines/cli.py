@@ -1,0 +1,43 @@
+"""The `cip` command: one subcommand per stage, plus `cip run` for all of them."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.config import load_settings
+
+app = typer.Typer(
+    help="Customer intelligence platform: ingest, resolve, featurize, predict, serve, segment.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="YAML config file (default: ./cip.yaml). Environment variables "
+            "CIP_<SECTION>__<NAME> override it.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Load settings once; every subcommand reads them from the context."""
+    ctx.obj = load_settings(config)
+
+
+# Modules in pipelines.commands; each offers `register(app)` to add its subcommands.
+COMMAND_MODULES = ["run"]
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"pipelines.commands.{_name}").register(app)

@@ -1,0 +1,7 @@
+"""Settings for identity resolution (cip resolve)."""
+
+from pydantic import BaseModel
+
+
+class ResolutionSettings(BaseModel):
+    """Settings for identity resolution (cip resolve)."""

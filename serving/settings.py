@@ -1,0 +1,7 @@
+"""Settings for the HTTP services (cip serve)."""
+
+from pydantic import BaseModel
+
+
+class ServingSettings(BaseModel):
+    """Settings for the HTTP services (cip serve)."""
