@@ -1,17 +1,16 @@
 # The two commands a new machine needs: `make demo` and `make test`.
 # Both install everything first (uv from PyPI, then the locked environment).
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV := $(PYTHON) -m uv
 VENV := .venv
 CIP := $(VENV)/bin/cip
 
 .PHONY: install browser demo test lint format serve mlflow-ui bench clean
 
-$(UV):
-	$(PYTHON) -m pip install --quiet --user uv==0.13.8 || $(PYTHON) -m pip install --quiet uv==0.13.8
-
-install: $(UV)
-	$(UV) sync --frozen
+install:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv==0.13.8 \
+		|| $(PYTHON) -m pip install --quiet --user uv==0.13.8
+	$(UV) sync --frozen --python $(PYTHON)
 
 # Debian's Chromium for the report's browser test (no browser download at test time).
 browser:
