@@ -1,6 +1,25 @@
 """Settings for churn and LTV models (cip train, cip score)."""
 
-from pydantic import BaseModel
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class SearchSettings(BaseModel):
+    """Bounds of the small random hyperparameter search (LightGBM, early-stopped)."""
+
+    trials: int = Field(6, ge=1, le=50)
+    """Candidates tried per model; each is early-stopped on the validation cutoff."""
+    num_leaves: tuple[int, int] = (7, 63)
+    learning_rate: tuple[float, float] = (0.02, 0.15)
+    min_child_samples: tuple[int, int] = (10, 100)
+    feature_fraction: tuple[float, float] = (0.6, 1.0)
+    lambda_l2: tuple[float, float] = (0.0, 10.0)
+    max_trees: int = Field(600, ge=10)
+    """Upper bound on boosting rounds; early stopping picks the number used."""
+    early_stopping_rounds: int = Field(40, ge=5)
 
 
 class ModelSettings(BaseModel):
@@ -8,3 +27,44 @@ class ModelSettings(BaseModel):
 
     tracking_uri: str | None = None
     """MLflow tracking URI; default: a SQLite database in the data folder."""
+
+    churn_horizon_days: int = Field(90, ge=7)
+    """A customer churns when they make no purchase in this many days after the cutoff."""
+    ltv_horizon_days: int = Field(180, ge=7)
+    """LTV is the revenue in this many days after the cutoff."""
+    activity_days: int = Field(365, ge=7)
+    """The population at a cutoff: customers with an order in this many days before it."""
+    min_orders: int = Field(1, ge=1)
+    """... and at least this many orders in that window."""
+    cutoff_step_days: int = Field(30, ge=1)
+    """Spacing of the training cutoffs (monthly by default)."""
+    train_cutoffs: int = Field(6, ge=1)
+    """Training cutoffs wanted; fewer are used (and said) when the history is short."""
+    min_history_days: int = Field(90, ge=0)
+    """History needed before the earliest training cutoff, so that features mean something."""
+
+    churn_service: str = "churn_v1"
+    """Feast feature service of the churn model."""
+    ltv_service: str = "ltv_v1"
+    """Feast feature service of the LTV model."""
+
+    search: SearchSettings = SearchSettings()
+    tweedie_variance_power: float = Field(1.3, gt=1.0, lt=2.0)
+    """LTV objective: Tweedie (compound Poisson-Gamma), for many zeros and a long tail."""
+    seed: int = 7
+    threads: int = Field(1, ge=1)
+    """LightGBM training threads; one is fastest on small data and on a busy machine."""
+
+    churn_metric: Literal["roc_auc", "pr_auc", "top_decile_lift"] = "roc_auc"
+    """Held-out metric that decides churn promotion (higher is better)."""
+    ltv_metric: Literal["normalized_gini", "spearman"] = "normalized_gini"
+    """Held-out metric that decides LTV promotion (higher is better)."""
+    min_improvement: float = Field(0.0, ge=0.0)
+    """A challenger must beat the champion by more than this to be promoted."""
+
+    top_reasons: int = Field(3, ge=1, le=20)
+    """Features named per customer as reasons (pushing the score up and down)."""
+    reasons_min_decile: int = Field(9, ge=1, le=11)
+    """`cip score` stores reasons for customers in this decile or above (11: none)."""
+    reasons_max_rows: int = Field(50_000, ge=0)
+    """... at most this many per model, the highest scores first (reasons cost ~1 ms a row)."""

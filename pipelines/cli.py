@@ -37,7 +37,19 @@ def main(
 
 
 # Modules in pipelines.commands; each offers `register(app)` to add its subcommands.
-COMMAND_MODULES = ["run"]
+COMMAND_MODULES = [
+    "run",
+    "generate",
+    "load",
+    "collect",
+    "features",
+    "serve",
+    "train",
+    "score",
+    "resolve",
+    "segments",
+    "activate",
+]
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"pipelines.commands.{_name}").register(app)

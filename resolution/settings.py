@@ -1,7 +1,92 @@
-"""Settings for identity resolution (cip resolve)."""
+"""Settings for identity resolution (`cip resolve`): thresholds, guards, model and survivorship."""
 
-from pydantic import BaseModel
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SurvivorshipRule = Literal["source_priority", "most_recent", "most_frequent", "first_non_null"]
+
+# Attributes of the golden record chosen by a survivorship rule.
+GOLDEN_ATTRIBUTES = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "address",
+    "city",
+    "postcode",
+    "date_of_birth",
+    "consent_email",
+    "consent_sms",
+    "consent_ads",
+)
+
+
+def _default_survivorship() -> dict[str, SurvivorshipRule]:
+    rules: dict[str, SurvivorshipRule] = dict.fromkeys(GOLDEN_ATTRIBUTES, "source_priority")
+    rules.update(
+        email="most_frequent",
+        phone="most_frequent",
+        address="most_recent",
+        city="most_recent",
+        postcode="most_recent",
+        consent_email="most_recent",
+        consent_sms="most_recent",
+        consent_ads="most_recent",
+    )
+    return rules
 
 
 class ResolutionSettings(BaseModel):
     """Settings for identity resolution (cip resolve)."""
+
+    default_phone_region: str = Field(
+        "US", description="ISO country used to read phone numbers written without a country code."
+    )
+    max_people_per_identifier: int = Field(
+        2,
+        ge=1,
+        description="Explosion guard: an identifier seen with more distinct people-signals "
+        "(names, user ids, emails) than this is not used to merge records.",
+    )
+    match_threshold: float = Field(
+        0.99, gt=0, lt=1, description="Splink match probability above which records are merged."
+    )
+    blocking_rules: list[str] = Field(
+        default_factory=lambda: [
+            "l.email = r.email",
+            "l.phone = r.phone",
+            "l.last_name = r.last_name AND l.date_of_birth = r.date_of_birth",
+            "l.first_name = r.first_name AND l.last_name = r.last_name AND l.postcode = r.postcode",
+            "l.first_name = r.first_name AND l.date_of_birth = r.date_of_birth",
+            "l.first_name = r.first_name AND l.last_name = r.last_name",
+        ],
+        description="Splink blocking rules (SQL on l and r) generating candidate pairs.",
+    )
+    em_blocking_rules: list[str] = Field(
+        default_factory=lambda: [
+            "l.date_of_birth = r.date_of_birth",
+            "l.first_name = r.first_name AND l.last_name = r.last_name",
+        ],
+        description="Blocking rules for the EM training sessions that estimate m.",
+    )
+    max_comparisons: int = Field(
+        50_000_000,
+        description="Refuse to predict when the blocking rules would generate more pairs.",
+    )
+    max_pairs_u: float = Field(2e6, description="Pairs sampled to estimate u.")
+    max_pairs_em: float = Field(1e6, description="Pairs used by each EM session to estimate m.")
+    seed: int = 42
+    retrain: bool = Field(
+        False, description="Retrain the Splink model even when a saved one exists."
+    )
+    source_priority: list[str] = Field(
+        default_factory=lambda: ["crm_contacts", "accounts", "support_tickets", "orders"],
+        description="Sources in order of trust for the `source_priority` survivorship rule.",
+    )
+    survivorship: dict[str, SurvivorshipRule] = Field(
+        default_factory=_default_survivorship,
+        description="Survivorship rule per golden-record attribute.",
+    )

@@ -1,7 +1,36 @@
 """Settings for the HTTP services (cip serve)."""
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, SecretStr
+
+from serving.collector.settings import CollectorSettings
 
 
 class ServingSettings(BaseModel):
     """Settings for the HTTP services (cip serve)."""
+
+    api_key: SecretStr | None = None
+    """Bearer token that callers of the scoring and profile API must send. Set it with the
+    environment variable CIP_SERVING__API_KEY, never in a committed file; when unset, the
+    service generates one into `<data_dir>/bentoml/api_key` (readable by the owner only)."""
+
+    host: str = "127.0.0.1"
+    """Interface `cip serve` listens on (0.0.0.0 to accept other machines)."""
+
+    port: int = Field(default=3000, ge=1, le=65535)
+    """TCP port of `cip serve`."""
+
+    workers: int = Field(default=1, ge=1)
+    """BentoML worker processes; each loads the models and lookup tables itself."""
+
+    batch_limit: int = Field(default=100, ge=1)
+    """Most customers one `/score_batch` call may ask for."""
+
+    reload_interval_seconds: float = Field(default=30.0, ge=0)
+    """How often the service checks for a new champion model or new lookup tables (0: never;
+    `POST /reload` always works)."""
+
+    access_log: bool = True
+    """BentoML's per-request access log (paths and status only, never bodies or queries)."""
+
+    collector: CollectorSettings = CollectorSettings()
+    """The Segment-compatible event collector (serving/collector/settings.py)."""

@@ -1,0 +1,325 @@
+"""Every feature in one readable place: groups of named DuckDB SQL aggregates, and the services.
+
+Each source's records are first linked to customers (`LINKED`: temporary tables
+`linked_<source>(customer_id, ts, ...)` joined once per build through `identity_map`). A
+group reads its `base` rows from them (one per order, event, email event, ticket or linked
+record, keyed by `customer_id`, timed by `ts`, strictly before the snapshot's `as_of`) and
+aggregates them per customer. In a feature's SQL, `{w}` is a window length in days and
+`{in_window}` the predicate "`ts` falls in the last `{w}` days before `as_of`"; a feature
+whose name holds `{w}` is repeated for every configured window. Snapshot SQL is assembled
+from these definitions in `features.snapshots`; the Feast objects in `features.objects`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "GROUPS",
+    "IDENTITY_SOURCES",
+    "LINKED",
+    "SERVICES",
+    "Feature",
+    "FeatureGroup",
+    "Linked",
+    "expand",
+]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature: a name, an aggregate over the group's base rows, a type and a meaning."""
+
+    name: str
+    sql: str
+    dtype: str  # int | float | string | bool
+    description: str
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    """A feature view: one snapshot table, the raw tables it needs and its features."""
+
+    name: str
+    requires: tuple[str, ...]
+    base: str
+    features: tuple[Feature, ...]
+
+    @property
+    def table(self) -> str:
+        return f"customer_{self.name}_features"
+
+
+def expand(group: FeatureGroup, windows: tuple[int, ...]) -> list[Feature]:
+    """The group's features with every `{w}` feature repeated per window, SQL made concrete."""
+    out = []
+    for feature in group.features:
+        for w in windows if "{w}" in feature.name else (0,):
+            in_window = f"ts >= as_of - INTERVAL {w} DAY"
+            out.append(
+                Feature(
+                    name=feature.name.format(w=w),
+                    sql=feature.sql.format(w=w, in_window=in_window),
+                    dtype=feature.dtype,
+                    description=feature.description.format(w=w),
+                )
+            )
+    return out
+
+
+F = Feature
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A source's records linked to customers: `linked_<source>(customer_id, ts, columns...)`."""
+
+    table: str
+    key: str
+    time: str
+    columns: tuple[str, ...] = ()
+
+
+# What each group reads of each source, joined once per build to `identity_map`.
+LINKED: dict[str, Linked] = {
+    "crm_contacts": Linked("raw_crm_contacts", "contact_id", "created_at"),
+    "accounts": Linked("raw_accounts", "user_id", "signup_at"),
+    "orders": Linked(
+        "raw_orders",
+        "order_id",
+        "ordered_at",
+        ("order_id", "amount", "discount", "channel", "items"),
+    ),
+    "events": Linked("raw_events", "message_id", "timestamp", ("type", "event")),
+    "email_events": Linked("raw_email_events", "email_event_id", "occurred_at", ("event_type",)),
+    "support_tickets": Linked("raw_support_tickets", "ticket_id", "created_at", ("sentiment",)),
+}
+IDENTITY_SOURCES = ("crm_contacts", "accounts")
+
+_DAYS_SINCE_LAST = "date_diff('day', max(ts), as_of)"
+_AGE = "date_sub('year', any_value(date_of_birth), as_of)"
+
+ORDER = FeatureGroup(
+    name="order",
+    requires=("orders",),
+    base="""
+    SELECT customer_id, ts, amount, coalesce(discount, 0) > 0 AS discounted,
+        channel = 'online' AS online,
+        date_diff('second', lag(ts) OVER (PARTITION BY customer_id ORDER BY ts, order_id), ts)
+            / 86400.0 AS gap_days,
+        CAST(json_extract_string(items, '$[*].category') AS VARCHAR[]) AS categories
+    FROM linked_orders
+    """,
+    features=(
+        F("days_since_last_order", _DAYS_SINCE_LAST, "int", "Recency: days since the last order."),
+        F("days_since_first_order", "date_diff('day', min(ts), as_of)", "int", "Order tenure."),
+        F("orders_total", "count(*)", "int", "Orders ever."),
+        F("orders_{w}d", "count(*) FILTER ({in_window})", "int", "Orders in the last {w} days."),
+        F("spend_total", "sum(amount)", "float", "Money spent ever."),
+        F(
+            "spend_{w}d",
+            "coalesce(sum(amount) FILTER ({in_window}), 0)",
+            "float",
+            "Money spent in the last {w} days.",
+        ),
+        F("avg_order_value", "avg(amount)", "float", "Average order value."),
+        F(
+            "spend_trend_90d",
+            "(coalesce(sum(amount) FILTER (ts >= as_of - INTERVAL 90 DAY), 0)"
+            " - coalesce(sum(amount) FILTER (ts < as_of - INTERVAL 90 DAY"
+            " AND ts >= as_of - INTERVAL 180 DAY), 0))"
+            " / nullif(coalesce(sum(amount) FILTER (ts >= as_of - INTERVAL 180 DAY), 0), 0)",
+            "float",
+            "Spend of the last 90 days minus the 90 before, over both (-1 falling, 1 rising).",
+        ),
+        F(
+            "days_between_orders",
+            "avg(gap_days)",
+            "float",
+            "Mean days between consecutive orders.",
+        ),
+        F(
+            "order_gap_cv",
+            "stddev_samp(gap_days) / nullif(avg(gap_days), 0)",
+            "float",
+            "Regularity: coefficient of variation of the days between orders (0 = clockwork).",
+        ),
+        F(
+            "discount_share",
+            "avg(discounted::INTEGER)",
+            "float",
+            "Share of orders with a discount.",
+        ),
+        F(
+            "category_breadth",
+            "len(list_distinct(flatten(list(categories))))",
+            "int",
+            "Distinct product categories ever bought.",
+        ),
+        F("online_share", "avg(online::INTEGER)", "float", "Share of orders placed online."),
+    ),
+)
+
+WEB = FeatureGroup(
+    name="web",
+    requires=("events",),
+    base="""
+    SELECT customer_id, ts, type IN ('page', 'screen') AS page_view,
+        event = 'Product Viewed' AS product_view, event = 'Product Added' AS add_to_cart,
+        event = 'Checkout Started' AS checkout, event = 'Order Completed' AS order_completed,
+        coalesce(ts - lag(ts) OVER (PARTITION BY customer_id ORDER BY ts)
+            > INTERVAL {session_gap_minutes} MINUTE, true) AS session_start
+    FROM linked_events
+    """,
+    features=(
+        F("days_since_last_visit", _DAYS_SINCE_LAST, "int", "Days since the last web/app event."),
+        F(
+            "sessions_{w}d",
+            "count(*) FILTER (session_start AND {in_window})",
+            "int",
+            "Sessions (events less than the session gap apart) in the last {w} days.",
+        ),
+        F(
+            "page_views_{w}d",
+            "count(*) FILTER (page_view AND {in_window})",
+            "int",
+            "Page and screen views in the last {w} days.",
+        ),
+        F(
+            "product_views_{w}d",
+            "count(*) FILTER (product_view AND {in_window})",
+            "int",
+            "Product views in the last {w} days.",
+        ),
+        F(
+            "add_to_carts_{w}d",
+            "count(*) FILTER (add_to_cart AND {in_window})",
+            "int",
+            "Products added to the cart in the last {w} days.",
+        ),
+        F(
+            "checkouts_{w}d",
+            "count(*) FILTER (checkout AND {in_window})",
+            "int",
+            "Checkouts started in the last {w} days.",
+        ),
+        F(
+            "abandoned_checkouts_{w}d",
+            "greatest(count(*) FILTER (checkout AND {in_window})"
+            " - count(*) FILTER (order_completed AND {in_window}), 0)",
+            "int",
+            "Checkouts started and not completed in the last {w} days.",
+        ),
+    ),
+)
+
+EMAIL = FeatureGroup(
+    name="email",
+    requires=("email_events",),
+    base="SELECT customer_id, ts, event_type FROM linked_email_events",
+    features=(
+        F(
+            "email_sends_{w}d",
+            "count(*) FILTER (event_type = 'send' AND {in_window})",
+            "int",
+            "Emails sent in the last {w} days.",
+        ),
+        F(
+            "email_open_rate_{w}d",
+            "count(*) FILTER (event_type = 'open' AND {in_window})"
+            " / nullif(count(*) FILTER (event_type = 'send' AND {in_window}), 0)",
+            "float",
+            "Opens per email sent in the last {w} days.",
+        ),
+        F(
+            "email_click_rate_{w}d",
+            "count(*) FILTER (event_type = 'click' AND {in_window})"
+            " / nullif(count(*) FILTER (event_type = 'send' AND {in_window}), 0)",
+            "float",
+            "Clicks per email sent in the last {w} days.",
+        ),
+        F(
+            "days_since_last_email_open",
+            "date_diff('day', max(ts) FILTER (event_type = 'open'), as_of)",
+            "int",
+            "Days since the last email open.",
+        ),
+        F(
+            "email_unsubscribed",
+            "coalesce(bool_or(event_type = 'unsubscribe'), false)",
+            "bool",
+            "Unsubscribed from email.",
+        ),
+    ),
+)
+
+SUPPORT = FeatureGroup(
+    name="support",
+    requires=("support_tickets",),
+    base="SELECT customer_id, ts, lower(sentiment) = 'negative' AS negative "
+    "FROM linked_support_tickets",
+    features=(
+        F("tickets_{w}d", "count(*) FILTER ({in_window})", "int", "Tickets in the last {w} days."),
+        F(
+            "negative_tickets_{w}d",
+            "count(*) FILTER (negative AND {in_window})",
+            "int",
+            "Tickets with negative sentiment in the last {w} days.",
+        ),
+        F("days_since_last_ticket", _DAYS_SINCE_LAST, "int", "Days since the last ticket."),
+    ),
+)
+
+# Every identity record (CRM contact, account) with its time, and the first record of each
+# activity source, joined to the golden record. Age is computed at `as_of`; city and consent
+# are the golden record's current values (resolution keeps no history of them).
+_RECORDS = " UNION ALL ".join(
+    f"SELECT customer_id, '{source}' AS source, ts FROM linked_{source}"
+    if source in IDENTITY_SOURCES
+    else f"SELECT customer_id, '{source}' AS source, min(ts) AS ts FROM linked_{source} GROUP BY 1"
+    for source in LINKED
+)
+PROFILE = FeatureGroup(
+    name="profile",
+    requires=("profiles",),
+    base=f"""
+    SELECT r.customer_id, r.ts, r.source, p.city, p.date_of_birth,
+        p.consent_email, p.consent_sms, p.consent_ads
+    FROM ({_RECORDS}) r
+    JOIN profiles p USING (customer_id)
+    """,
+    features=(
+        F(
+            "tenure_days",
+            "date_diff('day', min(ts), as_of)",
+            "int",
+            "Days since the first record of any source.",
+        ),
+        F(
+            "age_band",
+            f"CASE WHEN {_AGE} < 20 THEN '<20' WHEN {_AGE} >= 70 THEN '70+'"
+            f" ELSE CAST({_AGE} // 10 * 10 AS VARCHAR) || 's' END",
+            "string",
+            "Age band at the snapshot: <20, 20s, ..., 60s, 70+.",
+        ),
+        F("city", "any_value(city)", "string", "City of the golden record."),
+        F("consent_email", "any_value(consent_email)", "bool", "Consents to email."),
+        F("consent_sms", "any_value(consent_sms)", "bool", "Consents to SMS."),
+        F("consent_ads", "any_value(consent_ads)", "bool", "Consents to ad audiences."),
+        F(
+            "linked_identities",
+            f"count(*) FILTER (source IN {IDENTITY_SOURCES})",
+            "int",
+            "CRM contacts and site accounts resolved into the customer.",
+        ),
+        F("linked_sources", "count(DISTINCT source)", "int", "Sources the customer appears in."),
+    ),
+)
+
+GROUPS: dict[str, FeatureGroup] = {g.name: g for g in (ORDER, WEB, EMAIL, SUPPORT, PROFILE)}
+
+# Versioned feature services: a model names one and gets exactly these groups.
+SERVICES: dict[str, tuple[str, ...]] = {
+    "churn_v1": ("order", "web", "email", "support", "profile"),
+    "ltv_v1": ("order", "web", "profile"),
+}

@@ -1,0 +1,196 @@
+"""Dated feature snapshots computed in DuckDB SQL, the offline side of the Feast repo.
+
+For every as-of date, each feature group aggregates its base rows strictly before that
+instant, one row per customer with any history in the group, into the warehouse table
+`customer_<group>_features` keyed by (`customer_id`, `event_timestamp` = as-of). Each table
+is then exported to `<feast_dir>/<table>.parquet`, the file Feast's DuckDB offline store
+reads. A group whose raw tables are absent or empty (an orders-only business) gets an empty
+table with the full schema, so every feature view and service still answers, with nulls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from features.definitions import GROUPS, LINKED, FeatureGroup, expand
+from features.settings import FeatureSettings
+from warehouse.schemas import SOURCES
+
+__all__ = [
+    "FeatureInputError",
+    "SnapshotReport",
+    "build_snapshots",
+    "default_schedule",
+    "snapshot_dates",
+]
+
+SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
+ACTIVITY_SOURCES = ("orders", "events", "email_events", "support_tickets")
+
+
+class FeatureInputError(ValueError):
+    """The warehouse lacks what feature computation needs (says which table and what to run)."""
+
+
+@dataclass
+class SnapshotReport:
+    """What a build did: the as-of dates, rows written per group, groups without source data."""
+
+    as_of: list[datetime]
+    rows: dict[str, int] = field(default_factory=dict)
+    groups_without_data: list[str] = field(default_factory=list)
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
+def default_schedule(
+    con: duckdb.DuckDBPyConnection, *, settings: FeatureSettings
+) -> list[datetime]:
+    """Month starts (every `snapshot_every_months`) over the activity history, plus the day
+    after the last activity, so that the latest snapshot sees everything."""
+    tables = _tables(con)
+    spans = [
+        f"SELECT min({link.time}) AS lo, max({link.time}) AS hi FROM {link.table}"
+        for link in (LINKED[source] for source in ACTIVITY_SOURCES)
+        if link.table in tables
+    ]
+    lo, hi = con.execute(
+        f"SELECT min(lo), max(hi) FROM ({' UNION ALL '.join(spans) or 'SELECT NULL, NULL'})"
+    ).fetchone()
+    if lo is None:
+        raise FeatureInputError(
+            "no orders, events, email events or tickets in the warehouse: run `cip load` first"
+        )
+    latest = pd.Timestamp(hi).normalize() + pd.Timedelta(days=1)
+    months = pd.date_range(
+        pd.Timestamp(lo).normalize(), latest, freq=f"{settings.snapshot_every_months}MS"
+    )
+    return sorted({*(m.to_pydatetime() for m in months), latest.to_pydatetime()})
+
+
+def snapshot_dates(con: duckdb.DuckDBPyConnection) -> list[datetime]:
+    """The as-of dates that have snapshots in the warehouse, oldest first."""
+    table = GROUPS["order"].table
+    if table not in _tables(con):
+        return []
+    rows = con.execute(f"SELECT DISTINCT event_timestamp FROM {table} ORDER BY 1").fetchall()
+    return [ts for (ts,) in rows]
+
+
+def _link(con: duckdb.DuckDBPyConnection, tables: set[str]) -> None:
+    """Temporary `linked_<source>` tables: each source's records with their customer_id
+    (empty, with the declared column types, when the raw table is absent)."""
+    for source, link in LINKED.items():
+        if link.table in tables:
+            columns = "".join(f', r."{c}"' for c in link.columns)
+            body = (
+                f'SELECT m.customer_id, r."{link.time}" AS ts{columns} FROM {link.table} r '
+                f"JOIN identity_map m ON m.source = '{source}' AND m.record_key = r.{link.key}"
+            )
+        else:
+            types = {c.name: c.type for c in SOURCES[source].columns}
+            columns = "".join(f', NULL::{types[c]} AS "{c}"' for c in link.columns)
+            body = (
+                f"SELECT NULL::VARCHAR AS customer_id, NULL::TIMESTAMP AS ts{columns} WHERE false"
+            )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE linked_{source} AS {body}")
+
+
+def _has_data(con: duckdb.DuckDBPyConnection, group: FeatureGroup, tables: set[str]) -> bool:
+    for name in group.requires:
+        table = f"linked_{name}" if name in LINKED else name
+        if name not in LINKED and table not in tables:
+            return False
+        if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None:
+            return False
+    return True
+
+
+def _ensure_table(
+    con: duckdb.DuckDBPyConnection, group: FeatureGroup, settings: FeatureSettings, replace: bool
+) -> None:
+    features = expand(group, settings.windows)
+    wanted = [("customer_id", "VARCHAR"), ("event_timestamp", "TIMESTAMP")] + [
+        (f.name, SQL_TYPES[f.dtype]) for f in features
+    ]
+    existing = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+        "ORDER BY column_index",
+        [group.table],
+    ).fetchall()
+    if replace or [tuple(c) for c in existing] != wanted:
+        columns = ", ".join(f'"{name}" {kind}' for name, kind in wanted)
+        con.execute(f"CREATE OR REPLACE TABLE {group.table} ({columns})")
+
+
+def _snapshot_sql(group: FeatureGroup, settings: FeatureSettings) -> str:
+    base = group.base.format(session_gap_minutes=settings.session_gap_minutes)
+    aggregates = ",\n  ".join(f'{f.sql} AS "{f.name}"' for f in expand(group, settings.windows))
+    return f"""
+    INSERT INTO {group.table} BY NAME
+    SELECT customer_id, as_of AS event_timestamp,
+      {aggregates}
+    FROM ({base}) AS base
+    JOIN (SELECT unnest($as_of::TIMESTAMP[]) AS as_of) AS dates ON base.ts < dates.as_of
+    GROUP BY customer_id, as_of
+    """
+
+
+def _export(con: duckdb.DuckDBPyConnection, group: FeatureGroup, feast_dir: Path) -> None:
+    feast_dir.mkdir(parents=True, exist_ok=True)
+    target = feast_dir / f"{group.table}.parquet"
+    partial = target.with_suffix(".parquet.partial")
+    con.execute(
+        f"COPY (SELECT * FROM {group.table} ORDER BY event_timestamp, customer_id) "
+        f"TO '{partial}' (FORMAT parquet)"
+    )
+    partial.replace(target)
+
+
+def build_snapshots(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: Sequence[datetime],
+    feast_dir: Path,
+    settings: FeatureSettings,
+    replace: bool = False,
+    on_group: Callable[[str], None] | None = None,
+) -> SnapshotReport:
+    """Compute every group's snapshot for each date in `as_of` and export the Feast sources.
+
+    Rows already present for those dates are replaced (idempotent); with `replace` the
+    tables keep only the given dates. `on_group(name)` is called after each group.
+    """
+    tables = _tables(con)
+    if "identity_map" not in tables:
+        raise FeatureInputError("table identity_map not found: run `cip resolve` first")
+    dates = sorted({pd.Timestamp(d).to_pydatetime() for d in as_of})
+    report = SnapshotReport(as_of=dates)
+    _link(con, tables)
+    try:
+        for group in GROUPS.values():
+            _ensure_table(con, group, settings, replace)
+            where = "WHERE event_timestamp = ANY($as_of)"
+            con.execute(f"DELETE FROM {group.table} {where}", {"as_of": dates})
+            if not _has_data(con, group, tables):
+                report.groups_without_data.append(group.name)
+            elif dates:
+                con.execute(_snapshot_sql(group, settings), {"as_of": dates})
+            (report.rows[group.name],) = con.execute(
+                f"SELECT count(*) FROM {group.table} {where}", {"as_of": dates}
+            ).fetchone()
+            _export(con, group, feast_dir)
+            if on_group is not None:
+                on_group(group.name)
+    finally:
+        for source in LINKED:
+            con.execute(f"DROP TABLE IF EXISTS linked_{source}")
+    return report

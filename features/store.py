@@ -1,0 +1,161 @@
+"""The Feast feature store of a data folder: open, apply, point-in-time training sets, materialize.
+
+`features/feature_store.yaml` holds the infrastructure; `repo_config` reads it and points the
+registry, the SQLite online store (or Redis, by setting) and the sources at the data folder
+given, so that every test and deployment has its own store while `feast -c features ...`
+keeps working on the embedded default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from feast import FeatureStore, RepoConfig
+
+from features.objects import build_objects
+from features.settings import FeatureSettings
+
+__all__ = [
+    "REPO_DIR",
+    "Freshness",
+    "apply_repo",
+    "freshness",
+    "materialize",
+    "open_store",
+    "repo_config",
+    "service_features",
+    "training_set",
+]
+
+REPO_DIR = Path(__file__).resolve().parent
+_ROW = "__cip_row"
+
+
+def repo_config(*, feast_dir: Path, settings: FeatureSettings) -> RepoConfig:
+    """The repo's `feature_store.yaml` with its stores moved into `feast_dir`."""
+    raw = yaml.safe_load((REPO_DIR / "feature_store.yaml").read_text())
+    feast_dir = feast_dir.resolve()
+    raw["project"] = settings.project
+    raw["registry"]["path"] = str(feast_dir / "registry.db")
+    if settings.online_store == "redis":
+        raw["online_store"] = {
+            "type": "redis",
+            "connection_string": settings.redis_connection_string,
+        }
+    else:
+        raw["online_store"] = {"type": "sqlite", "path": str(feast_dir / "online.db")}
+    return RepoConfig(repo_path=REPO_DIR, **raw)
+
+
+def open_store(*, feast_dir: Path, settings: FeatureSettings) -> FeatureStore:
+    """The feature store whose registry, online store and sources live in `feast_dir`."""
+    feast_dir.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(
+        repo_path=str(REPO_DIR), config=repo_config(feast_dir=feast_dir, settings=settings)
+    )
+
+
+def apply_repo(store: FeatureStore, *, feast_dir: Path, settings: FeatureSettings) -> list[str]:
+    """Register the entity, sources, views and services (like `feast apply`), removing views
+    and services no longer defined; returns the names of the feature views."""
+    objects = build_objects(feast_dir=feast_dir, settings=settings)
+    view_names = {v.name for v in objects.views.values()}
+    stale = [v for v in store.list_feature_views() if v.name not in view_names] + [
+        s for s in store.list_feature_services() if s.name not in objects.services
+    ]
+    store.apply(objects.all(), objects_to_delete=stale, partial=not stale)
+    return sorted(view_names)
+
+
+def training_set(
+    store: FeatureStore, *, entity_df: pd.DataFrame, service: str = "churn_v1"
+) -> pd.DataFrame:
+    """Features of `service` as known at each row's `event_timestamp`, point in time.
+
+    `entity_df` needs `customer_id` and `event_timestamp` (naive means UTC); other columns
+    (labels) pass through. Rows come back in the input order, one per input row; a customer
+    without a snapshot at or before the timestamp (within the TTL) gets nulls.
+    """
+    missing = {"customer_id", "event_timestamp"} - set(entity_df.columns)
+    if missing:
+        raise ValueError(f"entity_df lacks column(s) {sorted(missing)}")
+    timestamps = pd.to_datetime(entity_df["event_timestamp"], utc=True)
+    if timestamps.isna().any():
+        raise ValueError(f"entity_df has {int(timestamps.isna().sum())} null event_timestamp(s)")
+    frame = pd.DataFrame(
+        {
+            "customer_id": entity_df["customer_id"].astype(str).to_numpy(),
+            "event_timestamp": timestamps.to_numpy(),
+            _ROW: np.arange(len(entity_df)),
+        }
+    )
+    names = service_features(store, service)
+    job = store.get_historical_features(
+        entity_df=frame, features=store.get_feature_service(service)
+    )
+    found = job.to_df().sort_values(_ROW)
+    if len(found) != len(entity_df):
+        raise RuntimeError(f"Feast returned {len(found)} rows for {len(entity_df)} entity rows")
+    features = found[names].reset_index(drop=True)
+    features.index = entity_df.index
+    return pd.concat([entity_df, features], axis=1)
+
+
+def service_features(store: FeatureStore, service: str = "churn_v1") -> list[str]:
+    """The features a registered service returns, in order."""
+    registered = store.get_feature_service(service)
+    return [f.name for view in registered.feature_view_projections for f in view.features]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How fresh a feature view is online: data up to `until`, materialized at `at` (UTC)."""
+
+    view: str
+    until: datetime | None
+    at: datetime | None
+
+
+def freshness(store: FeatureStore) -> list[Freshness]:
+    """Per feature view, the end of the last materialized interval and when it ran."""
+    out = []
+    for view in sorted(store.list_feature_views(), key=lambda v: v.name):
+        ends = [end for _, end in view.materialization_intervals]
+        out.append(
+            Freshness(
+                view=view.name,
+                until=max(ends) if ends else None,
+                at=_utc(view.last_updated_timestamp) if ends else None,
+            )
+        )
+    return out
+
+
+def materialize(
+    store: FeatureStore, *, until: datetime, incremental: bool = False
+) -> list[Freshness]:
+    """Load each customer's latest snapshot up to `until` into the online store.
+
+    Full: everything before `until`. Incremental: only what is newer than each view's last
+    materialization (views never materialized are loaded in full). Returns the freshness.
+    """
+    end = _utc(until) + timedelta(seconds=1)
+    done = {f.view: f.until for f in freshness(store)}
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    starts: dict[datetime, list[str]] = {}
+    for view, last in done.items():
+        start = _utc(last) if incremental and last is not None else epoch
+        if start < end:
+            starts.setdefault(start, []).append(view)
+    for start, views in starts.items():
+        store.materialize(start_date=start, end_date=end, feature_views=views)
+    return freshness(store)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

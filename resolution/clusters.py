@@ -1,0 +1,235 @@
+"""Clusters into customers: stable customer ids, the change log and the identity map.
+
+Deterministic components and stored Splink matches are combined into
+clusters (connected components once more). Each cluster then gets a
+`customer_id` that survives re-runs: the previous identity map says which
+customer each record belonged to, and ids are handed out greedily by overlap
+(largest first), so
+
+- a cluster that persists keeps its id;
+- when clusters merge, the survivor keeps the id of the largest part and the
+  others are logged `merged` into it;
+- when a cluster splits, its largest part keeps the id and each other part gets
+  a new id, logged as `split` off the old one;
+- a cluster with no history gets a new id (`created`); an id whose records are
+  all gone is `retired`.
+
+New ids are derived from the cluster's smallest record uid, so the same data
+gives the same ids however it was reached (full or incremental).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from resolution.graph import IDENTIFIERS, components
+from resolution.matching import MATCHES
+from resolution.records import RECORDS, existing_tables
+
+__all__ = [
+    "CHANGES",
+    "IDENTIFIER_TABLE",
+    "IDENTITY_MAP",
+    "LINK_TYPES",
+    "assign_customer_ids",
+    "cluster",
+    "write_identity_map",
+]
+
+IDENTITY_MAP = "identity_map"
+CHANGES = "customer_id_changes"
+IDENTIFIER_TABLE = "customer_identifiers"
+LINK_TYPES = ("deterministic", "probabilistic", "singleton")
+
+
+def cluster(con: duckdb.DuckDBPyConnection) -> int:
+    """Write `res_clusters(uid, cluster)` from the deterministic components and matches."""
+    n_records = con.execute("SELECT count(*) FROM res_record_nodes").fetchall()[0][0]
+    matches = "SELECT NULL AS unique_id_l, NULL AS unique_id_r WHERE FALSE"
+    if MATCHES in existing_tables(con):
+        matches = f"SELECT unique_id_l, unique_id_r FROM {MATCHES}"
+    edges = con.execute(f"""
+        SELECT node AS a, {n_records} + det_component AS b FROM res_record_nodes
+        UNION ALL
+        SELECT l.node, r.node FROM ({matches}) m
+        JOIN res_record_nodes l ON l.uid = m.unique_id_l
+        JOIN res_record_nodes r ON r.uid = m.unique_id_r
+    """).fetchnumpy()
+    n_nodes = n_records + int(edges["b"].max(initial=-1)) + 1
+    labels = components(max(n_nodes, n_records), edges["a"], edges["b"])[:n_records]
+    con.register("res_labels", pa.table({"node": np.arange(n_records), "cluster": labels}))
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE res_clusters AS
+        SELECT n.uid, l.cluster::BIGINT AS cluster
+        FROM res_record_nodes n JOIN res_labels l USING (node)
+    """)
+    return int(len(np.unique(labels)))
+
+
+def new_customer_id(seed: str, taken: set[str]) -> str:
+    """A customer id derived from `seed` (a record uid), avoiding the ids in `taken`."""
+    salt = 0
+    while True:
+        digest = hashlib.sha256(f"{seed}#{salt}".encode()).hexdigest()[:16]
+        candidate = f"cus_{digest}"
+        if candidate not in taken:
+            return candidate
+        salt += 1
+
+
+def assign_customer_ids(
+    con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime
+) -> dict[str, int]:
+    """Write `res_customers(cluster, customer_id)` and append this run's id changes."""
+    history = IDENTITY_MAP in existing_tables(con)
+    previous = (
+        f"SELECT source || '|' || record_key AS uid, customer_id FROM {IDENTITY_MAP}"
+        if history
+        else "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS customer_id WHERE FALSE"
+    )
+    overlaps = con.execute(f"""
+        SELECT c.cluster, p.customer_id, count(*) AS n
+        FROM res_clusters c JOIN ({previous}) p USING (uid)
+        GROUP BY ALL ORDER BY n DESC, p.customer_id, c.cluster
+    """).fetchall()
+    seeds = dict(con.execute("SELECT cluster, min(uid) FROM res_clusters GROUP BY 1").fetchall())
+    old_ids = {i for (i,) in con.execute(f"SELECT DISTINCT customer_id FROM ({previous})").fetchall()}
+    ever = _ids_in_change_log(con)
+
+    assigned: dict[int, str] = {}
+    used: set[str] = set()
+    for cluster_id, old_id, _ in overlaps:
+        if cluster_id not in assigned and old_id not in used:
+            assigned[cluster_id] = old_id
+            used.add(old_id)
+    taken = used | old_ids | ever
+    for cluster_id in sorted(seeds, key=seeds.get):
+        if cluster_id in assigned:
+            continue
+        assigned[cluster_id] = new_customer_id(seeds[cluster_id], taken)
+        taken.add(assigned[cluster_id])
+    # What became of each old id that did not survive, and of each new cluster.
+    largest_home: dict[str, int] = {}
+    splits: dict[tuple[str, str], None] = {}
+    for cluster_id, old_id, _ in overlaps:
+        largest_home.setdefault(old_id, cluster_id)
+        if assigned[cluster_id] != old_id and old_id in used:
+            splits[(old_id, assigned[cluster_id])] = None
+    changes = [("split", old, other, "records split off") for old, other in splits]
+    for old_id, cluster_id in largest_home.items():
+        if old_id not in used:
+            changes.append(("merged", assigned[cluster_id], old_id, "merged into survivor"))
+    fresh = {assigned[c] for c in seeds} - used - {other for _, other in splits}
+    changes += [("created", customer_id, None, "new customer") for customer_id in sorted(fresh)]
+    gone = sorted(old_ids - set(largest_home))
+    changes += [("retired", old_id, None, "no records left") for old_id in gone]
+    _write_changes(con, changes, run_id=run_id, now=now)
+    con.register(
+        "res_customer_ids",
+        pa.table({"cluster": list(assigned), "customer_id": list(assigned.values())}),
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE res_customers AS "
+        "SELECT cluster::BIGINT AS cluster, customer_id FROM res_customer_ids"
+    )
+    counts = {kind: 0 for kind in ("created", "merged", "split", "retired")}
+    for kind, *_ in changes:
+        counts[kind] += 1
+    return counts
+
+
+def _ids_in_change_log(con: duckdb.DuckDBPyConnection) -> set[str]:
+    if CHANGES not in existing_tables(con):
+        return set()
+    rows = con.execute(
+        f"SELECT customer_id FROM {CHANGES} UNION SELECT other_customer_id FROM {CHANGES}"
+    ).fetchall()
+    return {i for (i,) in rows if i is not None}
+
+
+def _write_changes(
+    con: duckdb.DuckDBPyConnection,
+    changes: list[tuple[str, str, str | None, str]],
+    *,
+    run_id: str,
+    now: datetime,
+) -> None:
+    con.execute(f"""
+        CREATE TABLE IF NOT EXISTS {CHANGES} (
+            changed_at TIMESTAMP, run_id VARCHAR, change_type VARCHAR, customer_id VARCHAR,
+            other_customer_id VARCHAR, detail VARCHAR)
+    """)
+    if changes:
+        kinds, ids, others, details = (list(column) for column in zip(*changes, strict=True))
+        rows = pa.table(
+            {
+                "changed_at": pa.array([now] * len(changes), pa.timestamp("us")),
+                "run_id": [run_id] * len(changes),
+                "change_type": kinds,
+                "customer_id": ids,
+                "other_customer_id": pa.array(others, pa.string()),
+                "detail": details,
+            }
+        )
+        con.register("res_change_rows", rows)
+        con.execute(f"INSERT INTO {CHANGES} BY NAME SELECT * FROM res_change_rows")
+        con.unregister("res_change_rows")
+
+
+def write_identity_map(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict[str, int]:
+    """Replace `identity_map` and `customer_identifiers`; returns records per link type."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE res_assignment AS
+        SELECT c.uid, k.customer_id, c.cluster
+        FROM res_clusters c JOIN res_customers k USING (cluster)
+    """)
+    matches = (
+        f"SELECT unique_id_l AS uid, match_probability AS p FROM {MATCHES} "
+        f"UNION ALL SELECT unique_id_r, match_probability FROM {MATCHES}"
+        if MATCHES in existing_tables(con)
+        else "SELECT NULL::VARCHAR AS uid, NULL::DOUBLE AS p WHERE FALSE"
+    )
+    con.execute(f"""
+        CREATE OR REPLACE TABLE {IDENTITY_MAP} AS
+        WITH shared AS (
+            SELECT i.uid, string_agg(DISTINCT i.id_type, ',' ORDER BY i.id_type) AS id_types
+            FROM {IDENTIFIERS} i
+            JOIN (SELECT id_type, id_value FROM {IDENTIFIERS} WHERE usable
+                  GROUP BY ALL HAVING count(DISTINCT uid) > 1) s USING (id_type, id_value)
+            WHERE i.usable
+            GROUP BY i.uid
+        ),
+        best AS (SELECT uid, max(p) AS p FROM ({matches}) GROUP BY uid),
+        sizes AS (SELECT cluster, count(*) AS n FROM res_assignment GROUP BY cluster),
+        det_sizes AS (SELECT det_component, count(*) AS n FROM res_record_nodes GROUP BY 1)
+        SELECT r.source, r.record_key, a.customer_id,
+               CASE WHEN z.n = 1 THEN 'singleton'
+                    WHEN d.n > 1 THEN 'deterministic'
+                    ELSE 'probabilistic' END AS link_type,
+               CASE WHEN z.n = 1 THEN NULL
+                    WHEN d.n > 1 THEN coalesce(s.id_types, 'identical record')
+                    ELSE 'match_probability=' || round(b.p, 4) END AS link_detail,
+               ?::TIMESTAMP AS resolved_at
+        FROM {RECORDS} r
+        JOIN res_assignment a USING (uid)
+        JOIN sizes z USING (cluster)
+        JOIN res_record_nodes n USING (uid)
+        JOIN det_sizes d USING (det_component)
+        LEFT JOIN shared s USING (uid)
+        LEFT JOIN best b USING (uid)
+        ORDER BY r.source, r.record_key
+    """, [now])
+    con.execute(f"""
+        CREATE OR REPLACE TABLE {IDENTIFIER_TABLE} AS
+        SELECT DISTINCT i.id_type, i.id_value, a.customer_id
+        FROM {IDENTIFIERS} i JOIN res_assignment a USING (uid)
+        WHERE i.usable
+        ORDER BY 1, 2
+    """)
+    rows = con.execute(f"SELECT link_type, count(*) FROM {IDENTITY_MAP} GROUP BY 1").fetchall()
+    return dict(rows)

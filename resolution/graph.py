@@ -1,0 +1,153 @@
+"""The identity graph: records linked by shared identifiers, guarded against explosion.
+
+Each record is a node, each normalized identifier (email, phone, user id,
+cookie id, CRM contact id) is a node, and a record is joined to every
+identifier it carries; `identify`/`alias` events carry two ids and so tie a
+cookie to a user. Connected components (scipy's csgraph on integer-encoded
+edges) are the deterministic clusters.
+
+The explosion guard: an identifier seen with more distinct people-signals
+(distinct names, user ids or emails on the records carrying it) than
+`max_people` is a shared one (a shop's phone, a family tablet,
+`test@test.com`) and is not used to merge. Skipped identifiers are reported by
+hash, never by value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from resolution.records import RECORDS
+
+__all__ = [
+    "IDENTIFIERS",
+    "ID_TYPES",
+    "SkippedIdentifier",
+    "build_identifiers",
+    "components",
+    "deterministic_components",
+    "mask",
+]
+
+IDENTIFIERS = "res_identifiers"
+ID_TYPES = ("email", "phone", "user_id", "anonymous_id", "contact_id")
+
+
+@dataclass(frozen=True)
+class SkippedIdentifier:
+    """An identifier the guard refused to merge on; `value_hash` stands in for the value."""
+
+    id_type: str
+    value_hash: str
+    n_records: int
+    n_people_signals: int
+
+
+def mask(value: str) -> str:
+    """A short stable hash standing in for a personal identifier in reports and logs."""
+    return hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+def build_identifiers(
+    con: duckdb.DuckDBPyConnection, *, max_people: int
+) -> list[SkippedIdentifier]:
+    """Write `res_identifiers(uid, id_type, id_value, usable)`; return the skipped ones.
+
+    `previous_id` of an alias event is a user id when some record carries it as
+    one, otherwise a cookie id.
+    """
+    per_type = " UNION ALL ".join(
+        f"SELECT uid, '{t}' AS id_type, {t} AS id_value FROM {RECORDS} WHERE {t} IS NOT NULL"
+        for t in ID_TYPES
+    )
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE res_identifiers_all AS
+        {per_type}
+        UNION ALL
+        SELECT p.uid, CASE WHEN u.user_id IS NULL THEN 'anonymous_id' ELSE 'user_id' END,
+               p.previous_id
+        FROM {RECORDS} p
+        LEFT JOIN (SELECT DISTINCT user_id FROM {RECORDS} WHERE user_id IS NOT NULL) u
+               ON u.user_id = p.previous_id
+        WHERE p.previous_id IS NOT NULL
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE res_exploded AS
+        WITH signals AS (
+            SELECT uid, 'user_id' AS kind, user_id AS signal FROM {RECORDS}
+            WHERE user_id IS NOT NULL
+            UNION ALL
+            SELECT uid, 'email', email FROM {RECORDS} WHERE email IS NOT NULL
+            UNION ALL
+            SELECT uid, 'first_initial', left(first_name, 1) FROM {RECORDS}
+            WHERE first_name IS NOT NULL
+        ),
+        counts AS (
+            SELECT i.id_type, i.id_value, s.kind, count(DISTINCT s.signal) AS n_signals
+            FROM res_identifiers_all i JOIN signals s USING (uid)
+            WHERE s.kind <> i.id_type
+            GROUP BY ALL
+        )
+        SELECT id_type, id_value, max(n_signals) AS n_signals
+        FROM counts GROUP BY ALL HAVING max(n_signals) > {int(max_people)}
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {IDENTIFIERS} AS
+        SELECT DISTINCT a.uid, a.id_type, a.id_value, x.id_value IS NULL AS usable
+        FROM res_identifiers_all a
+        LEFT JOIN res_exploded x USING (id_type, id_value)
+    """)
+    rows = con.execute(f"""
+        SELECT x.id_type, x.id_value, count(DISTINCT i.uid), x.n_signals
+        FROM res_exploded x JOIN {IDENTIFIERS} i USING (id_type, id_value)
+        GROUP BY ALL ORDER BY 3 DESC, 1, 2
+    """).fetchall()
+    return [SkippedIdentifier(t, mask(v), n, s) for t, v, n, s in rows]
+
+
+def components(n_nodes: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of `n_nodes` nodes given edges `left[i]`-`right[i]`."""
+    weights = np.ones(len(left), dtype=np.int8)
+    graph = coo_matrix((weights, (left, right)), shape=(n_nodes, n_nodes)).tocsr()
+    _, labels = connected_components(graph, directed=False)
+    return labels
+
+
+def deterministic_components(con: duckdb.DuckDBPyConnection) -> int:
+    """Write `res_record_nodes(uid, node, det_component)`; returns the number of components.
+
+    Records are nodes 0..R-1 (ordered by uid), usable identifiers follow.
+    """
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE res_record_nodes AS
+        SELECT uid, (row_number() OVER (ORDER BY uid) - 1)::BIGINT AS node FROM {RECORDS}
+    """)
+    n_records = con.execute("SELECT count(*) FROM res_record_nodes").fetchall()[0][0]
+    edges = con.execute(f"""
+        WITH ids AS (
+            SELECT id_type, id_value,
+                   (dense_rank() OVER (ORDER BY id_type, id_value) - 1)::BIGINT AS id_node
+            FROM (SELECT DISTINCT id_type, id_value FROM {IDENTIFIERS} WHERE usable)
+        )
+        SELECT n.node, {n_records} + ids.id_node
+        FROM {IDENTIFIERS} i
+        JOIN ids USING (id_type, id_value)
+        JOIN res_record_nodes n USING (uid)
+        WHERE i.usable
+    """).fetchnumpy()
+    left, right = edges["node"], edges[list(edges)[1]]
+    n_nodes = n_records + (int(right.max()) - n_records + 1 if len(right) else 0)
+    labels = components(n_nodes, left, right)[:n_records]
+    con.register("res_det_labels", {"node": np.arange(n_records), "det_component": labels})
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE res_record_nodes AS
+        SELECT n.uid, n.node, l.det_component::BIGINT AS det_component
+        FROM res_record_nodes n JOIN res_det_labels l USING (node)
+    """)
+    return int(len(np.unique(labels)))

@@ -1,0 +1,191 @@
+"""Every raw record of every source as one normalized row: the input of resolution.
+
+`collect_records` reads the raw tables that exist, maps each source's columns
+onto common roles (identifiers, person attributes, timestamp, consent) and
+normalizes the values with `resolution.normalize`. Normalization runs once per
+distinct value, so a million records cost only as much as their distinct
+emails, phones and names. The result is the temporary table `res_records`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from resolution import normalize
+from warehouse.schemas import SOURCES
+
+__all__ = ["RECORDS", "RECORD_COLUMNS", "collect_records", "existing_tables", "normalize_table"]
+
+RECORDS = "res_records"
+
+# Raw role columns every source select produces, in order.
+RAW_COLUMNS = (
+    "source, record_key, seen_at, email, phone, user_id, anonymous_id, previous_id, contact_id, "
+    "first_name, last_name, full_name, address, city, postcode, date_of_birth, "
+    "consent_email, consent_sms, consent_ads, is_person"
+)
+
+# Columns of `res_records` after normalization.
+RECORD_COLUMNS = (
+    "uid",
+    "source",
+    "record_key",
+    "seen_at",
+    "email",
+    "phone",
+    "user_id",
+    "anonymous_id",
+    "previous_id",
+    "contact_id",
+    "first_name",
+    "last_name",
+    "address",
+    "city",
+    "postcode",
+    "date_of_birth",
+    "consent_email",
+    "consent_sms",
+    "consent_ads",
+    "is_person",
+)
+
+_N = "NULL::VARCHAR"
+_B = "NULL::BOOLEAN"
+
+# One SELECT per source producing RAW_COLUMNS from its raw table.
+_SOURCE_SELECTS = {
+    "crm_contacts": f"""
+        SELECT 'crm_contacts', contact_id, coalesce(updated_at, created_at), email, phone,
+               {_N}, {_N}, {_N}, contact_id, first_name, last_name, {_N}, address, city, postcode,
+               date_of_birth, consent_email, consent_sms, consent_ads, TRUE
+        FROM raw_crm_contacts""",
+    "accounts": f"""
+        SELECT 'accounts', user_id, signup_at, email, phone, user_id, {_N}, {_N}, {_N},
+               first_name, last_name, {_N}, {_N}, {_N}, {_N}, NULL::DATE, {_B}, {_B}, {_B}, TRUE
+        FROM raw_accounts""",
+    "events": f"""
+        SELECT 'events', message_id, "timestamp", traits->>'email', traits->>'phone', user_id,
+               anonymous_id, previous_id, {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE,
+               {_B}, {_B}, {_B}, FALSE
+        FROM raw_events""",
+    "orders": f"""
+        SELECT 'orders', order_id, ordered_at, {_N}, loyalty_phone, user_id, {_N}, {_N}, {_N},
+               {_N}, {_N}, customer_name, {_N}, {_N}, {_N}, NULL::DATE, {_B}, {_B}, {_B},
+               channel = 'store' AND (customer_name IS NOT NULL OR loyalty_phone IS NOT NULL)
+        FROM raw_orders""",
+    "email_events": f"""
+        SELECT 'email_events', email_event_id, occurred_at, email, {_N}, {_N}, {_N}, {_N}, {_N},
+               {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE,
+               CASE WHEN event_type = 'unsubscribe' THEN FALSE END, {_B}, {_B}, FALSE
+        FROM raw_email_events""",
+    "support_tickets": f"""
+        SELECT 'support_tickets', ticket_id, created_at, email, phone, {_N}, {_N}, {_N}, {_N},
+               {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE, {_B}, {_B}, {_B}, TRUE
+        FROM raw_support_tickets""",
+}
+
+
+def existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables and views in the connection's main schema."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def collect_records(
+    con: duckdb.DuckDBPyConnection, *, phone_region: str, where: str | None = None
+) -> int:
+    """Build `res_records` from the raw tables present (the rows `where` selects, if given)."""
+    present = existing_tables(con)
+    selects = [sql for name, sql in _SOURCE_SELECTS.items() if SOURCES[name].table in present]
+    if not selects:
+        raise LookupError(
+            "no raw tables to resolve: load sources first (`cip load`); expected one of "
+            + ", ".join(SOURCES[name].table for name in _SOURCE_SELECTS)
+        )
+    union = " UNION ALL ".join(selects)
+    if where:
+        union = f"SELECT * FROM ({union}) AS u({RAW_COLUMNS}) WHERE {where}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE res_raw_records ({RAW_COLUMNS}) AS {union}")
+    return normalize_table(con, "res_raw_records", RECORDS, phone_region=phone_region)
+
+
+def normalize_table(
+    con: duckdb.DuckDBPyConnection,
+    source_table: str,
+    target_table: str,
+    *,
+    phone_region: str,
+    extra_columns: Sequence[str] = (),
+) -> int:
+    """Write `target_table`: `source_table` (RAW_COLUMNS, then `extra_columns`) normalized."""
+    extras: dict[str, Callable[[str], str | None]] = dict.fromkeys(extra_columns, normalize.text)
+    maps = {
+        "email": normalize.email,
+        "phone": lambda v: normalize.phone(v, phone_region),
+        "first_name": normalize.name,
+        "last_name": normalize.name,
+        "address": normalize.text,
+        "city": normalize.text,
+        "postcode": normalize.postcode,
+    } | extras
+    for column, function in maps.items():
+        _register_lookup(con, source_table, column, function)
+    _register_full_name_lookup(con, source_table)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {target_table} AS
+        SELECT r.source || '|' || r.record_key AS uid, r.source, r.record_key, r.seen_at,
+               m_email.norm AS email, m_phone.norm AS phone,
+               nullif(trim(r.user_id), '') AS user_id,
+               nullif(trim(r.anonymous_id), '') AS anonymous_id,
+               nullif(trim(r.previous_id), '') AS previous_id,
+               nullif(trim(r.contact_id), '') AS contact_id,
+               coalesce(m_first_name.norm, m_full.first_name) AS first_name,
+               coalesce(m_last_name.norm, m_full.last_name) AS last_name,
+               m_address.norm AS address, m_city.norm AS city, m_postcode.norm AS postcode,
+               r.date_of_birth, r.consent_email, r.consent_sms, r.consent_ads, r.is_person
+               {"".join(f", m_{c}.norm AS {c}" for c in extras)}
+        FROM {source_table} r
+        {" ".join(_lookup_join(column) for column in maps)}
+        LEFT JOIN res_map_full_name m_full ON m_full.raw = r.full_name
+    """)
+    return con.execute(f"SELECT count(*) FROM {target_table}").fetchall()[0][0]
+
+
+def _distinct(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list[str]:
+    sql = f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM {table} WHERE {column} IS NOT NULL"
+    return [value for (value,) in con.execute(sql).fetchall()]
+
+
+def _register_lookup(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    column: str,
+    function: Callable[[str], str | None],
+) -> None:
+    values = _distinct(con, table, column)
+    lookup = pa.table(
+        {"raw": pa.array(values, pa.string()), "norm": pa.array(map(function, values), pa.string())}
+    )
+    con.register(f"res_map_{column}", lookup)
+
+
+def _register_full_name_lookup(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    values = _distinct(con, table, "full_name")
+    parts = [normalize.split_full_name(value) for value in values]
+    lookup = pa.table(
+        {
+            "raw": pa.array(values, pa.string()),
+            "first_name": pa.array([first for first, _ in parts], pa.string()),
+            "last_name": pa.array([last for _, last in parts], pa.string()),
+        }
+    )
+    con.register("res_map_full_name", lookup)
+
+
+def _lookup_join(column: str) -> str:
+    return f"LEFT JOIN res_map_{column} m_{column} ON m_{column}.raw = r.{column}"

@@ -1,0 +1,275 @@
+"""Segment definitions: the YAML an analyst writes, parsed, checked and ordered.
+
+A definition names a segment, describes it, and gives a `rule` (conditions on
+fields such as `scores.churn_decile` or `order.avg_order_value`, and on recent
+events such as `cart_add` within 3 days, combined with `all`, `any` and `not`),
+optional `exclude` (members of other segments, or a rule) and, for lookalike
+audiences, a `lookalike` block (see `segments.lookalike`). Every problem is
+reported with the segment and the field it concerns, before anything runs.
+
+    name: cart_abandoners_3d
+    description: Added to cart in the last 3 days and bought nothing since.
+    rule:
+      all:
+        - {event: cart_add, within_days: 3}
+        - {event: purchase, after_last: cart_add, max_count: 0}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+
+from segments.fields import EVENT_KINDS, OPERATORS, Catalog
+
+__all__ = [
+    "EXAMPLES_DIR",
+    "AllOf",
+    "AnyOf",
+    "DefinitionError",
+    "EventCondition",
+    "Exclusion",
+    "FieldCondition",
+    "Lookalike",
+    "Not",
+    "Rule",
+    "SegmentDefinition",
+    "evaluation_order",
+    "load_definitions",
+    "validate_definitions",
+]
+
+EXAMPLES_DIR = Path(__file__).parent / "definitions"
+
+
+class DefinitionError(ValueError):
+    """A segment definition is wrong; the message names each segment and field concerned."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FieldCondition(_Strict):
+    """`field op value`: e.g. `{field: scores.churn_probability, op: ">", value: 0.7}`."""
+
+    field: str
+    op: Literal[OPERATORS]  # type: ignore[valid-type]
+    value: Any = None
+
+
+class EventCondition(_Strict):
+    """How many events of a kind a customer had, optionally in a window or after another event.
+
+    Counts events up to the evaluation time: in the last `within_days` days if set,
+    after the customer's last `after_last` event if set. The count must lie in
+    [`min_count`, `max_count`]; by default at least one event.
+    """
+
+    event: str
+    within_days: float | None = Field(None, gt=0)
+    after_last: str | None = None
+    min_count: int | None = Field(None, ge=0)
+    max_count: int | None = Field(None, ge=0)
+
+    @property
+    def bounds(self) -> tuple[int, int | None]:
+        if self.min_count is not None:
+            return self.min_count, self.max_count
+        return (1 if self.max_count is None else 0), self.max_count
+
+
+class AllOf(_Strict):
+    all: list[Rule] = Field(min_length=1)
+
+
+class AnyOf(_Strict):
+    any: list[Rule] = Field(min_length=1)
+
+
+class Not(_Strict):
+    not_: Rule = Field(alias="not")
+
+
+def _rule_kind(value: Any) -> str | None:
+    keys = set(value) if isinstance(value, dict) else set(vars(value)) if value else set()
+    for kind in ("all", "any", "field", "event"):
+        if kind in keys:
+            return kind
+    return "not" if ("not" in keys or "not_" in keys) else None
+
+
+Rule = Annotated[
+    Annotated[AllOf, Tag("all")]
+    | Annotated[AnyOf, Tag("any")]
+    | Annotated[Not, Tag("not")]
+    | Annotated[FieldCondition, Tag("field")]
+    | Annotated[EventCondition, Tag("event")],
+    Discriminator(
+        _rule_kind,
+        custom_error_type="rule",
+        custom_error_message="a rule is one of all/any/not, a {field, op, value} or an {event}",
+    ),
+]
+
+
+class Exclusion(_Strict):
+    """Who is never in the segment: members of other segments, and whoever matches `rule`."""
+
+    segments: list[str] = []
+    rule: Rule | None = None
+
+
+class Lookalike(_Strict):
+    """Customers resembling a seed audience: the `top_percent` most similar non-seed customers.
+
+    `features` lists numeric fields; `group.*` takes every numeric field of a group.
+    """
+
+    seed: Rule
+    features: list[str] = Field(min_length=1)
+    top_percent: float = Field(gt=0, le=100)
+
+
+class SegmentDefinition(_Strict):
+    """One segment: who is in it (`rule`, `lookalike`) and who never is (`exclude`)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    rule: Rule | None = None
+    exclude: Exclusion | None = None
+    lookalike: Lookalike | None = None
+    path: Path | None = Field(None, exclude=True)
+
+
+for _model in (AllOf, AnyOf, Not, Exclusion, Lookalike, SegmentDefinition):
+    _model.model_rebuild()
+
+
+def load_definitions(*, folders: Sequence[Path]) -> list[SegmentDefinition]:
+    """Read every `*.yaml`/`*.yml` in `folders`; a later folder's segment replaces an earlier."""
+    found: dict[str, SegmentDefinition] = {}
+    problems = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise DefinitionError(f"segment definition folder not found: {folder}")
+        seen_here: dict[str, Path] = {}
+        for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+            try:
+                definition = _parse(path)
+            except DefinitionError as error:
+                problems.append(str(error))
+                continue
+            if definition.name in seen_here:
+                first = seen_here[definition.name]
+                problems.append(f"{path}: segment {definition.name!r} is also defined in {first}")
+            seen_here[definition.name] = path
+            found[definition.name] = definition
+    if problems:
+        raise DefinitionError("\n".join(problems))
+    return list(found.values())
+
+
+def _parse(path: Path) -> SegmentDefinition:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise DefinitionError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise DefinitionError(f"{path}: a segment definition is a mapping with name and rule")
+    name = data.get("name", path.stem)
+    try:
+        return SegmentDefinition.model_validate({**data, "path": path})
+    except ValidationError as error:
+        lines = [
+            f"{path}: segment {name!r}: at {_where(e['loc'])}: {e['msg']}" for e in error.errors()
+        ]
+        raise DefinitionError("\n".join(lines)) from None
+
+
+_TAGS = {"all", "any", "not", "field", "event"}
+
+
+def _where(loc: tuple) -> str:
+    """A validation error's place, without the union tags pydantic inserts after each rule."""
+    kept = [
+        str(part)
+        for i, part in enumerate(loc)
+        if not (
+            part in _TAGS
+            and i
+            and (loc[i - 1] in ("rule", "seed", "not") or isinstance(loc[i - 1], int))
+        )
+    ]
+    return ".".join(kept) or "top"
+
+
+def validate_definitions(definitions: Sequence[SegmentDefinition], *, catalog: Catalog) -> None:
+    """Check fields, types, events and references against `catalog`; raise with every problem."""
+    names = {d.name for d in definitions}
+    problems = []
+    for definition in definitions:
+        found = []
+        for rule in _rules_of(definition):
+            found += _check_rule(rule, catalog)
+        if definition.lookalike is not None:
+            patterns = definition.lookalike.features
+            for name in (p for p in patterns if "*" not in p):
+                found += catalog.check_condition(name, ">", 0)
+            if not any(catalog.numeric_fields(p) for p in patterns):
+                found.append(f"lookalike features {patterns} match no numeric field")
+        for other in definition.exclude.segments if definition.exclude else []:
+            if other not in names:
+                found.append(f"excludes unknown segment {other!r}")
+        problems += [f"segment {definition.name!r}: {problem}" for problem in found]
+    if problems:
+        raise DefinitionError("\n".join(problems))
+    evaluation_order(definitions)
+
+
+def evaluation_order(definitions: Sequence[SegmentDefinition]) -> list[SegmentDefinition]:
+    """Definitions ordered so that every excluded segment is evaluated before its user."""
+    by_name = {d.name: d for d in definitions}
+    graph = {d.name: set(d.exclude.segments if d.exclude else ()) for d in definitions}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as error:
+        raise DefinitionError(f"segments exclude each other in a cycle: {error.args[1]}") from None
+    return [by_name[name] for name in order if name in by_name]
+
+
+def _rules_of(definition: SegmentDefinition) -> list[Rule]:
+    rules = [definition.rule]
+    if definition.exclude is not None:
+        rules.append(definition.exclude.rule)
+    if definition.lookalike is not None:
+        rules.append(definition.lookalike.seed)
+    return [rule for rule in rules if rule is not None]
+
+
+def _check_rule(rule: Rule, catalog: Catalog) -> list[str]:
+    match rule:
+        case AllOf(all=rules) | AnyOf(any=rules):
+            return [problem for sub in rules for problem in _check_rule(sub, catalog)]
+        case Not(not_=sub):
+            return _check_rule(sub, catalog)
+        case FieldCondition():
+            return catalog.check_condition(rule.field, rule.op, rule.value)
+        case EventCondition():
+            problems = []
+            for kind in (rule.event, rule.after_last):
+                if kind is not None and kind not in EVENT_KINDS:
+                    problems.append(f"unknown event {kind!r} (known: {', '.join(EVENT_KINDS)})")
+                elif kind is not None and kind not in catalog.events:
+                    needs = ", ".join(EVENT_KINDS[kind].tables)
+                    problems.append(f"event {kind!r} needs {needs}, missing from the warehouse")
+            low, high = rule.bounds
+            if high is not None and high < low:
+                problems.append(f"event {rule.event!r}: max_count {high} < min_count {low}")
+            return problems
+    raise TypeError(f"not a rule: {rule!r}")

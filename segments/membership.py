@@ -1,0 +1,162 @@
+"""Membership history: who is in each segment, since when, and what changed at each run.
+
+`segment_membership(segment, customer_id, entered_at, exited_at)` holds one row
+per stay in a segment (`exited_at` null while it lasts); `segment_runs` one row
+per segment per refresh with its size and how many entered and exited. A run's
+`evaluated_at` is the `entered_at`/`exited_at` of the changes it made, so the
+members at any run, and the changes between any two, are a query away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+import pandas as pd
+
+__all__ = [
+    "SegmentRun",
+    "changes_between",
+    "ensure_tables",
+    "erase_customers",
+    "members_at",
+    "record_run",
+    "runs",
+    "utc_now",
+]
+
+
+@dataclass(frozen=True)
+class SegmentRun:
+    """One segment's outcome in one refresh."""
+
+    run_id: str
+    segment: str
+    evaluated_at: datetime
+    as_of: datetime
+    size: int
+    entered: int
+    exited: int
+
+
+def utc_now() -> datetime:
+    """The current UTC time as a naive timestamp (the warehouse convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the membership tables (customer ids typed as in `profiles`)."""
+    id_type = con.execute(
+        "SELECT data_type FROM information_schema.columns "
+        "WHERE table_name = 'profiles' AND column_name = 'customer_id'"
+    ).fetchone()
+    id_type = id_type[0] if id_type else "VARCHAR"
+    con.execute(f"""
+        CREATE TABLE IF NOT EXISTS segment_membership (
+            segment VARCHAR NOT NULL, customer_id {id_type} NOT NULL,
+            entered_at TIMESTAMP NOT NULL, exited_at TIMESTAMP);
+        CREATE TABLE IF NOT EXISTS segment_runs (
+            run_id VARCHAR NOT NULL, segment VARCHAR NOT NULL, evaluated_at TIMESTAMP NOT NULL,
+            as_of TIMESTAMP NOT NULL, size BIGINT NOT NULL, entered BIGINT NOT NULL,
+            exited BIGINT NOT NULL, PRIMARY KEY (run_id, segment));
+    """)
+
+
+def record_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    evaluated_at: datetime,
+    as_of: datetime,
+    members: Mapping[str, pd.Index],
+) -> list[SegmentRun]:
+    """Close the stays of who left, open stays for who entered, and log the run; atomically."""
+    ensure_tables(con)
+    results = []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for segment, ids in members.items():
+            current = pd.DataFrame({"customer_id": pd.Series(ids, dtype=object)})
+            con.register("_segment_current", current)
+            exited = con.execute(
+                """UPDATE segment_membership SET exited_at = $at
+                   WHERE segment = $segment AND exited_at IS NULL
+                     AND customer_id NOT IN (SELECT customer_id FROM _segment_current)""",
+                {"at": evaluated_at, "segment": segment},
+            ).fetchone()[0]
+            entered = con.execute(
+                """INSERT INTO segment_membership
+                   SELECT $segment, c.customer_id, $at, NULL FROM _segment_current c
+                   WHERE c.customer_id NOT IN (SELECT customer_id FROM segment_membership
+                                               WHERE segment = $segment AND exited_at IS NULL)""",
+                {"at": evaluated_at, "segment": segment},
+            ).fetchone()[0]
+            con.unregister("_segment_current")
+            run = SegmentRun(run_id, segment, evaluated_at, as_of, len(current), entered, exited)
+            con.execute(
+                "INSERT INTO segment_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [run.run_id, segment, evaluated_at, as_of, run.size, entered, exited],
+            )
+            results.append(run)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return results
+
+
+def members_at(con: duckdb.DuckDBPyConnection, *, segment: str, at: datetime) -> pd.DataFrame:
+    """Members of `segment` at time `at` (a run's `evaluated_at`), with when they entered."""
+    return con.execute(
+        """SELECT customer_id, entered_at FROM segment_membership
+           WHERE segment = $segment AND entered_at <= $at AND (exited_at IS NULL OR exited_at > $at)
+           ORDER BY customer_id""",
+        {"segment": segment, "at": at},
+    ).df()
+
+
+def changes_between(
+    con: duckdb.DuckDBPyConnection, *, segment: str, since: datetime | None, until: datetime
+) -> pd.DataFrame:
+    """Who `entered` and who `exited` `segment` between two times (`since` None: the beginning).
+
+    Columns `customer_id`, `change`; someone who left and came back in between is not a change.
+    """
+    return con.execute(
+        """WITH
+           now AS (SELECT customer_id FROM segment_membership WHERE segment = $segment
+                   AND entered_at <= $until AND (exited_at IS NULL OR exited_at > $until)),
+           before AS (SELECT customer_id FROM segment_membership WHERE segment = $segment
+                   AND entered_at <= $since AND (exited_at IS NULL OR exited_at > $since))
+           SELECT customer_id, 'entered' AS change FROM (FROM now EXCEPT FROM before)
+           UNION ALL
+           SELECT customer_id, 'exited' AS change FROM (FROM before EXCEPT FROM now)
+           ORDER BY change, customer_id""",
+        {"segment": segment, "since": since or datetime.min, "until": until},
+    ).df()
+
+
+def runs(con: duckdb.DuckDBPyConnection, *, segment: str | None = None) -> pd.DataFrame:
+    """Sizes over time: every run of every segment (or of one), oldest first."""
+    ensure_tables(con)
+    where = "WHERE segment = $segment" if segment else ""
+    params = {"segment": segment} if segment else {}
+    return con.execute(
+        f"SELECT * FROM segment_runs {where} ORDER BY evaluated_at, segment", params
+    ).df()
+
+
+def erase_customers(con: duckdb.DuckDBPyConnection, *, customer_ids: list[object]) -> int:
+    """Forget customers' membership history (right to be forgotten); returns rows deleted."""
+    ensure_tables(con)
+    frame = pd.DataFrame({"customer_id": pd.Series(customer_ids, dtype=object)})
+    con.register("_segment_erase", frame)
+    try:
+        return con.execute(
+            "DELETE FROM segment_membership WHERE customer_id IN (SELECT customer_id FROM "
+            "_segment_erase)"
+        ).fetchone()[0]
+    finally:
+        con.unregister("_segment_erase")

@@ -1,0 +1,269 @@
+"""The marketers' report: one self-contained HTML page about the segments and the models.
+
+For each segment: what it is, its size now and over time, who entered and who
+left at the latest refresh, and a link to download it; then the churn
+probability and predicted LTV distributions of the current scores, the churn
+model's lift in plain words, and how the latest deliveries went. Charts are
+inline SVG drawn with matplotlib, so the file opens anywhere, offline.
+`report_html` returns the page (the service serves it at GET /report);
+`write_report` writes it into the exports folder.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from html import escape
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from matplotlib.dates import ConciseDateFormatter
+from matplotlib.figure import Figure
+
+from segments.definition import SegmentDefinition
+from segments.fields import warehouse_tables
+from segments.lift import Lift
+from segments.membership import changes_between, runs, utc_now
+
+__all__ = ["report_html", "write_report"]
+
+_SHOWN_CHANGES = 10
+_INK, _ACCENT, _MUTED = "#1f2a44", "#d9480f", "#8a94a6"
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; color: #1f2a44; margin: 2rem auto; max-width: 72rem;
+       padding: 0 1rem; line-height: 1.45; }
+h1 { margin-bottom: .2rem; } .meta { color: #8a94a6; margin-top: 0; }
+table { border-collapse: collapse; width: 100%; margin: .5rem 0 1.5rem; }
+th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #e3e7ee; }
+th { font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; color: #8a94a6; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.up { color: #2b8a3e; } .down { color: #c92a2a; }
+.lift { font-size: 1.3rem; background: #fff4e6; border-left: 4px solid #d9480f;
+        padding: .8rem 1rem; }
+.basis, .none { color: #8a94a6; }
+.charts { display: flex; gap: 2rem; flex-wrap: wrap; }
+section.segment { border-top: 2px solid #e3e7ee; padding-top: .5rem; }
+.changes { display: flex; gap: 2rem; flex-wrap: wrap; }
+.changes > div { flex: 1; min-width: 16rem; }
+a.download { font-weight: 600; }
+"""
+
+
+def report_html(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    definitions: Sequence[SegmentDefinition] = (),
+    downloads: Mapping[str, str] | None = None,
+    lift: Lift | None = None,
+    title: str = "Customer segments",
+) -> str:
+    """The report as one HTML page; `downloads` maps a segment to the href of its file."""
+    history = runs(con)
+    described = {d.name: d.description for d in definitions}
+    segments = list(dict.fromkeys([*described, *history["segment"]]))
+    latest = history.drop_duplicates("segment", keep="last").set_index("segment")
+    scores = _current_scores(con)
+    as_of = latest["as_of"].max() if len(latest) else None
+    parts = [
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="meta">Data as of {_when(as_of)} · report made {_when(utc_now())} UTC</p>',
+        "<h2>Segments</h2>",
+        _overview(segments, latest, history, described, downloads or {}),
+        "<h2>How good is the churn model?</h2>",
+        _lift_section(lift),
+        "<h2>Scores of all customers</h2>",
+        _distributions(scores),
+        *(_segment_section(con, s, latest, history, described, scores) for s in segments),
+        "<h2>Latest deliveries</h2>",
+        _deliveries(con),
+    ]
+    body = "\n".join(parts)
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}'
+        f"</title><style>{_STYLE}</style></head><body>{body}</body></html>"
+    )
+
+
+def write_report(con: duckdb.DuckDBPyConnection, *, path: Path, **options: object) -> Path:
+    """Write `report_html(con, **options)` to `path` (through a temporary file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(report_html(con, **options), encoding="utf-8")  # type: ignore[arg-type]
+    partial.replace(path)
+    return path
+
+
+def _overview(segments, latest, history, described, downloads) -> str:
+    rows = []
+    for segment in segments:
+        if segment not in latest.index:
+            rows.append(f'<tr><td>{escape(segment)}</td><td colspan=4 class="none">not refreshed'
+                        " yet</td></tr>")  # fmt: skip
+            continue
+        run = latest.loc[segment]
+        sizes = history.loc[history["segment"] == segment, "size"].tolist()
+        href = downloads.get(segment)
+        link = (
+            f'<a class="download" href="{escape(href)}" download>download</a>'
+            if href
+            else '<span class="none">not exported</span>'
+        )
+        rows.append(
+            f'<tr data-segment="{escape(segment)}"><td><a href="#seg-{escape(segment)}">'
+            f"{escape(segment)}</a><br><small>{escape(described.get(segment, ''))}</small></td>"
+            f'<td class="num size">{run["size"]:,}</td>'
+            f'<td class="num"><span class="up entered">+{run["entered"]:,}</span> / '
+            f'<span class="down exited">−{run["exited"]:,}</span></td>'
+            f"<td>{_sparkline(sizes)}</td><td>{link}</td></tr>"
+        )
+    head = "<tr><th>Segment</th><th>Members</th><th>Entered / left</th><th>Trend</th><th></th></tr>"
+    return f'<table class="overview">{head}{"".join(rows)}</table>'
+
+
+def _lift_section(lift: Lift | None) -> str:
+    if lift is None:
+        return (
+            '<p class="lift none">No lift measurement yet: no scoring is older than the churn '
+            "horizon, and no champion model with a held-out lift was found.</p>"
+        )
+    chart = ""
+    if lift.deciles is not None:
+        table = lift.deciles.sort_index()
+        figure = Figure(figsize=(5.5, 2.4))
+        ax = figure.add_subplot()
+        ax.bar(table.index, table["capture"] * 100, color=[_MUTED] * 9 + [_ACCENT])
+        ax.set_xticks(range(1, 11))
+        ax.set_xlabel("churn-probability decile (10 = riskiest)")
+        ax.set_ylabel("% of churners")
+        chart = _svg(figure)
+    return (
+        f'<p class="lift" data-capture="{lift.capture:.4f}">{escape(lift.sentence)}</p>'
+        f'<p class="basis">{escape(lift.basis)}</p>{chart}'
+    )
+
+
+def _distributions(scores: pd.DataFrame) -> str:
+    if scores.empty:
+        return '<p class="none">No scores yet.</p>'
+    charts = []
+    for column, label, fmt in (
+        ("churn_probability", "Churn probability", "{:.0%}"),
+        ("predicted_ltv", "Predicted lifetime value", "{:,.0f}"),
+    ):
+        values = scores[column].dropna()
+        figure = Figure(figsize=(4.6, 2.4))
+        ax = figure.add_subplot()
+        ax.hist(values, bins=30, color=_INK)
+        ax.axvline(values.median(), color=_ACCENT)
+        ax.set_xlabel(label)
+        ax.set_ylabel("customers")
+        caption = (
+            f'{label}: median <b class="median-{column}">{fmt.format(values.median())}</b>, '
+            f"{len(values):,} customers scored."
+        )
+        charts.append(f"<figure>{_svg(figure)}<figcaption>{caption}</figcaption></figure>")
+    return f'<div class="charts">{"".join(charts)}</div>'
+
+
+def _segment_section(con, segment, latest, history, described, scores) -> str:
+    if segment not in latest.index:
+        return ""
+    own = history[history["segment"] == segment]
+    figure = Figure(figsize=(4.5, 1.8))
+    ax = figure.add_subplot()
+    ax.plot(own["evaluated_at"], own["size"], marker="o", color=_INK)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    ax.set_ylabel("members")
+    ax.set_ylim(bottom=0)
+    previous = own["evaluated_at"].iloc[-2] if len(own) > 1 else None
+    changes = changes_between(
+        con, segment=segment, since=previous, until=latest.loc[segment, "evaluated_at"]
+    )
+    lists = "".join(
+        _changes_list(changes, scores, change, heading)
+        for change, heading in (("entered", "Entered"), ("exited", "Left"))
+    )
+    return (
+        f'<section class="segment" id="seg-{escape(segment)}"><h2>{escape(segment)}</h2>'
+        f"<p>{escape(described.get(segment, ''))}</p>"
+        f'<div class="changes"><div>{_svg(figure)}</div>{lists}</div></section>'
+    )
+
+
+def _changes_list(changes: pd.DataFrame, scores: pd.DataFrame, change: str, heading: str) -> str:
+    ids = changes.loc[changes["change"] == change, "customer_id"]
+    if ids.empty:
+        return f'<div><h3>{heading}: 0</h3><p class="none">nobody</p></div>'
+    shown = scores.reindex(ids.iloc[:_SHOWN_CHANGES])
+    rows = "".join(
+        f"<tr><td>{escape(str(cid))}</td>"
+        f'<td class="num">{_maybe(row["churn_probability"], "{:.0%}")}</td>'
+        f'<td class="num">{_maybe(row["predicted_ltv"], "{:,.0f}")}</td></tr>'
+        for cid, row in shown.iterrows()
+    )
+    hidden = len(ids) - _SHOWN_CHANGES
+    more = f'<p class="none">and {hidden:,} more</p>' if hidden > 0 else ""
+    return (
+        f"<div><h3>{heading}: {len(ids):,}</h3><table><tr><th>Customer</th><th>Churn</th>"
+        f"<th>Predicted LTV</th></tr>{rows}</table>{more}</div>"
+    )
+
+
+def _deliveries(con: duckdb.DuckDBPyConnection) -> str:
+    if "activation_log" not in warehouse_tables(con):
+        return '<p class="none">Nothing delivered yet.</p>'
+    latest = con.execute(
+        """SELECT destination, segment, status, row_count, withheld_no_consent, error, finished_at
+           FROM activation_log QUALIFY row_number() OVER (
+               PARTITION BY destination, segment ORDER BY finished_at DESC) = 1
+           ORDER BY destination, segment"""
+    ).fetchall()
+    rows = "".join(
+        f"<tr><td>{escape(d)}</td><td>{escape(s)}</td><td>{escape(status)}</td>"
+        f'<td class="num">{n:,}</td><td class="num">{w:,}</td>'
+        f"<td>{escape(error or '')}</td><td>{_when(at)}</td></tr>"
+        for d, s, status, n, w, error, at in latest
+    )
+    head = (
+        "<tr><th>Destination</th><th>Segment</th><th>Status</th><th>Sent</th>"
+        "<th>Withheld (no consent)</th><th>Error</th><th>When (UTC)</th></tr>"
+    )
+    return f"<table>{head}{rows}</table>"
+
+
+def _current_scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    if "current_scores" not in warehouse_tables(con):
+        return pd.DataFrame(columns=["churn_probability", "predicted_ltv"])
+    return (
+        con.execute("SELECT customer_id, churn_probability, predicted_ltv FROM current_scores")
+        .df()
+        .set_index("customer_id")
+    )
+
+
+def _sparkline(sizes: list[int]) -> str:
+    figure = Figure(figsize=(1.6, 0.4))
+    ax = figure.add_axes((0, 0, 1, 1))
+    ax.plot(range(len(sizes)), sizes, color=_INK, marker="o" if len(sizes) < 3 else None, ms=3)
+    ax.set_ylim(0, max(max(sizes), 1) * 1.1)
+    ax.axis("off")
+    return _svg(figure)
+
+
+def _svg(figure: Figure) -> str:
+    figure.patch.set_alpha(0)
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight" if figure.axes[0].axison else None)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _maybe(value: object, fmt: str) -> str:
+    return "–" if value is None or pd.isna(value) else fmt.format(value)
+
+
+def _when(value: datetime | pd.Timestamp | None) -> str:
+    return "–" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%d %b %Y %H:%M}"

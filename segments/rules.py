@@ -1,0 +1,85 @@
+"""Rules compiled to DuckDB SQL over the evaluation tables built by `segments.fields.prepare`.
+
+A rule becomes a boolean expression over the base table (alias `b`) with `?`
+parameters. A condition on a missing value (no score yet, no feature snapshot)
+is false, and so `not` of it is true: `not` means "does not match".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from segments.definition import AllOf, AnyOf, EventCondition, FieldCondition, Not, Rule
+from segments.fields import EVENTS_TABLE
+
+__all__ = ["compile_rule"]
+
+_COMPARISONS = {"=", "!=", "<", "<=", ">", ">="}
+
+
+def compile_rule(rule: Rule, *, as_of: datetime) -> tuple[str, list[object]]:
+    """SQL predicate over `b` (the base table) and its parameters."""
+    params: list[object] = []
+    return _sql(rule, as_of, params), params
+
+
+def _sql(rule: Rule, as_of: datetime, params: list[object]) -> str:
+    match rule:
+        case AllOf(all=rules):
+            return "(" + " AND ".join(_sql(r, as_of, params) for r in rules) + ")"
+        case AnyOf(any=rules):
+            return (
+                "(" + " OR ".join(f"coalesce({_sql(r, as_of, params)}, FALSE)" for r in rules) + ")"
+            )
+        case Not(not_=inner):
+            return f"(NOT coalesce({_sql(inner, as_of, params)}, FALSE))"
+        case FieldCondition():
+            return _field_sql(rule, as_of, params)
+        case EventCondition():
+            return _event_sql(rule, as_of, params)
+    raise TypeError(f"not a rule: {rule!r}")
+
+
+def _field_sql(rule: FieldCondition, as_of: datetime, params: list[object]) -> str:
+    column = f'b."{rule.field}"'
+    op, value = rule.op, rule.value
+    if op == "is_null":
+        return f"({column} IS NULL)"
+    if op == "not_null":
+        return f"({column} IS NOT NULL)"
+    if op in _COMPARISONS:
+        params.append(value)
+        return f"({column} {op} ?)"
+    if op == "between":
+        params.extend(value)
+        return f"({column} BETWEEN ? AND ?)"
+    if op in ("in", "not_in"):
+        params.extend(value)
+        negate = "NOT " if op == "not_in" else ""
+        return f"({column} {negate}IN ({', '.join('?' * len(value))}))"
+    if op == "contains":
+        params.append(value)
+        return f"list_contains({column}, ?)"
+    params.append(as_of - timedelta(days=value))
+    return f"({column} > ?)" if op == "within_days" else f"({column} <= ?)"
+
+
+def _event_sql(rule: EventCondition, as_of: datetime, params: list[object]) -> str:
+    where = ["e.customer_id = b.customer_id", "e.kind = ?"]
+    params.append(rule.event)
+    if rule.within_days is not None:
+        where.append("e.occurred_at > ?")
+        params.append(as_of - timedelta(days=rule.within_days))
+    if rule.after_last is not None:
+        where.append(
+            f"e.occurred_at > (SELECT max(l.occurred_at) FROM {EVENTS_TABLE} l "
+            "WHERE l.customer_id = b.customer_id AND l.kind = ?)"
+        )
+        params.append(rule.after_last)
+    count = f"(SELECT count(*) FROM {EVENTS_TABLE} e WHERE {' AND '.join(where)})"
+    low, high = rule.bounds
+    params.append(low)
+    if high is None:
+        return f"({count} >= ?)"
+    params.append(high)
+    return f"({count} BETWEEN ? AND ?)"

@@ -1,0 +1,36 @@
+"""The event collector: Segment's HTTP tracking API, a durable log, and its loader.
+
+`create_app` gives the ASGI app (`cip collect` runs it with uvicorn; `cip serve` mounts it);
+`load_pending` moves logged events into the warehouse's `raw_events` (the app does it in the
+background when given the warehouse path; `cip collect flush` does it on demand). Names are
+imported on first use, so reading the settings (`serving.collector.settings`) stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "BackgroundLoader",
+    "CollectorSettings",
+    "LoadReport",
+    "create_app",
+    "load_pending",
+    "serve",
+]
+
+_HOMES = {
+    "BackgroundLoader": "loader",
+    "CollectorSettings": "settings",
+    "LoadReport": "loader",
+    "create_app": "app",
+    "load_pending": "loader",
+    "serve": "app",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -1,0 +1,194 @@
+"""The Segment tracking spec: validate one message and normalize it for the log.
+
+A message is what one `track`, `identify`, `page`, `screen`, `group` or `alias` call sends
+(https://segment.com/docs/connections/spec/common/). Validation follows the spec's rules: a
+`userId` or an `anonymousId`, an `event` on track, a `groupId` on group, a `previousId` and a
+`userId` on alias, objects for `properties`, `traits`, `context` and `integrations`, ISO-8601
+timestamps, and at most `max_bytes` per message. Normalization adds what the server owes every
+message: a `messageId` when the client sent none, the server's `receivedAt`, the batch's shared
+`context`, and a `timestamp` corrected for the client's clock skew:
+`timestamp = receivedAt - (sentAt - originalTimestamp)`. Reasons never quote the values sent,
+so personal data stays out of responses and logs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Required
+
+import orjson
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, with_config
+from pydantic import ValidationError as PydanticValidationError
+from typing_extensions import TypedDict
+
+__all__ = ["MESSAGE_TYPES", "SpecError", "batch_values", "normalize"]
+
+MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+
+
+class SpecError(ValueError):
+    """A message breaks the tracking spec; the text says which field and why."""
+
+
+def _text_only(value: Any) -> Any:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("must be an ISO-8601 time in a string")
+    return value
+
+
+Object = dict[str, Any]
+Timestamp = Annotated[datetime, BeforeValidator(_text_only)]  # ISO text, as the spec says
+# Ids may come as numbers (the spec allows it; analytics-python turns them into text): as text.
+_CONFIG = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+
+
+@with_config(_CONFIG)
+class _Shared(TypedDict, total=False):
+    """What a batch may set for all its messages."""
+
+    sentAt: Timestamp | None
+    context: Object | None
+    integrations: Object | None
+
+
+@with_config(_CONFIG)
+class _Common(_Shared, total=False):
+    messageId: str | None
+    userId: str | None
+    anonymousId: str | None
+    timestamp: Timestamp | None
+
+
+@with_config(_CONFIG)
+class _Track(_Common, total=False):
+    type: Required[Literal["track"]]
+    event: Required[Annotated[str, Field(min_length=1)]]
+    properties: Object | None
+
+
+@with_config(_CONFIG)
+class _Identify(_Common, total=False):
+    type: Required[Literal["identify"]]
+    traits: Object | None
+
+
+@with_config(_CONFIG)
+class _Page(_Common, total=False):
+    type: Required[Literal["page", "screen"]]
+    name: str | None
+    category: str | None
+    properties: Object | None
+
+
+@with_config(_CONFIG)
+class _Group(_Common, total=False):
+    type: Required[Literal["group"]]
+    groupId: Required[str]
+    traits: Object | None
+
+
+@with_config(_CONFIG)
+class _Alias(_Common, total=False):
+    type: Required[Literal["alias"]]
+    previousId: Required[str]
+    userId: Required[str]
+
+
+_SHARED = TypeAdapter(_Shared)
+_MESSAGE = TypeAdapter(
+    Annotated[_Track | _Identify | _Page | _Group | _Alias, Field(discriminator="type")]
+)
+
+
+def normalize(
+    item: Any,
+    *,
+    received_at: datetime,
+    max_bytes: int,
+    kind: str | None = None,
+    sent_at: datetime | None = None,
+    context: Object | None = None,
+    integrations: Object | None = None,
+) -> dict[str, Any]:
+    """Validate one message and return it ready for the log; raise `SpecError` if it is bad.
+
+    `kind` is the call's type when the endpoint names it (`/v1/track`); batch items carry their
+    own `type`. `sent_at`, `context` and `integrations` are a batch's shared values: the item's
+    own values win.
+    """
+    if not isinstance(item, dict):
+        raise SpecError(f"a message must be a JSON object, not {_json_type(item)}")
+    size = len(orjson.dumps(item))
+    if size > max_bytes:
+        raise SpecError(f"message is {size:,} bytes, over the {max_bytes:,}-byte limit")
+    if "writeKey" in item or kind is not None:  # the write key is a secret: never stored
+        item = {key: value for key, value in item.items() if key != "writeKey"}
+    if kind is not None:
+        item["type"] = kind
+    elif "type" not in item:
+        raise SpecError(f"type: missing; one of {', '.join(MESSAGE_TYPES)}")
+    try:
+        message: dict[str, Any] = _MESSAGE.validate_python(item)
+    except PydanticValidationError as error:
+        raise SpecError(_reason(error)) from None
+    if not (message.get("userId") or message.get("anonymousId")):
+        raise SpecError("userId or anonymousId: one of them is required")
+    if context or integrations:
+        message["context"] = {**(context or {}), **(message.get("context") or {})}
+        message["integrations"] = {**(integrations or {}), **(message.get("integrations") or {})}
+    message["messageId"] = message.get("messageId") or str(uuid.uuid4())
+    message["receivedAt"] = received_at
+    _correct_skew(message, received_at=received_at, sent_at=message.get("sentAt") or sent_at)
+    return message
+
+
+def batch_values(body: dict[str, Any]) -> dict[str, Any]:
+    """A batch request's shared `sent_at`, `context` and `integrations`, as `normalize` takes
+    them; raise `SpecError` if one has the wrong type."""
+    try:
+        shared = _SHARED.validate_python(
+            {key: body.get(key) for key in ("sentAt", "context", "integrations")}
+        )
+    except PydanticValidationError as error:
+        raise SpecError(_reason(error, nested=False)) from None
+    return {
+        "sent_at": shared["sentAt"],
+        "context": shared["context"],
+        "integrations": shared["integrations"],
+    }
+
+
+def _correct_skew(message: dict[str, Any], *, received_at: datetime, sent_at: datetime | None):
+    """Set `timestamp` on the server's clock; keep the client's as `originalTimestamp`.
+    Times without a UTC offset are taken as UTC."""
+    original = _aware(message.get("timestamp"))
+    sent_at = _aware(sent_at)
+    if sent_at is not None:
+        message["sentAt"] = sent_at
+    if original is None:
+        message["timestamp"] = received_at
+        return
+    message["originalTimestamp"] = original
+    message["timestamp"] = original if sent_at is None else received_at - (sent_at - original)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _reason(error: PydanticValidationError, *, nested: bool = True) -> str:
+    """One line per bad field, e.g. `event: Field required` (never the value sent)."""
+    reasons: dict[str, str] = {}
+    for detail in error.errors(include_url=False, include_input=False):
+        if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            return f"type: must be one of {', '.join(MESSAGE_TYPES)}"
+        loc = detail["loc"][1:] if nested else detail["loc"]  # messages: loc[0] is the type
+        field = str(loc[0]) if loc else "message"
+        reasons.setdefault(field, f"{field}: {detail['msg']}")
+    return "; ".join(reasons.values())
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")

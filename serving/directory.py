@@ -1,0 +1,160 @@
+"""The customer directory: which customer a request names, and what we know of them.
+
+A read-only, in-memory snapshot of the warehouse's `customer_identifiers`, `profiles` and
+open `segment_membership` rows. The service never holds the warehouse open (DuckDB allows
+one writing process per file, and that is the pipeline): it copies these tables at
+start-up and again when their fingerprint (`warehouse_version`) changes. Identifiers are
+normalized exactly as resolution normalizes them before they are looked up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from resolution import normalize
+
+__all__ = ["ID_TYPES", "Directory", "DirectoryUnavailable", "load_directory", "warehouse_version"]
+
+ID_TYPES = ("customer_id", "email", "phone", "user_id", "anonymous_id")
+"""The identifiers a caller may name a customer by, in order of preference."""
+
+_CUSTOMERS_SQL = """
+SELECT p.*, coalesce(i.identifiers, []) AS identifiers, coalesce(s.segments, []) AS segments
+FROM wh.profiles AS p
+LEFT JOIN (
+    SELECT customer_id, list({'id_type': id_type, 'id_value': id_value}
+                             ORDER BY id_type, id_value) AS identifiers
+    FROM wh.customer_identifiers GROUP BY customer_id
+) AS i USING (customer_id)
+LEFT JOIN (
+    SELECT customer_id, list(DISTINCT segment ORDER BY segment) AS segments
+    FROM {membership} GROUP BY customer_id
+) AS s USING (customer_id)
+"""
+_OPEN_MEMBERSHIP = "(SELECT * FROM wh.segment_membership WHERE exited_at IS NULL)"
+_NO_MEMBERSHIP = "(SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS segment LIMIT 0)"
+
+
+class DirectoryUnavailable(RuntimeError):
+    """The warehouse lacks what the directory needs (the reason is the message)."""
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Identifier index, golden records, linked identities and segments, all in memory."""
+
+    customers: pa.Table
+    index: dict[str, int]
+    identifiers: dict[tuple[str, str], str]
+    normalizers: dict[str, Callable[[str], str | None]]
+    version: tuple[object, ...]
+    loaded_at: datetime
+
+    def normalized(self, id_type: str, value: str) -> str | None:
+        """`value` as resolution stores it, or None if it is not a valid `id_type`."""
+        return self.normalizers[id_type](value)
+
+    def find(self, id_type: str, value: str) -> str | None:
+        """The customer_id an identifier belongs to, or None if nobody has it."""
+        key = self.normalized(id_type, value)
+        if key is None:
+            return None
+        if id_type == "customer_id":
+            return key if key in self.index else None
+        return self.identifiers.get((id_type, key))
+
+    def segments(self, customer_id: str) -> list[str]:
+        """The segments a customer is in now (empty before segments exist)."""
+        return self.customers.column("segments")[self.index[customer_id]].as_py()
+
+    def profile(self, customer_id: str) -> dict[str, Any]:
+        """The golden record with its linked identities and segments."""
+        return self.customers.slice(self.index[customer_id], 1).to_pylist()[0]
+
+
+def warehouse_version(*, warehouse: Path) -> tuple[object, ...]:
+    """A cheap fingerprint of the lookup tables: it changes when a stage rewrites them."""
+    with _attached(warehouse) as (con, tables):
+        return _version(con, tables)
+
+
+def load_directory(*, warehouse: Path, default_region: str) -> Directory:
+    """Copy the lookup tables out of the warehouse (opened read-only, then closed)."""
+    with _attached(warehouse) as (con, tables):
+        version = _version(con, tables)
+        membership = _OPEN_MEMBERSHIP if "segment_membership" in tables else _NO_MEMBERSHIP
+        customers = con.sql(_CUSTOMERS_SQL.replace("{membership}", membership)).to_arrow_table()
+        pairs = con.sql(
+            "SELECT id_type, id_value, customer_id FROM wh.customer_identifiers"
+        ).fetchall()
+    return Directory(
+        customers=customers,
+        index={cid: i for i, cid in enumerate(customers.column("customer_id").to_pylist())},
+        identifiers={(t, v): cid for t, v, cid in pairs},
+        normalizers=_normalizers(default_region),
+        version=version,
+        loaded_at=datetime.now(UTC),
+    )
+
+
+@contextmanager
+def _attached(warehouse: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, set[str]]]:
+    """An in-memory connection with the warehouse attached read-only, and its table names."""
+    if not warehouse.exists():
+        raise DirectoryUnavailable(f"no warehouse at {warehouse}: run `cip run` first")
+    con = duckdb.connect()
+    try:
+        try:
+            con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+        except duckdb.Error as exc:
+            raise DirectoryUnavailable(f"cannot open the warehouse read-only: {exc}") from exc
+        tables = {
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'"
+                " UNION SELECT view_name FROM duckdb_views() WHERE database_name = 'wh'"
+            ).fetchall()
+        }
+        missing = {"profiles", "customer_identifiers"} - tables
+        if missing:
+            raise DirectoryUnavailable(
+                f"the warehouse has no {', '.join(sorted(missing))} table yet: run `cip resolve`"
+            )
+        yield con, tables
+    finally:
+        con.close()
+
+
+def _version(con: duckdb.DuckDBPyConnection, tables: set[str]) -> tuple[object, ...]:
+    parts = [
+        "(SELECT count(*) FROM wh.profiles)",
+        "(SELECT max(updated_at) FROM wh.profiles)",
+        "(SELECT count(*) FROM wh.customer_identifiers)",
+    ]
+    if "customer_id_changes" in tables:
+        parts.append("(SELECT count(*) FROM wh.customer_id_changes)")
+    if "segment_membership" in tables:
+        parts.append("(SELECT count(*) || '/' || count(exited_at) FROM wh.segment_membership)")
+    return con.execute(f"SELECT {', '.join(parts)}").fetchall()[0]
+
+
+def _normalizers(default_region: str) -> dict[str, Callable[[str], str | None]]:
+    return {
+        "customer_id": _stripped,
+        "email": normalize.email,
+        "phone": lambda value: normalize.phone(value, default_region),
+        "user_id": _stripped,
+        "anonymous_id": _stripped,
+    }
+
+
+def _stripped(value: str) -> str | None:
+    return value.strip() or None

@@ -1,0 +1,232 @@
+"""The BentoML service behind `cip serve`: live scores, profiles, status, reload and report.
+
+`POST /score`, `/score_batch` and `/reload` are BentoML APIs; `GET`/`POST /profile`,
+`GET /status` and `GET /report` are FastAPI routes mounted beside them; the event collector
+(`serving.collector`) answers under `/v1`. OpenAPI with examples is at `/docs.json`. Every
+route except health probes, docs and the collector needs the bearer API key. Settings are
+read once at import, like the CLI reads them (`cip.yaml`, `CIP_CONFIG`, `CIP_*` variables).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import anyio.to_thread
+import bentoml
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from pipelines.config import load_settings
+from pipelines.tracking import tracking_uri
+from serving.auth import ApiKeyAuth, api_key
+from serving.collector import create_app
+from serving.directory import Directory
+from serving.runtime import ApiError, Runtime
+from serving.schemas import (
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    CustomerRef,
+    ProfileResponse,
+    ScoreRequest,
+    ScoreResponse,
+    StatusResponse,
+)
+
+__all__ = ["Scoring"]
+
+log = logging.getLogger("cip.serving")
+
+settings = load_settings()
+routes = FastAPI(title="cip", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@routes.exception_handler(ApiError)
+async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    return exc.response()
+
+
+@routes.exception_handler(RequestValidationError)
+async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """400 naming each problem; submitted values are never echoed (they may be personal)."""
+    return JSONResponse({"error": "; ".join(map(_problem, exc.errors()))}, status_code=400)
+
+
+def _problem(error: dict[str, Any]) -> str:
+    if error["type"] == "json_invalid":
+        return "malformed JSON body"
+    where = ".".join(map(str, error["loc"][1:]))
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _answers_errors(
+    func: Callable[..., Awaitable[Any]],
+) -> Callable[..., Awaitable[Any]]:
+    """Turn an ApiError raised by an API method into its 4xx/503 JSON answer."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any) -> Any:
+        try:
+            return await func(*args)
+        except ApiError as exc:
+            return exc.response()
+
+    return wrapper
+
+
+@bentoml.service(
+    name="cip",
+    workers=settings.serving.workers,
+    traffic={"timeout": 30},
+    logging={"access": {"enabled": settings.serving.access_log}},
+)
+@bentoml.asgi_app(routes, path="/")
+class Scoring:
+    """Customer scores and profiles by any identifier, from the champion models."""
+
+    def __init__(self) -> None:
+        self.settings = settings
+        self.runtime = Runtime(settings=settings, tracking_uri=tracking_uri(settings))
+        self.runtime.refresh()
+        self._watcher: asyncio.Task[None] | None = None
+
+    def __is_ready__(self) -> bool:
+        return self.runtime.ready
+
+    @bentoml.on_startup
+    async def _start_watching(self) -> None:
+        if self.settings.serving.reload_interval_seconds > 0:
+            self._watcher = asyncio.create_task(self._watch())
+
+    @bentoml.on_shutdown
+    async def _stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.serving.reload_interval_seconds)
+            try:
+                await anyio.to_thread.run_sync(self.runtime.refresh)
+            except Exception:
+                log.exception("periodic reload failed; keeping what is loaded")
+
+    @bentoml.api(route="/score", output_spec=ScoreResponse)
+    @_answers_errors
+    async def score(self, request: ScoreRequest, /) -> ScoreResponse:
+        """Live churn and LTV scores of one customer named by any identifier."""
+        directory = self.runtime.directory()
+        customer_id, matched_by = _resolve(directory, request)
+        (row,) = self.runtime.score([customer_id], reasons=request.reasons)
+        return ScoreResponse(
+            customer_id=customer_id,
+            matched_by=matched_by,
+            segments=directory.segments(customer_id),
+            **row,
+        )
+
+    @bentoml.api(route="/score_batch", output_spec=BatchResponse)
+    @_answers_errors
+    async def score_batch(self, request: BatchRequest, /) -> BatchResponse:
+        """Scores of up to `batch_limit` customers; unknown ones get a per-item error."""
+        limit = self.settings.serving.batch_limit
+        if len(request.customers) > limit:
+            raise ApiError(
+                413, f"{len(request.customers)} customers in one batch: the limit is {limit}"
+            )
+        directory = self.runtime.directory()
+        items: list[BatchItem] = []
+        found: list[tuple[int, str, str]] = []
+        for index, ref in enumerate(request.customers):
+            try:
+                customer_id, matched_by = _resolve(directory, ref)
+            except ApiError as exc:
+                items.append(BatchItem(index=index, status=exc.status, error=exc.message))
+            else:
+                found.append((index, customer_id, matched_by))
+        rows = self.runtime.score([cid for _, cid, _ in found], reasons=request.reasons)
+        for (index, customer_id, matched_by), row in zip(found, rows, strict=True):
+            score = ScoreResponse(
+                customer_id=customer_id,
+                matched_by=matched_by,
+                segments=directory.segments(customer_id),
+                **row,
+            )
+            items.append(BatchItem(index=index, score=score))
+        items.sort(key=lambda item: item.index)
+        return BatchResponse(results=items, scored=len(found), failed=len(items) - len(found))
+
+    @routes.post("/profile", response_model=ProfileResponse, tags=["Service APIs"])
+    async def profile(self, ref: CustomerRef) -> ProfileResponse:
+        """The golden record and linked identities of a customer named by any identifier."""
+        return _profile(self.runtime.directory(), ref)
+
+    @routes.get("/profile", response_model=ProfileResponse, tags=["Service APIs"])
+    async def get_profile(self, ref: Annotated[CustomerRef, Query()]) -> ProfileResponse:
+        """The same lookup by query parameters, e.g. `GET /profile?email=...`."""
+        return _profile(self.runtime.directory(), ref)
+
+    @bentoml.api(route="/reload", output_spec=StatusResponse)
+    async def reload(self) -> StatusResponse:
+        """Check now for a new champion and new lookup tables; answers what is loaded."""
+        await anyio.to_thread.run_sync(self.runtime.refresh)
+        return self.runtime.status()
+
+    @routes.get("/status", response_model=StatusResponse, tags=["Service APIs"])
+    async def status(self) -> StatusResponse:
+        """Model versions, feature freshness, customers loaded, and why anything is missing."""
+        return self.runtime.status()
+
+    @routes.get("/report", tags=["Service APIs"], response_class=FileResponse)
+    async def report(self) -> Response:
+        """The latest marketers' HTML report written by `cip segments`."""
+        exports = self.settings.paths.exports
+        reports = sorted(exports.rglob("*.html"), key=lambda p: p.stat().st_mtime)
+        if not reports:
+            raise ApiError(404, f"no HTML report in {exports} yet: run `cip segments`")
+        return FileResponse(reports[-1], media_type="text/html")
+
+
+def _resolve(directory: Directory, ref: CustomerRef) -> tuple[str, str]:
+    """(customer_id, identifier type that found it); 400 for an invalid value, 404 if unknown."""
+    tried = []
+    for id_type, value in ref.identifiers():
+        if directory.normalized(id_type, value) is None:
+            raise ApiError(400, f"{id_type} is not a valid {id_type.replace('_', ' ')}")
+        customer_id = directory.find(id_type, value)
+        if customer_id is not None:
+            return customer_id, id_type
+        tried.append(id_type)
+    raise ApiError(404, f"no customer with this {' or '.join(tried)}")
+
+
+def _profile(directory: Directory, ref: CustomerRef) -> ProfileResponse:
+    customer_id, matched_by = _resolve(directory, ref)
+    record = directory.profile(customer_id)
+    identifiers = record.pop("identifiers")
+    segments = record.pop("segments")
+    return ProfileResponse(
+        customer_id=customer_id,
+        matched_by=matched_by,
+        profile=record,
+        identifiers=identifiers,
+        segments=segments,
+    )
+
+
+Scoring.add_asgi_middleware(ApiKeyAuth, key=api_key(settings))
+Scoring.mount_asgi_app(
+    create_app(
+        settings=settings.serving.collector,
+        log_dir=settings.paths.collector,
+        warehouse=settings.paths.warehouse,
+    ),
+    path="/",
+    name="collector",
+)

@@ -1,0 +1,161 @@
+"""Estimators, baselines, calibration, metrics and reasons on small synthetic data."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from models import (
+    BTYDRegressor,
+    ChurnClassifier,
+    LTVRegressor,
+    ModelSettings,
+    assign_deciles,
+    churn_metrics,
+    decile_table,
+    ltv_metrics,
+    search,
+    top_reasons,
+)
+from models.calibration import PlattCalibrator
+from models.metrics import decile_cuts, normalized_gini
+
+FAST = {"n_estimators": 40, "num_leaves": 7, "early_stopping_rounds": 5}
+
+
+def churn_data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"recency": rng.exponential(60, n), "orders": rng.poisson(3, n)})
+    X["noise"] = rng.normal(size=n)
+    logit = 0.03 * X["recency"] - 0.5 * X["orders"]
+    return X, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+
+
+def test_churn_classifier_is_a_scikit_learn_estimator() -> None:
+    X, y = churn_data(600, 0)
+    X_val, y_val = churn_data(300, 1)
+    model = ChurnClassifier(**FAST)
+    assert model.fit(X, y, eval_set=(X_val, y_val)) is model
+    assert clone(model).get_params() == model.get_params()
+    assert model.n_trees_ <= 40 and list(model.feature_names_in_) == list(X.columns)
+    proba = model.predict_proba(X_val)
+    assert proba.shape == (300, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert churn_metrics(churned=y_val, probability=proba[:, 1])["roc_auc"] > 0.7
+    assert model.feature_importance().index[-1] == "noise"
+
+
+def test_tweedie_ltv_regressor_fits_zeros_and_a_long_tail() -> None:
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"spend": rng.lognormal(3, 1, 800), "recency": rng.exponential(60, 800)})
+    buys = rng.random(800) < np.exp(-X["recency"] / 60)
+    y = np.where(buys, X["spend"] * rng.lognormal(0, 0.3, 800), 0.0)
+    model = LTVRegressor(**FAST).fit(X[:600], y[:600], eval_set=(X[600:], y[600:]))
+    predicted = model.predict(X[600:])
+    assert (predicted > 0).all()  # log link: never negative
+    assert 0.7 < predicted.sum() / y[600:].sum() < 1.4
+    assert ltv_metrics(actual=y[600:], predicted=predicted)["normalized_gini"] > 0.5
+
+
+def test_search_stays_in_bounds_and_keeps_the_best_trial() -> None:
+    X, y = churn_data(400, 3)
+    X_val, y_val = churn_data(200, 4)
+    bounds = ModelSettings(search={"trials": 3, "max_trees": 30, "num_leaves": (4, 8)}).search
+    seen = []
+    best, trials = search(
+        ChurnClassifier(num_leaves=5),
+        X=X,
+        y=y,
+        X_val=X_val,
+        y_val=y_val,
+        bounds=bounds,
+        seed=0,
+        on_trial=seen.append,
+    )
+    assert len(trials) == 3 and seen == trials
+    assert all(4 <= t.get("num_leaves", 5) <= 8 and t["trees"] <= 30 for t in trials)
+    assert best.best_score_ == min(t["valid_loss"] for t in trials)
+
+
+def test_platt_calibration_keeps_the_ranking_and_fixes_the_level() -> None:
+    rng = np.random.default_rng(5)
+    truth = rng.uniform(0.05, 0.6, 4000)
+    churned = (rng.random(4000) < truth).astype(int)
+    overconfident = truth**0.5  # too high everywhere
+    calibrator = PlattCalibrator().fit(overconfident, churned)
+    calibrated = calibrator.transform(overconfident)
+    assert np.array_equal(np.argsort(calibrated), np.argsort(overconfident))
+    assert abs(calibrated.mean() - churned.mean()) < 0.01
+    restored = PlattCalibrator.from_dict(calibrator.to_dict())
+    assert np.allclose(restored.transform(overconfident), calibrated)
+
+
+def test_metrics_on_known_answers() -> None:
+    actual = np.array([0, 0, 10, 0, 50, 5.0])
+    assert normalized_gini(actual, actual) == pytest.approx(1.0)
+    assert normalized_gini(actual, -actual) < 0
+    churned = np.array([0] * 90 + [1] * 10)
+    perfect = churned.astype(float)
+    m = churn_metrics(churned=churned, probability=perfect)
+    assert m["roc_auc"] == 1.0 and m["top_decile_lift"] == pytest.approx(10.0)
+    assert m["top_decile_capture"] == 1.0
+    with pytest.raises(ValueError, match="both churners and non-churners"):
+        churn_metrics(churned=np.zeros(5), probability=np.full(5, 0.5))
+
+
+def test_deciles_are_fixed_cut_points() -> None:
+    scores = np.arange(1000, dtype=float)
+    cuts = decile_cuts(scores)
+    deciles = assign_deciles(scores, cuts)
+    assert np.bincount(deciles)[1:].tolist() == [100] * 10
+    assert assign_deciles(np.array([-5.0, 5000.0]), cuts).tolist() == [1, 10]  # one at a time
+    table = decile_table(actual=scores, predicted=scores)
+    assert table.index[0] == 10 and table["capture"].sum() == pytest.approx(1.0)
+
+
+def test_btyd_baseline_predicts_more_for_frequent_recent_buyers() -> None:
+    rng = np.random.default_rng(6)
+    n = 400
+    frequency = rng.poisson(3, n).astype(float)
+    t = rng.uniform(200, 400, n)
+    recency = np.where(frequency > 0, rng.uniform(0.5, 1.0, n) * t, 0)
+    summary = pd.DataFrame(
+        {
+            "btyd_frequency": frequency,
+            "btyd_recency": recency,
+            "btyd_t": t,
+            "btyd_monetary": np.where(frequency > 0, rng.lognormal(3, 0.5, n), 0),
+        }
+    )
+    model = BTYDRegressor(horizon_days=180).fit(summary)
+    probe = pd.DataFrame(
+        {
+            "btyd_frequency": [8.0, 1.0],
+            "btyd_recency": [290.0, 10.0],
+            "btyd_t": [300.0, 300.0],
+            "btyd_monetary": [30.0, 30.0],
+        }
+    )
+    frequent, lapsed = model.predict(probe)
+    assert frequent > 2 * lapsed > 0
+    with pytest.raises(ValueError, match="repeat buyers"):
+        BTYDRegressor().fit(summary.assign(btyd_frequency=0.0))
+
+
+def test_reasons_are_exact_shap_contributions_ranked() -> None:
+    X, y = churn_data(500, 7)
+    booster = ChurnClassifier(**FAST).fit(X, y).booster_
+    reasons = top_reasons(booster, X.to_numpy()[:20], feature_names=list(X.columns), k=1)
+    contributions = booster.predict(X.to_numpy()[:20], pred_contrib=True)
+    margin = booster.predict(X.to_numpy()[:20], raw_score=True)
+    assert np.allclose(contributions.sum(axis=1), margin)  # SHAP adds up to the score
+    for row, found in enumerate(reasons):
+        assert 1 <= len(found) <= 2
+        up = [r for r in found if r["effect"] > 0]
+        if up:
+            assert up[0]["feature"] == X.columns[np.argmax(contributions[row, :-1])]
+            assert up[0]["value"] == pytest.approx(X.iloc[row][up[0]["feature"]])
+    assert top_reasons(booster, np.zeros((0, 3)), feature_names=list(X.columns), k=2) == []
+    assert isinstance(booster, lgb.Booster)

@@ -1,0 +1,363 @@
+"""The scoring and profile API over HTTP, on real artifacts built from the small universe.
+
+The session builds the artifacts once with the pipeline's own stages (Splink resolution,
+Feast snapshots and materialization, LightGBM champions in a SQLite MLflow registry,
+`cip score`), then the tests call the BentoML service through `Service.to_asgi()`, and one
+test through a real `cip serve` subprocess.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+from mlflow import MlflowClient
+from starlette.testclient import TestClient
+
+from pipelines.config import Settings
+from pipelines.tracking import tracking_uri
+
+TASKS = ("churn", "ltv")
+API_KEY = "test-key-7f3a"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+FAST_MODELS = {"search": {"trials": 1}, "train_cutoffs": 3}
+
+
+@contextmanager
+def service_client(settings: Settings) -> Iterator[TestClient]:
+    """The service's ASGI app on `settings.data_dir`, with its lifespan running.
+
+    The service reads its settings at import, as `bentoml serve` does, so the module is
+    (re)imported with the environment pointing at the test's data folder.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in _environment(settings).items():
+            patch.setenv(name, value)
+        module = sys.modules.get("serving.service")
+        module = importlib.reload(module) if module else importlib.import_module("serving.service")
+        with TestClient(module.Scoring.to_asgi(), raise_server_exceptions=False) as client:
+            yield client
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    return {
+        "CIP_DATA_DIR": str(settings.data_dir),
+        "CIP_SERVING__API_KEY": API_KEY,
+        "CIP_SERVING__RELOAD_INTERVAL_SECONDS": "0",
+        "CIP_SERVING__COLLECTOR__WRITE_KEYS": json.dumps({"web": "write-key-1"}),
+        "BENTOML_HOME": str(settings.paths.bentoml),
+    }
+
+
+@pytest.fixture(scope="session")
+def served(small_universe: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The small universe resolved, featurized, trained (champions registered) and scored."""
+    from pipelines.commands import features, resolve, score, train
+
+    root = tmp_path_factory.mktemp("served") / "data"
+    shutil.copytree(small_universe.data_dir, root)
+    settings = small_universe.model_copy(
+        update={
+            "data_dir": root,
+            "models": small_universe.models.model_copy(
+                update={
+                    "search": small_universe.models.search.model_copy(update={"trials": 1}),
+                    "train_cutoffs": 3,
+                }
+            ),
+        }
+    )
+    for stage in (resolve.stage, features.stage, train.stage, score.stage):
+        stage(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def client(served: Settings) -> Iterator[TestClient]:
+    with service_client(served) as client:
+        yield client
+
+
+def _query(settings: Settings, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(settings.paths.warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _score(client: TestClient, body: dict) -> dict:
+    response = client.post("/score", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_live_scores_match_cip_score(client: TestClient, served: Settings) -> None:
+    stored = _query(
+        served,
+        "SELECT customer_id, churn_probability, churn_decile, predicted_ltv, ltv_decile,"
+        " churn_reasons, ltv_reasons, churn_model_version, ltv_model_version"
+        " FROM current_scores ORDER BY churn_reasons IS NULL, customer_id LIMIT 25",
+    )
+    assert len(stored) == 25
+    with_reasons = 0
+    for cid, churn, churn_decile, ltv, ltv_decile, churn_why, ltv_why, cv, lv in stored:
+        live = _score(client, {"customer_id": cid, "reasons": True})
+        assert live["customer_id"] == cid
+        assert live["churn_probability"] == pytest.approx(churn, abs=1e-9)
+        assert live["predicted_ltv"] == pytest.approx(ltv, rel=1e-9, abs=1e-9)
+        assert (live["churn_decile"], live["ltv_decile"]) == (churn_decile, ltv_decile)
+        assert (live["churn_model_version"], live["ltv_model_version"]) == (cv, lv)
+        if churn_why is not None:
+            with_reasons += 1
+            assert live["churn_reasons"] == json.loads(churn_why)
+            assert live["ltv_reasons"] == json.loads(ltv_why)
+        assert live["features_as_of"] is not None
+    assert with_reasons > 0
+
+
+def test_email_and_anonymous_id_reach_the_same_customer(
+    client: TestClient, served: Settings
+) -> None:
+    cid, email, anonymous_id = _query(
+        served,
+        "SELECT e.customer_id, e.id_value, a.id_value FROM customer_identifiers e"
+        " JOIN customer_identifiers a USING (customer_id) JOIN current_scores USING (customer_id)"
+        " WHERE e.id_type = 'email' AND a.id_type = 'anonymous_id' ORDER BY 1 LIMIT 1",
+    )[0]
+    by_email = _score(client, {"email": f"  {email.upper()} "})
+    by_cookie = _score(client, {"anonymous_id": anonymous_id, "reasons": False})
+    assert by_email["customer_id"] == by_cookie["customer_id"] == cid
+    assert (by_email["matched_by"], by_cookie["matched_by"]) == ("email", "anonymous_id")
+    assert by_email["churn_probability"] == by_cookie["churn_probability"]
+    assert by_email["churn_reasons"] and by_cookie["churn_reasons"] is None
+
+    got = client.get("/profile", params={"email": email}, headers=AUTH).json()
+    posted = client.post("/profile", json={"anonymous_id": anonymous_id}, headers=AUTH).json()
+    assert got == {**posted, "matched_by": "email"}
+    assert got["customer_id"] == cid and got["profile"]["customer_id"] == cid
+    assert {"id_type": "anonymous_id", "id_value": anonymous_id} in got["identifiers"]
+    assert email in got["profile"]["emails"]
+
+
+def test_batch_scores_each_customer_and_reports_the_unknown(
+    client: TestClient, served: Settings
+) -> None:
+    ids = [row[0] for row in _query(served, "SELECT customer_id FROM current_scores LIMIT 3")]
+    body = {
+        "customers": [{"customer_id": ids[0]}, {"email": "nobody@example.org"}]
+        + [{"customer_id": i} for i in ids[1:]]
+        + [{"phone": "not a phone"}],
+    }
+    answer = client.post("/score_batch", json=body, headers=AUTH).json()
+    assert (answer["scored"], answer["failed"]) == (3, 2)
+    results = answer["results"]
+    assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
+    assert [r["status"] for r in results] == [200, 404, 200, 200, 400]
+    assert results[1]["error"] == "no customer with this email"
+    assert results[4]["error"] == "phone is not a valid phone"
+    assert [r["score"]["customer_id"] for r in results if r["score"]] == ids
+    single = _score(client, {"customer_id": ids[1]})
+    assert results[2]["score"]["churn_probability"] == single["churn_probability"]
+    assert results[2]["score"]["churn_reasons"] is None  # batches skip reasons by default
+
+
+def test_api_key_is_required_and_never_echoed(client: TestClient) -> None:
+    body = {"customer_id": "x"}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}):
+        for method, path in (("POST", "/score"), ("GET", "/profile"), ("GET", "/status")):
+            response = client.request(method, path, json=body, headers=headers)
+            assert response.status_code == 401, (path, headers)
+            assert response.json()["error"] and API_KEY not in response.text
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/livez").status_code == 200
+    assert client.get("/docs.json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/score", b'{"email": ', 400, "Invalid JSON"),
+        ("/profile", b'{"email": ', 400, "malformed JSON body"),
+        ("/score", b"{}", 400, "name the customer by one of customer_id, email"),
+        ("/profile", b"{}", 400, "name the customer by one of customer_id, email"),
+        ("/score", b'{"email": "not-an-email"}', 400, "email is not a valid email"),
+        ("/score", b'{"email": "nobody@example.org"}', 404, "no customer with this email"),
+        ("/score", b'{"customer_id": "c-does-not-exist"}', 404, "no customer with this"),
+        ("/profile", b'{"phone": "+1 202 555 0000"}', 404, "no customer with this phone"),
+        ("/score", b'{"email": 42}', 400, "string"),
+        ("/score", b'{"mail": "a@b.com"}', 400, "xtra"),
+        ("/score_batch", b'{"customers": []}', 400, "at least 1"),
+        ("/score_batch", b'{"customers": [{"customer_id": "x"}]} x', 400, "Invalid JSON"),
+    ],
+)
+def test_bad_input_gets_a_4xx_saying_what_is_wrong(
+    client: TestClient, path: str, body: bytes, status: int, message: str
+) -> None:
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = client.post(path, content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert "not-an-email" not in response.text  # submitted values are not echoed
+
+
+def test_batch_over_the_limit_is_refused(client: TestClient, served: Settings) -> None:
+    limit = served.serving.batch_limit
+    body = {"customers": [{"customer_id": "x"}] * (limit + 1)}
+    response = client.post("/score_batch", json=body, headers=AUTH)
+    assert response.status_code == 413
+    assert response.json()["error"] == f"{limit + 1} customers in one batch: the limit is {limit}"
+
+
+def test_status_names_the_loaded_champions(client: TestClient, served: Settings) -> None:
+    status = client.get("/status", headers=AUTH).json()
+    registry = MlflowClient(tracking_uri(served), registry_uri=tracking_uri(served))
+    champions = {t: registry.get_model_version_by_alias(t, "champion").version for t in TASKS}
+    assert status["ready"] and status["problems"] == {}
+    assert status["models"] == champions
+    assert status["customers"] == _query(served, "SELECT count(*) FROM profiles")[0][0]
+    assert status["features_materialized_at"] is not None
+
+
+def test_a_newly_promoted_champion_is_picked_up_without_restart(
+    client: TestClient, served: Settings
+) -> None:
+    registry = MlflowClient(tracking_uri(served), registry_uri=tracking_uri(served))
+    old = registry.get_model_version_by_alias("churn", "champion")
+    new = registry.create_model_version("churn", old.source, run_id=old.run_id)
+    cid = _query(served, "SELECT customer_id FROM current_scores LIMIT 1")[0][0]
+    try:
+        assert _score(client, {"customer_id": cid})["churn_model_version"] == old.version
+        registry.set_registered_model_alias("churn", "champion", new.version)
+        reloaded = client.post("/reload", headers=AUTH)
+        assert reloaded.status_code == 200
+        assert reloaded.json()["models"]["churn"] == new.version
+        assert _score(client, {"customer_id": cid})["churn_model_version"] == new.version
+    finally:
+        registry.set_registered_model_alias("churn", "champion", old.version)
+        client.post("/reload", headers=AUTH)
+    assert _score(client, {"customer_id": cid})["churn_model_version"] == old.version
+
+
+def test_report_serves_the_latest_html_file(client: TestClient, served: Settings) -> None:
+    exports = served.paths.exports
+    for old in exports.rglob("*.html"):
+        old.unlink()
+    missing = client.get("/report", headers=AUTH)
+    assert missing.status_code == 404 and "no HTML report" in missing.json()["error"]
+    report = exports / "report" / "segments.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("<html><body>segments</body></html>")
+    found = client.get("/report", headers=AUTH)
+    assert found.status_code == 200 and "text/html" in found.headers["content-type"]
+    assert found.text == report.read_text()
+
+
+def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:
+    spec = client.get("/docs.json").json()
+    paths = spec["paths"]
+    assert {"post"} <= set(paths["/score"]) and {"post"} <= set(paths["/score_batch"])
+    assert {"get", "post"} <= set(paths["/profile"])
+    assert {"/status", "/reload", "/report", "/readyz", "/livez"} <= set(paths)
+    schemas = spec["components"]["schemas"]
+    assert any("example" in schema for schema in schemas.values())
+
+
+def test_collector_is_mounted_under_v1(client: TestClient) -> None:
+    event = {"userId": "u-1", "event": "Viewed", "messageId": "m-serving-1"}
+    assert client.post("/v1/track", json=event).status_code == 401
+    accepted = client.post("/v1/track", json=event, auth=("write-key-1", ""))
+    assert accepted.status_code == 200, accepted.text
+
+
+def test_missing_models_and_features_answer_503(served: Settings, tmp_path: Path) -> None:
+    bare = served.model_copy(update={"data_dir": tmp_path / "data"})
+    bare.paths.root.mkdir(parents=True)
+    shutil.copy(served.paths.warehouse, bare.paths.warehouse)
+    sql = "SELECT id_value FROM customer_identifiers WHERE id_type = 'email' LIMIT 1"
+    (email,) = _query(served, sql)[0]
+    with service_client(bare) as client:
+        assert client.get("/readyz").status_code == 503
+        response = client.post("/score", json={"email": email}, headers=AUTH)
+        assert response.status_code == 503
+        assert "run `cip train`" in response.json()["error"]
+        assert "run `cip features`" in response.json()["error"]
+        assert client.post("/profile", json={"email": email}, headers=AUTH).status_code == 200
+        problems = client.get("/status", headers=AUTH).json()["problems"]
+        assert set(problems) == {"models", "features"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_cip_serve_answers_over_real_http_without_leaking_secrets(
+    client: TestClient, served: Settings, tmp_path: Path
+) -> None:
+    cid, email = _query(
+        served,
+        "SELECT customer_id, id_value FROM customer_identifiers JOIN current_scores"
+        " USING (customer_id) WHERE id_type = 'email' LIMIT 1",
+    )[0]
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, **_environment(served)}
+    cip = Path(sys.executable).with_name("cip")
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(cip), "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, server, log)
+        with httpx.Client(base_url=base, timeout=30) as http:
+            live = http.post("/score", json={"email": email}, headers=AUTH)
+            assert live.status_code == 200, live.text
+            expected = _score(client, {"customer_id": cid})
+            assert live.json()["customer_id"] == cid
+            assert live.json()["churn_probability"] == expected["churn_probability"]
+            assert http.post("/score", json={"email": email}).status_code == 401
+            assert http.get("/profile", params={"email": email}, headers=AUTH).status_code == 200
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    output = log.read_text()
+    assert "/score" in output  # the access log is on, and it names paths only
+    assert email not in output and API_KEY not in output
+
+
+def _wait_ready(base: str, server: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"cip serve exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"cip serve not ready after {timeout} s:\n{log.read_text()[-3000:]}")

@@ -1,0 +1,134 @@
+"""Set-based validation of a staging relation, and routing its rows to table or quarantine.
+
+One SQL pass casts every declared column with TRY_CAST and writes down, per row, every
+reason it breaks the schema: a parse error from the reader, a missing required field, or
+a value that is not of the declared type (naming the column and the value); a second
+marks good rows whose key an earlier good row of the same input already has. Rejected
+rows go to `quarantine` with their original content; good rows whose key is already in
+the table are duplicates and are not inserted again; the rest are inserted with their
+lineage. Timestamps with a UTC offset are converted to
+UTC; timestamps without one are taken as UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from warehouse.database import QUARANTINE_TABLE, first_row, literal, quote
+from warehouse.schemas import LINEAGE_COLUMNS, Column, SourceSchema
+from warehouse.staging import Staged
+
+__all__ = ["Counts", "route"]
+
+_CHECKED = "cip_checked"
+_SHOWN_CHARS = 80  # a quarantine reason quotes at most this much of a bad value
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What happened to the staged rows; `read == loaded + duplicate + quarantined`."""
+
+    read: int
+    loaded: int
+    duplicate: int
+    quarantined: int
+
+
+def _value(column: Column, staged_type: str | None) -> str:
+    """The staged value of `column`: NULL when the input lacks it or it is empty text."""
+    if staged_type is None:
+        return "NULL"
+    name = quote(column.name)
+    return f"NULLIF({name}, '')" if staged_type == "VARCHAR" else name
+
+
+def _cast(column: Column, value: str) -> str:
+    if column.type == "TIMESTAMP":
+        return f"(TRY_CAST({value} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
+    return f"TRY_CAST({value} AS {column.type})"
+
+
+def _reason(column: Column, given: str) -> str:
+    """Why the cast value of `column` (from the input value `given`) breaks the schema."""
+    cast, label = quote(column.name), literal(column.name)
+    missing = f"'missing required field ' || {label}" if column.required else "NULL"
+    text = f"CAST({given} AS VARCHAR)"  # blank text counts as missing, not as a bad value
+    shown = f"'''' || left({text}, {_SHOWN_CHARS}) || ''''"
+    bad = f"'column ' || {label} || ': ' || {shown} || ' is not a valid {column.type}'"
+    return (
+        f"CASE WHEN {cast} IS NULL THEN "
+        f"CASE WHEN {given} IS NULL OR trim({text}) = '' THEN {missing} ELSE {bad} END END"
+    )
+
+
+def _check(con: duckdb.DuckDBPyConnection, *, staged: Staged, schema: SourceSchema) -> None:
+    """Materialize the checked rows: row number, cast columns, `_reason` (NULL if good).
+
+    The reason lists every broken column; a good row whose key an earlier good row of the
+    same input already has is a duplicate within the input.
+    """
+    given = {c.name: f"_given_{i}" for i, c in enumerate(schema.columns)}
+    inputs = ", ".join(
+        f"{_value(c, staged.columns.get(c.name))} AS {given[c.name]}" for c in schema.columns
+    )
+    casts = ", ".join(f"{_cast(c, given[c.name])} AS {quote(c.name)}" for c in schema.columns)
+    reasons = ", ".join(_reason(c, given[c.name]) for c in schema.columns)
+    columns = ", ".join(quote(c.name) for c in schema.columns)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_CHECKED} AS "
+        f"SELECT _row_number, {columns}, "
+        f"  coalesce(_error, NULLIF(concat_ws('; ', {reasons}), '')) AS _reason FROM ("
+        f"    SELECT *, {casts} FROM (SELECT _row_number, _error, {inputs} FROM {staged.relation}))"
+    )
+    key = quote(schema.key)
+    con.execute(
+        f"UPDATE {_CHECKED} c SET _reason = 'duplicate key ' || {literal(schema.key)} || ' ' "
+        f"  || c.{key} || ' (first at row ' || d.first || ')' "
+        f"FROM (SELECT {key}, min(_row_number) AS first FROM {_CHECKED} WHERE _reason IS NULL "
+        f"  GROUP BY {key} HAVING count(*) > 1) d "
+        f"WHERE c.{key} = d.{key} AND c._reason IS NULL AND c._row_number > d.first"
+    )
+
+
+def route(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    staged: Staged,
+    schema: SourceSchema,
+    lineage: tuple[str, str],
+    loaded_at: datetime,
+) -> Counts:
+    """Check `staged`, quarantine bad rows, insert new good rows into the schema's table.
+
+    `lineage` is (`_source`, `_file`) for the inserted rows; quarantine rows name the
+    schema's source and the same file. Runs inside the caller's transaction.
+    """
+    _check(con, staged=staged, schema=schema)
+    source, file = lineage
+    read, quarantined = first_row(con, f"SELECT count(*), count(_reason) FROM {_CHECKED}")
+    if quarantined:
+        rejected = f"SELECT _row_number, _reason FROM {_CHECKED} WHERE _reason IS NOT NULL"
+        originals = (
+            f"SELECT _row_number, {staged.row_json} AS _row FROM {staged.relation} "
+            f"WHERE _row_number IN (SELECT _row_number FROM ({rejected}))"
+        )
+        con.execute(
+            f"INSERT INTO {QUARANTINE_TABLE} SELECT ?, ?, _row_number, _row, _reason, ? "
+            f"FROM ({rejected}) JOIN ({originals}) USING (_row_number) ORDER BY _row_number",
+            [schema.name, file, loaded_at],
+        )
+    columns = ", ".join(quote(c.name) for c in schema.columns + LINEAGE_COLUMNS)
+    key = quote(schema.key)
+    (loaded,) = first_row(
+        con,
+        f"INSERT INTO {quote(schema.table)} ({columns}) "
+        f"SELECT {', '.join(quote(c.name) for c in schema.columns)}, ?, ?, _row_number, ? "
+        f"FROM {_CHECKED} c WHERE _reason IS NULL AND NOT EXISTS "
+        f"(SELECT 1 FROM {quote(schema.table)} t WHERE t.{key} = c.{key})",
+        [source, file, loaded_at],
+    )
+    con.execute(f"DROP TABLE {_CHECKED}")
+    return Counts(read, loaded, read - quarantined - loaded, quarantined)
