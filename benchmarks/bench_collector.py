@@ -7,7 +7,9 @@
 shape analytics-python sends (Basic auth, `sentAt`, `context.library`, 1% resent messageIds)
 on loopback for `--seconds`; reports events/s and request latency, with the background loader
 on (default) or off (`--no-loader`), then how fast the loader drains what is left, and checks
-the warehouse: every acknowledged messageId exactly once.
+the warehouse: every acknowledged messageId exactly once. It also reports the CPU time the
+collector ran and the time it waited for a CPU (Linux schedstat): on a shared machine the
+second says how much of the wall time belonged to other work.
 
 `crash`: the same load, but the collector is killed with SIGKILL in the middle of it, then
 restarted on the same log and warehouse while the clients go on; at the end every
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import random
 import signal
 import socket
@@ -40,7 +43,7 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving.collector import load_pending  # noqa: E402
+from serving.collector import load_all  # noqa: E402
 
 WRITE_KEY = "bench-write-key"
 SOURCE = "bench"
@@ -143,6 +146,24 @@ def start_collector(*, data: Path, port: int, loader: bool, interval: float) -> 
     raise RuntimeError("the collector did not start within 60 s")
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time a process's threads have run so far, and time they waited for a CPU while
+    runnable (Linux schedstat): the second shows how much other work on the machine held
+    the collector back."""
+    ran = waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            on_cpu, on_queue, _ = (task / "schedstat").read_text().split()
+        except (FileNotFoundError, ValueError):  # a thread that just ended
+            continue
+        ran, waited = ran + int(on_cpu), waited + int(on_queue)
+    return ran / 1e9, waited / 1e9
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
 def stop_collector(process: subprocess.Popen) -> None:
     """SIGTERM: uvicorn finishes in-flight requests, the loader drains, the log closes."""
     process.send_signal(signal.SIGTERM)
@@ -203,20 +224,15 @@ async def for_seconds(load: Load, *, port: int, clients: int, seconds: float) ->
     return await run_clients(load, port=port, clients=clients, stop=stop)
 
 
-def drain(data: Path) -> tuple[int, float]:
-    """Load what the log still holds; events loaded and seconds taken."""
-    events, started = 0, time.perf_counter()
-    while True:
-        report = load_pending(
-            log_dir=data / "collector",
-            warehouse=data / "warehouse.duckdb",
-            max_bytes=16 * 1024 * 1024,
-        )
-        if report.busy:
-            raise RuntimeError("warehouse busy after the collector stopped")
-        events += report.events
-        if not report.more:
-            return events, time.perf_counter() - started
+def drain(data: Path) -> tuple[int, float, float]:
+    """Load what the log still holds; events loaded, seconds and CPU seconds taken."""
+    started, cpu = time.perf_counter(), time.process_time()
+    report = load_all(
+        log_dir=data / "collector", warehouse=data / "warehouse.duckdb", max_bytes=16 << 20
+    )
+    if report.busy:
+        raise RuntimeError("warehouse busy after the collector stopped")
+    return report.events, time.perf_counter() - started, time.process_time() - cpu
 
 
 def verify(data: Path, acked_ids: set[str]) -> dict[str, int]:
@@ -251,12 +267,17 @@ def throughput(args: argparse.Namespace, data: Path) -> dict[str, object]:
     port = free_port()
     process = start_collector(data=data, port=port, loader=args.loader, interval=2.0)
     try:
+        (ran, waited), client_cpu = cpu_seconds(process.pid), time.process_time()
         seconds = uvloop.run(
             for_seconds(load, port=port, clients=args.clients, seconds=args.seconds)
         )
+        ran_after, waited_after = cpu_seconds(process.pid)
+        server_cpu, server_wait = ran_after - ran, waited_after - waited
+        client_cpu = time.process_time() - client_cpu
+        load_avg = load_average()
     finally:
         stop_collector(process)
-    left, drain_seconds = drain(data)
+    left, drain_seconds, drain_cpu = drain(data)
     acked = {message_id for index in load.acked for message_id in load.ids[index]}
     events = len(load.acked) * args.batch
     return {
@@ -270,8 +291,14 @@ def throughput(args: argparse.Namespace, data: Path) -> dict[str, object]:
         "events_per_second": round(events / seconds),
         "latency_p50_ms": round(percentile(load.latencies, 0.50) * 1000, 2),
         "latency_p99_ms": round(percentile(load.latencies, 0.99) * 1000, 2),
+        "collector_cpu_seconds": round(server_cpu, 2),
+        "collector_waited_for_cpu_seconds": round(server_wait, 2),
+        "events_per_collector_cpu_second": round(events / server_cpu),
+        "client_cpu_seconds": round(client_cpu, 2),
+        "load_average_1min": load_avg,
         "left_for_final_drain": left,
         "drain_events_per_second": round(left / drain_seconds) if left else None,
+        "drain_events_per_cpu_second": round(left / drain_cpu) if left else None,
         **verify(data, acked),
     }
 
@@ -281,7 +308,7 @@ def crash(args: argparse.Namespace, data: Path) -> dict[str, object]:
     port = free_port()
     process = start_collector(data=data, port=port, loader=True, interval=0.2)
 
-    async def scenario() -> None:
+    async def scenario() -> int:
         nonlocal process
         stop = asyncio.Event()
         clients = asyncio.ensure_future(
@@ -299,9 +326,10 @@ def crash(args: argparse.Namespace, data: Path) -> dict[str, object]:
         await clients
         if killed_after == len(load.acked):
             raise RuntimeError("no request was acknowledged after the restart")
+        return killed_after
 
     try:
-        uvloop.run(scenario())
+        acked_before_kill = uvloop.run(scenario())
     finally:
         stop_collector(process)
     drain(data)
@@ -310,7 +338,8 @@ def crash(args: argparse.Namespace, data: Path) -> dict[str, object]:
     return {
         "mode": "crash",
         "requests_acked": len(load.acked),
-        "requests_failed": load.failed,
+        "requests_acked_before_the_kill": acked_before_kill,
+        "failed_attempts_retried": load.failed,
         **verify(data, acked),
     }
 

@@ -5,8 +5,10 @@
 
 For each size: generate the universe (`warehouse.synthetic.generate`) into a fresh folder,
 then load every file into a fresh DuckDB warehouse (`warehouse.load_directory`). Each step
-runs in its own process, so its peak memory (max RSS) is its own. Prints a rich table
-(people, rows per source, seconds, rows/s, peak memory) and a markdown table for RESULTS.md.
+runs in its own process, so its peak memory (max RSS) and CPU time (all threads) are its
+own; on a shared machine CPU seconds say more than wall seconds. Prints a rich table (people,
+rows per source, seconds, CPU seconds, rows/s, peak memory) and a markdown table for
+RESULTS.md.
 The folders are deleted at the end (they hold gigabytes at 100,000 people).
 """
 
@@ -34,32 +36,42 @@ from warehouse.schemas import SOURCES  # noqa: E402
 console = Console(width=170)
 
 
-def _generate(people: int, seed: int, folder: str) -> tuple[dict[str, int], float, int]:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _finish(rows: dict[str, int], wall: float, cpu: float) -> tuple:
+    """(rows, wall seconds, CPU seconds of all threads, peak RSS in KiB) of a step."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rows, time.perf_counter() - wall, _cpu() - cpu, peak
+
+
+def _generate(people: int, seed: int, folder: str) -> tuple:
     from warehouse.settings import GenerateSettings
     from warehouse.synthetic import generate
 
     settings = GenerateSettings(people=people, seed=seed)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), _cpu()
     rows = generate(
         settings=settings, sources_dir=Path(folder) / "sources", truth_dir=Path(folder) / "truth"
     )
-    return rows, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return _finish(rows, wall, cpu)
 
 
-def _load(folder: str) -> tuple[dict[str, int], float, int]:
+def _load(folder: str) -> tuple:
     import warehouse
 
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), _cpu()
     con = warehouse.connect(Path(folder) / "warehouse.duckdb")
     try:
         reports = warehouse.load_directory(con, directory=Path(folder) / "sources")
     finally:
         con.close()
-    rows = {r.source: r.rows_loaded for r in reports}
     quarantined = sum(r.rows_quarantined for r in reports)
     if quarantined:
         console.print(f"[yellow]{quarantined:,} rows quarantined")
-    return rows, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return _finish({r.source: r.rows_loaded for r in reports}, wall, cpu)
 
 
 def _in_child(function, *args):
@@ -89,9 +101,9 @@ def main() -> None:
                 ("load", _load, (str(folder),)),
             ):
                 console.print(f"{step} {people:,} people ...")
-                rows, seconds, peak_kb = _in_child(function, *step_args)
-                results.append((people, step, rows, seconds, peak_kb / 1024))
-                console.print(f"  {sum(rows.values()):,} rows in {seconds:.1f} s")
+                rows, seconds, cpu, peak_kb = _in_child(function, *step_args)
+                results.append((people, step, rows, seconds, cpu, peak_kb / 1024))
+                console.print(f"  {sum(rows.values()):,} rows in {seconds:.1f} s (CPU {cpu:.1f} s)")
             size = sum(f.stat().st_size for f in (folder / "sources").iterdir())
             console.print(f"  source files: {size / 2**20:,.0f} MiB")
         finally:
@@ -100,13 +112,13 @@ def main() -> None:
     _print(results)
 
 
-def _print(results: list[tuple[int, str, dict[str, int], float, float]]) -> None:
+def _print(results: list[tuple[int, str, dict[str, int], float, float, float]]) -> None:
     table = Table(title="generate and load", title_justify="left")
-    header = ["people", "step", *SOURCES, "rows", "seconds", "rows/s", "peak MiB"]
+    header = ["people", "step", *SOURCES, "rows", "seconds", "CPU s", "rows/s", "peak MiB"]
     for name in header:
         table.add_column(name, justify="left" if name == "step" else "right")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for people, step, rows, seconds, peak in results:
+    for people, step, rows, seconds, cpu, peak in results:
         total = sum(rows.values())
         cells = [
             f"{people:,}",
@@ -114,6 +126,7 @@ def _print(results: list[tuple[int, str, dict[str, int], float, float]]) -> None
             *(f"{rows.get(s, 0):,}" for s in SOURCES),
             f"{total:,}",
             f"{seconds:.1f}",
+            f"{cpu:.1f}",
             f"{total / seconds:,.0f}",
             f"{peak:,.0f}",
         ]

@@ -4,9 +4,10 @@ Each source's records are first linked to customers (`LINKED`: temporary tables
 `linked_<source>(customer_id, ts, ...)` joined once per build through `identity_map`). A
 group reads its `base` rows from them (one per order, event, email event, ticket or linked
 record, keyed by `customer_id`, timed by `ts`, strictly before the snapshot's `as_of`) and
-aggregates them per customer. In a feature's SQL, `{w}` is a window length in days and
-`{in_window}` the predicate "`ts` falls in the last `{w}` days before `as_of`"; a feature
-whose name holds `{w}` is repeated for every configured window. Snapshot SQL is assembled
+aggregates them per customer. In a feature's SQL, `as_of` is the snapshot's instant,
+`since_<n>d` the instant `n` days before it (for every window, and 90 and 180), `{w}` a
+window length in days and `{in_window}` the predicate "`ts` falls in the last `{w}` days";
+a feature whose name holds `{w}` is repeated for every configured window. Snapshot SQL is assembled
 from these definitions in `features.snapshots`; the Feast objects in `features.objects`.
 """
 
@@ -55,7 +56,7 @@ def expand(group: FeatureGroup, windows: tuple[int, ...]) -> list[Feature]:
     out = []
     for feature in group.features:
         for w in windows if "{w}" in feature.name else (0,):
-            in_window = f"ts >= as_of - INTERVAL {w} DAY"
+            in_window = f"ts >= since_{w}d"
             out.append(
                 Feature(
                     name=feature.name.format(w=w),
@@ -105,8 +106,8 @@ ORDER = FeatureGroup(
     base="""
     SELECT customer_id, ts, amount, coalesce(discount, 0) > 0 AS discounted,
         channel = 'online' AS online,
-        date_diff('second', lag(ts) OVER (PARTITION BY customer_id ORDER BY ts, order_id), ts)
-            / 86400.0 AS gap_days,
+        (epoch(ts) - epoch(lag(ts) OVER (PARTITION BY customer_id ORDER BY ts, order_id)))
+            / 86400 AS gap_days,
         CAST(json_extract_string(items, '$[*].category') AS VARCHAR[]) AS categories
     FROM linked_orders
     """,
@@ -125,10 +126,9 @@ ORDER = FeatureGroup(
         F("avg_order_value", "avg(amount)", "float", "Average order value."),
         F(
             "spend_trend_90d",
-            "(coalesce(sum(amount) FILTER (ts >= as_of - INTERVAL 90 DAY), 0)"
-            " - coalesce(sum(amount) FILTER (ts < as_of - INTERVAL 90 DAY"
-            " AND ts >= as_of - INTERVAL 180 DAY), 0))"
-            " / nullif(coalesce(sum(amount) FILTER (ts >= as_of - INTERVAL 180 DAY), 0), 0)",
+            "(coalesce(sum(amount) FILTER (ts >= since_90d), 0)"
+            " - coalesce(sum(amount) FILTER (ts < since_90d AND ts >= since_180d), 0))"
+            " / nullif(coalesce(sum(amount) FILTER (ts >= since_180d), 0), 0)",
             "float",
             "Spend of the last 90 days minus the 90 before, over both (-1 falling, 1 rising).",
         ),
@@ -167,8 +167,8 @@ WEB = FeatureGroup(
     SELECT customer_id, ts, type IN ('page', 'screen') AS page_view,
         event = 'Product Viewed' AS product_view, event = 'Product Added' AS add_to_cart,
         event = 'Checkout Started' AS checkout, event = 'Order Completed' AS order_completed,
-        coalesce(ts - lag(ts) OVER (PARTITION BY customer_id ORDER BY ts)
-            > INTERVAL {session_gap_minutes} MINUTE, true) AS session_start
+        coalesce(epoch(ts) - epoch(lag(ts) OVER (PARTITION BY customer_id ORDER BY ts))
+            > {session_gap_minutes} * 60, true) AS session_start
     FROM linked_events
     """,
     features=(
@@ -226,17 +226,18 @@ EMAIL = FeatureGroup(
         ),
         F(
             "email_open_rate_{w}d",
-            "count(*) FILTER (event_type = 'open' AND {in_window})"
-            " / nullif(count(*) FILTER (event_type = 'send' AND {in_window}), 0)",
+            "least(count(*) FILTER (event_type = 'open' AND {in_window})"
+            " / nullif(count(*) FILTER (event_type = 'send' AND {in_window}), 0), 1)",
             "float",
-            "Opens per email sent in the last {w} days.",
+            "Opens per email sent in the last {w} days (at most 1: an open can follow a send "
+            "from before the window).",
         ),
         F(
             "email_click_rate_{w}d",
-            "count(*) FILTER (event_type = 'click' AND {in_window})"
-            " / nullif(count(*) FILTER (event_type = 'send' AND {in_window}), 0)",
+            "least(count(*) FILTER (event_type = 'click' AND {in_window})"
+            " / nullif(count(*) FILTER (event_type = 'send' AND {in_window}), 0), 1)",
             "float",
-            "Clicks per email sent in the last {w} days.",
+            "Clicks per email sent in the last {w} days (at most 1).",
         ),
         F(
             "days_since_last_email_open",

@@ -48,7 +48,9 @@ class SnapshotReport:
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    """Tables and views (resolution may publish either)."""
+    rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    return {name for (name,) in rows}
 
 
 def default_schedule(
@@ -133,13 +135,17 @@ def _ensure_table(
 
 def _snapshot_sql(group: FeatureGroup, settings: FeatureSettings) -> str:
     base = group.base.format(session_gap_minutes=settings.session_gap_minutes)
+    since = ", ".join(
+        f"as_of - INTERVAL {n} DAY AS since_{n}d" for n in sorted({*settings.windows, 90, 180})
+    )
     aggregates = ",\n  ".join(f'{f.sql} AS "{f.name}"' for f in expand(group, settings.windows))
     return f"""
     INSERT INTO {group.table} BY NAME
     SELECT customer_id, as_of AS event_timestamp,
       {aggregates}
     FROM ({base}) AS base
-    JOIN (SELECT unnest($as_of::TIMESTAMP[]) AS as_of) AS dates ON base.ts < dates.as_of
+    JOIN (SELECT as_of, {since} FROM (SELECT unnest($as_of::TIMESTAMP[]) AS as_of)) AS dates
+      ON base.ts < dates.as_of
     GROUP BY customer_id, as_of
     """
 

@@ -85,16 +85,22 @@ def training_set(
     if missing:
         raise ValueError(f"entity_df lacks column(s) {sorted(missing)}")
     timestamps = pd.to_datetime(entity_df["event_timestamp"], utc=True)
-    if timestamps.isna().any():
-        raise ValueError(f"entity_df has {int(timestamps.isna().sum())} null event_timestamp(s)")
+    for column, values in (
+        ("customer_id", entity_df["customer_id"]),
+        ("event_timestamp", timestamps),
+    ):
+        if values.isna().any():
+            raise ValueError(f"entity_df has {int(values.isna().sum())} null {column}(s)")
+    names = service_features(store, service)
+    if entity_df.empty:
+        return entity_df.assign(**{name: pd.Series(dtype=object) for name in names})
     frame = pd.DataFrame(
         {
             "customer_id": entity_df["customer_id"].astype(str).to_numpy(),
-            "event_timestamp": timestamps.to_numpy(),
+            "event_timestamp": timestamps.reset_index(drop=True),
             _ROW: np.arange(len(entity_df)),
         }
     )
-    names = service_features(store, service)
     job = store.get_historical_features(
         entity_df=frame, features=store.get_feature_service(service)
     )

@@ -105,7 +105,7 @@ class Champions:
         """
         out = pd.DataFrame(index=features.index)
         for model, value in ((self.churn, "churn_probability"), (self.ltv, "predicted_ltv")):
-            X = features[model.feature_names].to_numpy(dtype=float)
+            X = features[model.feature_names].astype(float).to_numpy()
             raw = model.raw(X)
             deciles = model.deciles(raw)
             out[value] = model.calibrate(raw)

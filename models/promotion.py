@@ -92,7 +92,7 @@ def challenge(
     if current is not None and current != challenger_version:
         champion = load_champion(client, task=task, version=current)
         if set(champion.feature_names) <= set(test.columns):
-            predicted = champion.predict(test[champion.feature_names].to_numpy(dtype=float))
+            predicted = champion.predict(test[champion.feature_names].astype(float).to_numpy())
             labels = test[TASKS[task]].to_numpy(dtype=float)
             champion_score = task_metrics(task, labels, predicted)[metric]
     return decide(

@@ -64,7 +64,7 @@ class ModelSettings(BaseModel):
 
     top_reasons: int = Field(3, ge=1, le=20)
     """Features named per customer as reasons (pushing the score up and down)."""
-    reasons_min_decile: int = Field(9, ge=1, le=11)
+    reasons_min_decile: int = Field(10, ge=1, le=11)
     """`cip score` stores reasons for customers in this decile or above (11: none)."""
-    reasons_max_rows: int = Field(50_000, ge=0)
+    reasons_max_rows: int = Field(20_000, ge=0)
     """... at most this many per model, the highest scores first (reasons cost ~1 ms a row)."""

@@ -79,12 +79,10 @@ class TaskResult:
 
 
 def numeric_features(frame: pd.DataFrame, names: list[str]) -> tuple[list[str], list[str]]:
-    """Split feature names into those LightGBM takes as numbers and the rest (dropped)."""
-    kept = [
-        n
-        for n in names
-        if pd.api.types.is_numeric_dtype(frame[n]) or pd.api.types.is_bool_dtype(frame[n])
-    ]
+    """Split feature names into those LightGBM takes as numbers (booleans included, even
+    with nulls) and the rest, which are dropped (text such as city or age band)."""
+    kinds = {"integer", "floating", "mixed-integer-float", "boolean", "empty", "decimal"}
+    kept = [n for n in names if pd.api.types.infer_dtype(frame[n], skipna=True) in kinds]
     return kept, [n for n in names if n not in kept]
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "IDENTIFIER_TABLE",
     "IDENTITY_MAP",
     "LINK_TYPES",
+    "NO_IDENTIFYING_DATA",
     "assign_customer_ids",
     "cluster",
     "write_identity_map",
@@ -45,6 +46,7 @@ IDENTITY_MAP = "identity_map"
 CHANGES = "customer_id_changes"
 IDENTIFIER_TABLE = "customer_identifiers"
 LINK_TYPES = ("deterministic", "probabilistic", "singleton")
+NO_IDENTIFYING_DATA = "no identifying data"
 
 
 def cluster(con: duckdb.DuckDBPyConnection) -> int:
@@ -211,7 +213,9 @@ def write_identity_map(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict
                CASE WHEN z.n = 1 THEN 'singleton'
                     WHEN d.n > 1 THEN 'deterministic'
                     ELSE 'probabilistic' END AS link_type,
-               CASE WHEN z.n = 1 THEN NULL
+               CASE WHEN z.n = 1 AND i.uid IS NULL AND r.first_name IS NULL
+                         AND r.last_name IS NULL THEN '{NO_IDENTIFYING_DATA}'
+                    WHEN z.n = 1 THEN NULL
                     WHEN d.n > 1 THEN coalesce(s.id_types, 'identical record')
                     ELSE 'match_probability=' || round(b.p, 4) END AS link_detail,
                ?::TIMESTAMP AS resolved_at
@@ -222,6 +226,7 @@ def write_identity_map(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict
         JOIN det_sizes d USING (det_component)
         LEFT JOIN shared s USING (uid)
         LEFT JOIN best b USING (uid)
+        LEFT JOIN (SELECT DISTINCT uid FROM {IDENTIFIERS}) i ON i.uid = r.uid
         ORDER BY r.source, r.record_key
     """, [now])
     con.execute(f"""

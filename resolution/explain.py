@@ -98,7 +98,9 @@ def _pair(
 
     def splink_row(record: dict[str, Any]) -> dict[str, Any]:
         row = {"unique_id": record["uid"]}
-        row.update({c: None if record.get(c) is None else str(record[c]) for c in model.columns})
+        row.update(
+            {c: None if record.get(c) is None else str(record[c]) for c in model.record_columns}
+        )
         return row
 
     scored, chart = model.score_pair(splink_row(left), splink_row(right))

@@ -7,7 +7,7 @@ cookie to a user. Connected components (scipy's csgraph on integer-encoded
 edges) are the deterministic clusters.
 
 The explosion guard: an identifier seen with more distinct people-signals
-(distinct names, user ids or emails on the records carrying it) than
+(distinct name initials or user ids on the records carrying it) than
 `max_people` is a shared one (a shop's phone, a family tablet,
 `test@test.com`) and is not used to merge. Skipped identifiers are reported by
 hash, never by value.
@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 IDENTIFIERS = "res_identifiers"
+# A name as a people-signal: the initials of its two parts, in order, so that typos (never
+# on the first letter), swapped first and last names and initials ("J. Weaver") agree,
+# while two members of a household ("Daniel" and "Lorraine Martinez") do not.
+_NAME_SIGNAL = "list_sort([left(first_name, 1), left(last_name, 1)])::VARCHAR"
 ID_TYPES = ("email", "phone", "user_id", "anonymous_id", "contact_id")
 
 
@@ -83,10 +87,8 @@ def build_identifiers(
             SELECT uid, 'user_id' AS kind, user_id AS signal FROM {RECORDS}
             WHERE user_id IS NOT NULL
             UNION ALL
-            SELECT uid, 'email', email FROM {RECORDS} WHERE email IS NOT NULL
-            UNION ALL
-            SELECT uid, 'first_initial', left(first_name, 1) FROM {RECORDS}
-            WHERE first_name IS NOT NULL
+            SELECT uid, 'name', {_NAME_SIGNAL} FROM {RECORDS}
+            WHERE first_name IS NOT NULL AND last_name IS NOT NULL
         ),
         counts AS (
             SELECT i.id_type, i.id_value, s.kind, count(DISTINCT s.signal) AS n_signals

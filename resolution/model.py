@@ -15,6 +15,7 @@ exceeds `max_comparisons`.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -44,11 +45,13 @@ MATCH_COLUMNS = (
     "date_of_birth",
     "address",
     "city",
+    "store_id",
     "postcode",
 )
 BLOCKING_ONLY = ("postcode",)
-TF_COLUMNS = ("first_name", "last_name", "date_of_birth", "city")
+TF_COLUMNS = ("first_name", "last_name", "date_of_birth", "city", "store_id")
 MODEL_FILE = "model.json"
+MIN_EM_PAIRS = 20
 PREDICTION_COLUMNS = ["unique_id_l", "unique_id_r", "match_weight", "match_probability"]
 
 logging.getLogger("splink").setLevel(logging.WARNING)
@@ -73,7 +76,7 @@ def _comparison(column: str):
             )
         case "address":
             return cl.JaroWinklerAtThresholds(column, [0.95, 0.85])
-        case "city":
+        case "city" | "store_id":
             return cl.ExactMatch(column).configure(term_frequency_adjustments=True)
         case _:
             return cl.ExactMatch(column)
@@ -96,6 +99,11 @@ class MatchModel:
     def columns(self) -> list[str]:
         """The compared columns."""
         return [c["output_column_name"] for c in self.settings["comparisons"]]
+
+    @property
+    def record_columns(self) -> list[str]:
+        """The columns a record needs to be scored: compared ones and blocking keys."""
+        return [*self.columns, *(c for c in BLOCKING_ONLY if c not in self.columns)]
 
     # -- training ----------------------------------------------------------------------------
 
@@ -124,20 +132,13 @@ class MatchModel:
         )
         linker, db = _linker(candidates, creator)
         prior_rules = usable_rules(["l.email = r.email", "l.phone = r.phone"], columns)
-        if prior_rules and linker.blocking_analysis.count_comparisons_from_blocking_rules(
-            prior_rules, record_sample_proportion=1.0
-        )[-1]["cumulative_comparison_count"]:
+        if prior_rules and _count(linker, prior_rules):
             linker.training.estimate_probability_two_random_records_match(prior_rules, recall=0.7)
         linker.training.estimate_u_using_random_sampling(
             max_pairs=settings.max_pairs_u, seed=settings.seed
         )
         for rule in usable_rules(settings.em_blocking_rules, available):
-            try:
-                linker.training.estimate_parameters_using_expectation_maximisation(
-                    rule, max_pairs=settings.max_pairs_em, estimate_without_term_frequencies=True
-                )
-            except (ValueError, SplinkException) as error:  # no pairs, or a degenerate block
-                logger.warning("EM session on %r skipped: %s", rule, error)
+            _expectation_maximisation(linker, rule, max_pairs=settings.max_pairs_em)
         tf = {
             c: linker.table_management.compute_tf_table(c).as_pyarrow_table()
             for c in TF_COLUMNS
@@ -213,17 +214,21 @@ class MatchModel:
             new_frame, threshold_match_probability=threshold, warning_mode="never"
         ).as_pyarrow_table()
         db.duckdb_con.close()
-        return pa.concat_tables([between.select(PREDICTION_COLUMNS), within.select(PREDICTION_COLUMNS)])
+        return pa.concat_tables([t.select(PREDICTION_COLUMNS) for t in (between, within)])
 
-    def score_pair(self, left: dict[str, Any], right: dict[str, Any]) -> tuple[dict, list[dict]]:
-        """Score two records; returns the scored row and its waterfall chart data."""
+    def score_pair(self, left: dict[str, Any], right: dict[str, Any]) -> tuple[dict, Any]:
+        """Score two records (`unique_id` and the compared columns, as text).
+
+        Returns the scored row and Splink's waterfall chart of it.
+        """
         explained = dict(self.settings, retain_intermediate_calculation_columns=True)
         explained["retain_matching_columns"] = True
+        schema = pa.schema([(c, pa.string()) for c in ["unique_id", *self.record_columns]])
         db = DuckDBAPI()
-        frame = db.register(pa.Table.from_pylist([left, right]))
-        linker = Linker(frame, explained, log_level=logging.WARNING)
+        sides = [db.register(pa.Table.from_pylist([r], schema=schema)) for r in (left, right)]
+        linker = Linker(sides[0], explained, log_level=logging.WARNING)
         _register_tf(linker, db, self.term_frequencies)
-        row = linker.inference.score_pair(left, right).as_record_list()[0]
+        row = linker.inference.score_pair(*sides).as_record_list()[0]
         chart = linker.visualisations.waterfall_chart([row], filter_nulls=False)
         db.duckdb_con.close()
         return row, chart
@@ -238,6 +243,29 @@ class MatchModel:
         }
         db.duckdb_con.close()
         return charts
+
+
+def _count(linker: Linker, rules: list[str]) -> int:
+    counts = linker.blocking_analysis.count_comparisons_from_blocking_rules(
+        rules, record_sample_proportion=1.0
+    )
+    return int(counts[-1]["cumulative_comparison_count"]) if counts else 0
+
+
+def _expectation_maximisation(linker: Linker, rule: str, *, max_pairs: float) -> None:
+    """One EM session estimating m; skipped (with a warning) when its block is too thin."""
+    n_pairs = _count(linker, [rule])
+    if n_pairs < MIN_EM_PAIRS:
+        logger.warning("EM on %r skipped: only %d pairs", rule, n_pairs)
+        return
+    saved = copy.deepcopy(linker._settings_obj.core_model_settings)
+    try:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, max_pairs=max_pairs, estimate_without_term_frequencies=True
+        )
+    except (ValueError, SplinkException) as error:  # a level never observed in the block
+        linker._settings_obj.core_model_settings = saved
+        logger.warning("EM on %r skipped: %s", rule, error)
 
 
 def _linker(

@@ -3,8 +3,10 @@
 Pairwise precision, recall and F1 are computed from the contingency of
 predicted clusters and true people (no pair is enumerated, so a million
 records is cheap); B-cubed precision/recall and the adjusted Rand index give a
-cluster-level view. Metrics are reported on the person-like sources (the
-records Splink scores plus accounts) and on all records. Only the CLI edge
+cluster-level view. Metrics are reported on all records and on the
+"person records": records of the person-like sources (CRM, accounts, orders,
+support tickets) that carry any identifier or name. A cash order with no name
+and no phone can belong to nobody in particular, so it is left out there. Only the CLI edge
 calls this, and only when a truth folder exists: the pipeline never reads it.
 """
 
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 from sklearn.metrics import adjusted_rand_score
+
+from resolution.clusters import NO_IDENTIFYING_DATA
 
 __all__ = ["PERSON_SOURCES", "Quality", "evaluate", "false_merges"]
 
@@ -41,7 +45,12 @@ class Quality:
 
 
 def _truth_join(truth_path: Path, sources: tuple[str, ...] | None) -> str:
-    where = f"WHERE m.source IN ({', '.join(repr(s) for s in sources)})" if sources else ""
+    where = ""
+    if sources:  # identifiable records of the person-like sources
+        where = (
+            f"WHERE m.source IN ({', '.join(repr(s) for s in sources)}) "
+            f"AND m.link_detail IS DISTINCT FROM '{NO_IDENTIFYING_DATA}'"
+        )
     return f"""
         SELECT m.customer_id AS predicted, CAST(t.person_id AS VARCHAR) AS actual
         FROM identity_map m

@@ -24,7 +24,7 @@ RECORDS = "res_records"
 # Raw role columns every source select produces, in order.
 RAW_COLUMNS = (
     "source, record_key, seen_at, email, phone, user_id, anonymous_id, previous_id, contact_id, "
-    "first_name, last_name, full_name, address, city, postcode, date_of_birth, "
+    "first_name, last_name, full_name, address, city, postcode, date_of_birth, store_id, "
     "consent_email, consent_sms, consent_ads, is_person"
 )
 
@@ -46,6 +46,7 @@ RECORD_COLUMNS = (
     "city",
     "postcode",
     "date_of_birth",
+    "store_id",
     "consent_email",
     "consent_sms",
     "consent_ads",
@@ -60,30 +61,31 @@ _SOURCE_SELECTS = {
     "crm_contacts": f"""
         SELECT 'crm_contacts', contact_id, coalesce(updated_at, created_at), email, phone,
                {_N}, {_N}, {_N}, contact_id, first_name, last_name, {_N}, address, city, postcode,
-               date_of_birth, consent_email, consent_sms, consent_ads, TRUE
+               date_of_birth, {_N}, consent_email, consent_sms, consent_ads, TRUE
         FROM raw_crm_contacts""",
     "accounts": f"""
         SELECT 'accounts', user_id, signup_at, email, phone, user_id, {_N}, {_N}, {_N},
-               first_name, last_name, {_N}, {_N}, {_N}, {_N}, NULL::DATE, {_B}, {_B}, {_B}, TRUE
+               first_name, last_name, {_N}, {_N}, {_N}, {_N}, NULL::DATE, {_N}, {_B}, {_B}, {_B},
+               TRUE
         FROM raw_accounts""",
     "events": f"""
         SELECT 'events', message_id, "timestamp", traits->>'email', traits->>'phone', user_id,
                anonymous_id, previous_id, {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE,
-               {_B}, {_B}, {_B}, FALSE
+               {_N}, {_B}, {_B}, {_B}, FALSE
         FROM raw_events""",
     "orders": f"""
         SELECT 'orders', order_id, ordered_at, {_N}, loyalty_phone, user_id, {_N}, {_N}, {_N},
-               {_N}, {_N}, customer_name, {_N}, {_N}, {_N}, NULL::DATE, {_B}, {_B}, {_B},
+               {_N}, {_N}, customer_name, {_N}, {_N}, {_N}, NULL::DATE, store_id, {_B}, {_B}, {_B},
                channel = 'store' AND (customer_name IS NOT NULL OR loyalty_phone IS NOT NULL)
         FROM raw_orders""",
     "email_events": f"""
         SELECT 'email_events', email_event_id, occurred_at, email, {_N}, {_N}, {_N}, {_N}, {_N},
-               {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE,
+               {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE, {_N},
                CASE WHEN event_type = 'unsubscribe' THEN FALSE END, {_B}, {_B}, FALSE
         FROM raw_email_events""",
     "support_tickets": f"""
         SELECT 'support_tickets', ticket_id, created_at, email, phone, {_N}, {_N}, {_N}, {_N},
-               {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE, {_B}, {_B}, {_B}, TRUE
+               {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE, {_N}, {_B}, {_B}, {_B}, TRUE
         FROM raw_support_tickets""",
 }
 
@@ -147,7 +149,7 @@ def normalize_table(
                coalesce(m_first_name.norm, m_full.first_name) AS first_name,
                coalesce(m_last_name.norm, m_full.last_name) AS last_name,
                m_address.norm AS address, m_city.norm AS city, m_postcode.norm AS postcode,
-               r.date_of_birth, r.consent_email, r.consent_sms, r.consent_ads, r.is_person
+               r.date_of_birth, r.store_id, r.consent_email, r.consent_sms, r.consent_ads, r.is_person
                {"".join(f", m_{c}.norm AS {c}" for c in extras)}
         FROM {source_table} r
         {" ".join(_lookup_join(column) for column in maps)}

@@ -6,7 +6,7 @@ activate(con, destinations=..., exports=..., ...)       # files, webhooks, ad au
 html = report_html(con, downloads=..., lift=...)        # the marketers' report
 """
 
-from segments.activation import Delivery, activate, deliver, pending_deliveries
+from segments.activation import Delivery, activate, deliver, latest_exports, pending_deliveries
 from segments.definition import (
     EXAMPLES_DIR,
     DefinitionError,
@@ -15,6 +15,7 @@ from segments.definition import (
 )
 from segments.evaluate import check_definitions, evaluate_segments, refresh_segments
 from segments.hashing import hashed_identifiers, sha256_hex
+from segments.lift import Lift, realised_lift
 from segments.membership import (
     SegmentRun,
     changes_between,
@@ -22,11 +23,13 @@ from segments.membership import (
     members_at,
     runs,
 )
+from segments.report import report_html, write_report
 
 __all__ = [
     "EXAMPLES_DIR",
     "DefinitionError",
     "Delivery",
+    "Lift",
     "SegmentDefinition",
     "SegmentRun",
     "activate",
@@ -36,10 +39,14 @@ __all__ = [
     "erase_customers",
     "evaluate_segments",
     "hashed_identifiers",
+    "latest_exports",
     "load_definitions",
     "members_at",
     "pending_deliveries",
+    "realised_lift",
     "refresh_segments",
+    "report_html",
     "runs",
     "sha256_hex",
+    "write_report",
 ]

@@ -6,7 +6,8 @@
 - `_segment_base`: one row per customer in `profiles`, with every profile
   column as `profile.<column>`, the current scores as `scores.<column>`, and the
   latest snapshot (at or before `as_of`) of each feature table
-  `customer_<group>_features` as `<group>.<column>` (e.g. `order.avg_order_value`);
+  `customer_<group>_features` as `<group>.<column>` (e.g. `order.avg_order_value`;
+  the `profile` group's as `profile_features.<column>`);
 - `_segment_events`: `(customer_id, kind, occurred_at)` for the event kinds in
   `EVENT_KINDS` (cart adds, purchases, page views, email opens and clicks,
   support tickets), up to `as_of`, keyed to customers through `identity_map`.
@@ -229,6 +230,8 @@ def prepare(con: duckdb.DuckDBPyConnection, *, as_of: datetime) -> Catalog:
     for table in sorted(tables):
         if table.startswith("customer_") and table.endswith("_features"):
             group = table.removeprefix("customer_").removesuffix("_features")
+            if group in ("profile", "scores"):  # the golden record and scores keep their names
+                group = f"{group}_features"
             sources[group] = (
                 f"(SELECT * FROM {table} WHERE event_timestamp <= {stamp} QUALIFY row_number() "
                 "OVER (PARTITION BY customer_id ORDER BY event_timestamp DESC) = 1)"

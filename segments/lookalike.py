@@ -30,7 +30,7 @@ def make_lookalike_model(*, c: float = 1.0) -> Pipeline:
     return make_pipeline(
         SimpleImputer(strategy="median", keep_empty_features=True),
         StandardScaler(),
-        LogisticRegression(C=c, class_weight="balanced", max_iter=1000),
+        LogisticRegression(C=c, class_weight="balanced", solver="liblinear"),
     )
 
 

@@ -112,10 +112,7 @@ def _attached(warehouse: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, set[
         raise DirectoryUnavailable(f"no warehouse at {warehouse}: run `cip run` first")
     con = duckdb.connect()
     try:
-        try:
-            con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
-        except duckdb.Error as exc:
-            raise DirectoryUnavailable(f"cannot open the warehouse read-only: {exc}") from exc
+        con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
         tables = {
             row[0]
             for row in con.execute(
@@ -129,6 +126,8 @@ def _attached(warehouse: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, set[
                 f"the warehouse has no {', '.join(sorted(missing))} table yet: run `cip resolve`"
             )
         yield con, tables
+    except duckdb.Error as exc:
+        raise DirectoryUnavailable(f"cannot read the lookup tables: {exc}") from exc
     finally:
         con.close()
 

@@ -143,24 +143,22 @@ class Runtime:
         return True
 
     def _refresh_features(self) -> bool:
-        feast_dir = self.settings.paths.feast
+        feast_dir, current = self.settings.paths.feast, self._store
         try:
             if not (feast_dir / "registry.db").exists():
                 raise FileNotFoundError(f"no Feast registry in {feast_dir}: run `cip features`")
-            store = self._store or open_store(feast_dir=feast_dir, settings=self.settings.features)
+            store = current or open_store(feast_dir=feast_dir, settings=self.settings.features)
             store.refresh_registry()
-            times = [f.at for f in freshness(store) if f.at is not None]
-            if not times:
-                raise FileNotFoundError(
-                    "the online store was never materialized: run `cip features`"
-                )
+            done = [f.at for f in freshness(store) if f.at is not None]
+            if not done:
+                raise LookupError("the online store was never materialized: run `cip features`")
         except Exception as exc:  # Feast raises many kinds; all mean "no features"
-            self._set_problem("features", f"online features not available: {exc}", keeping=False)
-            self._store = None
+            reason = f"online features not available: {exc}"
+            self._set_problem("features", reason, keeping=current is not None)
             return False
         self._problems.pop("features", None)
-        changed = store is not self._store or max(times) != self._materialized_at
-        self._store, self._materialized_at = store, max(times)
+        changed = store is not current or max(done) != self._materialized_at
+        self._store, self._materialized_at = store, max(done)
         return changed
 
     def _build_scorer(self) -> None:

@@ -85,6 +85,7 @@ def _answers_errors(
     workers=settings.serving.workers,
     traffic={"timeout": 30},
     logging={"access": {"enabled": settings.serving.access_log}},
+    metrics={"enabled": settings.serving.metrics},
 )
 @bentoml.asgi_app(routes, path="/")
 class Scoring:
@@ -187,7 +188,7 @@ class Scoring:
     async def report(self) -> Response:
         """The latest marketers' HTML report written by `cip segments`."""
         exports = self.settings.paths.exports
-        reports = sorted(exports.rglob("*.html"), key=lambda p: p.stat().st_mtime)
+        reports = sorted(exports.glob("report*.html"), key=lambda p: p.stat().st_mtime)
         if not reports:
             raise ApiError(404, f"no HTML report in {exports} yet: run `cip segments`")
         return FileResponse(reports[-1], media_type="text/html")

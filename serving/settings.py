@@ -32,5 +32,8 @@ class ServingSettings(BaseModel):
     access_log: bool = True
     """BentoML's per-request access log (paths and status only, never bodies or queries)."""
 
+    metrics: bool = True
+    """BentoML's Prometheus request metrics at `/metrics`."""
+
     collector: CollectorSettings = CollectorSettings()
     """The Segment-compatible event collector (serving/collector/settings.py)."""

@@ -49,9 +49,9 @@ def segment_world(settings: Settings) -> Path:
         }
     )
     scored = {  # customer: (churn probability, churn decile, predicted ltv, ltv decile)
-        "c01": (0.80, 9, 900, 9), "c02": (0.75, 9, 800, 9), "c03": (0.70, 8, 100, 5),
+        "c01": (0.95, 9, 900, 9), "c02": (0.93, 9, 800, 9), "c03": (0.92, 8, 100, 5),
         "c04": (0.30, 5, 700, 9), "c10": (0.10, 1, 600, 8), "c11": (0.20, 3, 300, 6),
-        "c12": (0.61, 7, 400, 7),
+        "c12": (0.91, 7, 400, 7),
         **{s: (0.10, 2, 5000, 10) for s in seeds}, **{c: (0.2, 3, 1000, 9) for c in looks},
     }  # fmt: skip
     current = [("now", c, *v, now.date()) for c, v in scored.items()]

@@ -197,6 +197,26 @@ def test_timestamps_are_corrected_for_client_clock_skew(url, data):
     assert received_at - sent_at > timedelta(hours=2, minutes=59)
 
 
+def test_a_batch_context_and_integrations_reach_each_message(url, data):
+    body = analytics_python_body(
+        [
+            item(messageId="own", context={"ip": "10.0.0.9", "page": {"path": "/a"}}),
+            item(messageId="bare", context=None, integrations=None),
+        ],
+        datetime.now(UTC),
+    )
+    body |= {"context": {"ip": "10.0.0.1", "locale": "nl-NL"}, "integrations": {"All": False}}
+    assert httpx.post(f"{url}/v1/batch", json=body, headers=basic(KEYS["web"])).is_success
+
+    load(data)
+
+    rows = query(data, "SELECT message_id, context, integrations FROM raw_events ORDER BY 1")
+    assert [(m, orjson.loads(c), orjson.loads(i)) for m, c, i in rows] == [
+        ("bare", {"ip": "10.0.0.1", "locale": "nl-NL"}, {"All": False}),
+        ("own", {"ip": "10.0.0.9", "locale": "nl-NL", "page": {"path": "/a"}}, {"All": False}),
+    ]
+
+
 def test_message_ids_are_assigned_and_duplicates_stored_once(url, data):
     without_id = [item(), item()]
     for message in without_id:
@@ -222,6 +242,7 @@ def test_a_batch_keeps_its_good_items_and_quarantines_the_bad(url, data):
         item(messageId="no-event", event=None, traits={"email": "bob@example.com"}),
         item(messageId="good-2", type="identify", traits={"plan": "free"}),
         "not an object",
+        item(messageId="huge", properties={"text": "a" * 33_000}),
     ]
     response = httpx.post(
         f"{url}/v1/batch",
@@ -235,11 +256,13 @@ def test_a_batch_keeps_its_good_items_and_quarantines_the_bad(url, data):
     assert [(r["index"], r["messageId"]) for r in result["rejected"]] == [
         (1, "no-event"),
         (3, None),
+        (4, "huge"),
     ]
     assert "event" in result["rejected"][0]["reason"]
+    assert "32,768-byte limit" in result["rejected"][2]["reason"]
     assert "bob@example.com" not in response.text  # reasons never echo what was sent
     report = load(data)
-    assert (report.loaded, report.quarantined) == (2, 2)
+    assert (report.loaded, report.quarantined) == (2, 3)
     assert query(data, "SELECT message_id FROM raw_events ORDER BY 1") == [("good-1",), ("good-2",)]
     quarantined = query(
         data,
@@ -248,6 +271,7 @@ def test_a_batch_keeps_its_good_items_and_quarantines_the_bad(url, data):
     assert quarantined == [
         ("backend", "collector", 2, "no-event", result["rejected"][0]["reason"]),
         ("backend", "collector", 4, None, result["rejected"][1]["reason"]),
+        ("backend", "collector", 5, "huge", result["rejected"][2]["reason"]),
     ]
 
 
@@ -294,6 +318,7 @@ REFUSED = {
         "batch", GZIP, gzip.compress(b" " * 600_000), 400, "request_too_large", "512,000"
     ),
     "broken gzip": ("batch", GZIP, b"\x1f\x8bnope", 400, "invalid_gzip", "gzip"),
+    "data after gzip": ("track", GZIP, gzip.compress(OK) + b"more", 400, "invalid_gzip", "after"),
     "batch not an array": (
         "batch", WEB, orjson.dumps({"batch": {}}), 400, "invalid_batch", "batch"
     ),
@@ -332,6 +357,46 @@ def test_a_200_means_the_event_is_in_the_log_already(url, data):
     [record] = [orjson.loads(line) for line in segment.read_bytes().splitlines()]
     assert record["source"] == "web"
     assert [event["messageId"] for event in record["events"]] == ["durable-1"]
+
+
+def test_full_segments_are_rotated_and_deleted_once_loaded(data):
+    small = SETTINGS.model_copy(update={"segment_bytes": 1024})
+    with running(create_app(settings=small, log_dir=data / "collector")) as base:
+        for _ in range(4):  # each request's record is over 1 KB: one segment each
+            body = analytics_python_body([item() for _ in range(4)], datetime.now(UTC))
+            assert httpx.post(f"{base}/v1/batch", json=body, headers=basic(KEYS["web"])).is_success
+        assert len(list((data / "collector").glob("*.log"))) == 4
+
+        report = load(data)
+
+        assert (report.loaded, report.segments_finished) == (16, 3)  # the open one stays
+        [open_segment] = (data / "collector").glob("*.log")
+    assert load(data).segments_finished == 1  # closed at shutdown
+    assert not open_segment.exists()
+    assert query(data, "SELECT count(*) FROM raw_events") == [(16,)]
+
+
+def test_a_request_cut_by_a_crash_is_dropped_and_the_rest_loaded(data):
+    with running(create_app(settings=SETTINGS, log_dir=data / "collector")) as base:
+        body = analytics_python_body([item(), item()], datetime.now(UTC))
+        assert httpx.post(f"{base}/v1/batch", json=body, headers=basic(KEYS["web"])).is_success
+    [segment] = (data / "collector").glob("*.log")
+    with segment.open("ab") as file:  # what a crash in the middle of a write leaves
+        file.write(b'{"source":"web","events":[{"messageId":"never-acknowledged"')
+
+    report = load(data)
+
+    assert (report.loaded, report.segments_finished, report.torn_bytes) == (2, 1, 59)
+    assert not segment.exists()
+
+
+def test_a_log_that_cannot_be_written_is_a_503_to_retry(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with running(create_app(settings=SETTINGS, log_dir=tmp_path / "file" / "log")) as base:
+        response = httpx.post(f"{base}/v1/track", content=OK, headers=WEB)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "unavailable"
 
 
 def test_a_replay_after_a_crash_before_the_offsets_commit_duplicates_nothing(url, data):

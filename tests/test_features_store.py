@@ -117,6 +117,11 @@ def test_training_set_rejects_bad_entity_frames(store) -> None:
     bad = pd.DataFrame({"customer_id": ["c1"], "event_timestamp": [None]})
     with pytest.raises(ValueError, match="null event_timestamp"):
         training_set(store, entity_df=bad)
+    bad = pd.DataFrame({"customer_id": [None], "event_timestamp": [FEB]})
+    with pytest.raises(ValueError, match="1 null customer_id"):
+        training_set(store, entity_df=bad)
+    empty = training_set(store, entity_df=pd.DataFrame(columns=["customer_id", "event_timestamp"]))
+    assert empty.empty and "orders_total" in empty.columns
 
 
 def test_materialize_full_then_incremental_and_look_up(

@@ -15,7 +15,7 @@ from warehouse.settings import GenerateSettings
 from warehouse.synthetic import FORMATS, generate, source_file
 
 SEGMENT_KEYS = {
-    "type", "event", "messageId", "anonymousId", "userId", "previousId",
+    "type", "event", "name", "messageId", "anonymousId", "userId", "previousId",
     "timestamp", "sentAt", "properties", "traits", "context",
 }  # fmt: skip
 
@@ -177,3 +177,32 @@ def test_orders_peak_before_christmas(db: duckdb.DuckDBPyConnection) -> None:
         """
     ).fetchall()[0]
     assert peak > 1.2 * rest
+
+
+def test_universe_copy_is_a_private_loaded_copy(
+    small_universe: Settings, universe_copy: Settings
+) -> None:
+    assert universe_copy.data_dir != small_universe.data_dir
+    con = duckdb.connect(str(universe_copy.paths.warehouse))
+    loaded = con.execute("SELECT count(*) FROM raw_events").fetchall()[0][0]
+    con.execute("DELETE FROM raw_events")
+    con.close()
+    original = duckdb.connect(str(small_universe.paths.warehouse), read_only=True)
+    assert original.execute("SELECT count(*) FROM raw_events").fetchall()[0][0] == loaded > 0
+    original.close()
+
+
+def test_every_online_order_has_its_order_completed_event(db: duckdb.DuckDBPyConnection) -> None:
+    online, matched = db.execute(
+        """
+        SELECT count(*), count(e."messageId")
+        FROM orders o
+        LEFT JOIN events e ON e.event = 'Order Completed'
+            AND e.properties.order_id = o.order_id AND e."userId" = o.user_id
+        WHERE o.channel = 'online'
+        """
+    ).fetchall()[0]
+    completed = db.execute(
+        "SELECT count(*) FROM events WHERE event = 'Order Completed'"
+    ).fetchall()[0][0]
+    assert online > 100 and matched == online == completed

@@ -21,7 +21,7 @@ from segments import (
 
 # The known answer of each example segment in the `segment_world` fixture (tests/conftest.py).
 EXPECTED = {
-    # churn and LTV deciles >= 8 with e-mail consent: c02 lacks consent, c03/c04/c12 a decile
+    # churn decile >= 6, LTV decile >= 8, e-mail consent: c02 lacks consent, c03/c04/c12 a decile
     "at_risk_valuable": ["c01"],
     # cart add in 3 days, nothing bought since: c06 bought after, c07's add is 5 days old,
     # c09 completed the order in the app (an `Order Completed` event); c08 bought before adding
@@ -100,7 +100,7 @@ def test_malformed_definition_names_file_segment_and_place(tmp_path: Path) -> No
 
 
 def test_user_definitions_replace_examples_and_cycles_are_refused(con, tmp_path) -> None:
-    rule = "{field: scores.churn_probability, op: '>', value: 0.72}"
+    rule = "{field: scores.churn_probability, op: '>', value: 0.925}"
     write(tmp_path, "mine", f"name: likely_to_churn\ndescription: mine\nrule: {rule}\n")
     definitions = load_definitions(folders=[EXAMPLES_DIR, tmp_path])
     members = evaluate_segments(con, definitions=definitions)

@@ -57,6 +57,7 @@ def _environment(settings: Settings) -> dict[str, str]:
         "CIP_DATA_DIR": str(settings.data_dir),
         "CIP_SERVING__API_KEY": API_KEY,
         "CIP_SERVING__RELOAD_INTERVAL_SECONDS": "0",
+        "CIP_SERVING__METRICS": "false",  # Prometheus allows one app's metrics per process
         "CIP_SERVING__COLLECTOR__WRITE_KEYS": json.dumps({"web": "write-key-1"}),
         "BENTOML_HOME": str(settings.paths.bentoml),
     }
@@ -85,18 +86,42 @@ def served(small_universe: Settings, tmp_path_factory: pytest.TempPathFactory) -
     return settings
 
 
-@pytest.fixture(scope="module")
-def client(served: Settings) -> Iterator[TestClient]:
-    with service_client(served) as client:
-        yield client
-
-
-def _query(settings: Settings, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(settings.paths.warehouse), read_only=True)
+@pytest.fixture(scope="session")
+def facts(served: Settings) -> dict[str, list[tuple]]:
+    """What `cip score` and resolution wrote, read before the service (and the collector's
+    loader inside it, which opens the warehouse for writing) starts."""
+    queries = {
+        "scores": "SELECT customer_id, churn_probability, churn_decile, predicted_ltv,"
+        " ltv_decile, churn_reasons, ltv_reasons, churn_model_version, ltv_model_version"
+        " FROM current_scores ORDER BY churn_reasons IS NULL, customer_id",
+        "email_and_cookie": "SELECT e.customer_id, e.id_value, a.id_value"
+        " FROM customer_identifiers e JOIN customer_identifiers a USING (customer_id)"
+        " JOIN current_scores USING (customer_id)"
+        " WHERE e.id_type = 'email' AND a.id_type = 'anonymous_id' ORDER BY 1",
+        "customers": "SELECT count(*) FROM profiles",
+    }
+    con = duckdb.connect(str(served.paths.warehouse), read_only=True)
     try:
-        return con.execute(sql).fetchall()
+        return {name: con.execute(sql).fetchall() for name, sql in queries.items()}
     finally:
         con.close()
+
+
+@pytest.fixture(scope="session")
+def warehouse_copy(served: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the built warehouse, for a data folder without models or features."""
+    copy = tmp_path_factory.mktemp("bare") / "warehouse.duckdb"
+    shutil.copy(served.paths.warehouse, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def client(
+    served: Settings, facts: dict[str, list[tuple]], warehouse_copy: Path
+) -> Iterator[TestClient]:
+    """The service on the built data folder (after `facts` and `warehouse_copy` are taken)."""
+    with service_client(served) as client:
+        yield client
 
 
 def _score(client: TestClient, body: dict) -> dict:
@@ -105,13 +130,8 @@ def _score(client: TestClient, body: dict) -> dict:
     return response.json()
 
 
-def test_live_scores_match_cip_score(client: TestClient, served: Settings) -> None:
-    stored = _query(
-        served,
-        "SELECT customer_id, churn_probability, churn_decile, predicted_ltv, ltv_decile,"
-        " churn_reasons, ltv_reasons, churn_model_version, ltv_model_version"
-        " FROM current_scores ORDER BY churn_reasons IS NULL, customer_id LIMIT 25",
-    )
+def test_live_scores_match_cip_score(client: TestClient, facts: dict[str, list[tuple]]) -> None:
+    stored = facts["scores"][:15] + facts["scores"][-10:]  # with reasons first, then without
     assert len(stored) == 25
     with_reasons = 0
     for cid, churn, churn_decile, ltv, ltv_decile, churn_why, ltv_why, cv, lv in stored:
@@ -121,23 +141,18 @@ def test_live_scores_match_cip_score(client: TestClient, served: Settings) -> No
         assert live["predicted_ltv"] == pytest.approx(ltv, rel=1e-9, abs=1e-9)
         assert (live["churn_decile"], live["ltv_decile"]) == (churn_decile, ltv_decile)
         assert (live["churn_model_version"], live["ltv_model_version"]) == (cv, lv)
-        if churn_why is not None:
-            with_reasons += 1
-            assert live["churn_reasons"] == json.loads(churn_why)
-            assert live["ltv_reasons"] == json.loads(ltv_why)
+        for stored_reasons, task in ((churn_why, "churn"), (ltv_why, "ltv")):
+            if stored_reasons is not None:  # `cip score` explains its top deciles only
+                with_reasons += 1
+                assert live[f"{task}_reasons"] == json.loads(stored_reasons)
         assert live["features_as_of"] is not None
     assert with_reasons > 0
 
 
 def test_email_and_anonymous_id_reach_the_same_customer(
-    client: TestClient, served: Settings
+    client: TestClient, facts: dict[str, list[tuple]]
 ) -> None:
-    cid, email, anonymous_id = _query(
-        served,
-        "SELECT e.customer_id, e.id_value, a.id_value FROM customer_identifiers e"
-        " JOIN customer_identifiers a USING (customer_id) JOIN current_scores USING (customer_id)"
-        " WHERE e.id_type = 'email' AND a.id_type = 'anonymous_id' ORDER BY 1 LIMIT 1",
-    )[0]
+    cid, email, anonymous_id = facts["email_and_cookie"][0]
     by_email = _score(client, {"email": f"  {email.upper()} "})
     by_cookie = _score(client, {"anonymous_id": anonymous_id, "reasons": False})
     assert by_email["customer_id"] == by_cookie["customer_id"] == cid
@@ -154,9 +169,9 @@ def test_email_and_anonymous_id_reach_the_same_customer(
 
 
 def test_batch_scores_each_customer_and_reports_the_unknown(
-    client: TestClient, served: Settings
+    client: TestClient, facts: dict[str, list[tuple]]
 ) -> None:
-    ids = [row[0] for row in _query(served, "SELECT customer_id FROM current_scores LIMIT 3")]
+    ids = [row[0] for row in facts["scores"][:3]]
     body = {
         "customers": [{"customer_id": ids[0]}, {"email": "nobody@example.org"}]
         + [{"customer_id": i} for i in ids[1:]]
@@ -222,44 +237,47 @@ def test_batch_over_the_limit_is_refused(client: TestClient, served: Settings) -
     assert response.json()["error"] == f"{limit + 1} customers in one batch: the limit is {limit}"
 
 
-def test_status_names_the_loaded_champions(client: TestClient, served: Settings) -> None:
+def test_status_names_the_loaded_champions(
+    client: TestClient, served: Settings, facts: dict[str, list[tuple]]
+) -> None:
     status = client.get("/status", headers=AUTH).json()
     registry = MlflowClient(tracking_uri(served), registry_uri=tracking_uri(served))
-    champions = {t: registry.get_model_version_by_alias(t, "champion").version for t in TASKS}
+    champions = {t: str(registry.get_model_version_by_alias(t, "champion").version) for t in TASKS}
     assert status["ready"] and status["problems"] == {}
     assert status["models"] == champions
-    assert status["customers"] == _query(served, "SELECT count(*) FROM profiles")[0][0]
+    assert status["customers"] == facts["customers"][0][0]
     assert status["features_materialized_at"] is not None
 
 
 def test_a_newly_promoted_champion_is_picked_up_without_restart(
-    client: TestClient, served: Settings
+    client: TestClient, served: Settings, facts: dict[str, list[tuple]]
 ) -> None:
     registry = MlflowClient(tracking_uri(served), registry_uri=tracking_uri(served))
     old = registry.get_model_version_by_alias("churn", "champion")
     new = registry.create_model_version("churn", old.source, run_id=old.run_id)
-    cid = _query(served, "SELECT customer_id FROM current_scores LIMIT 1")[0][0]
+    old_version, new_version = str(old.version), str(new.version)
+    cid = facts["scores"][0][0]
     try:
-        assert _score(client, {"customer_id": cid})["churn_model_version"] == old.version
-        registry.set_registered_model_alias("churn", "champion", new.version)
+        assert _score(client, {"customer_id": cid})["churn_model_version"] == old_version
+        registry.set_registered_model_alias("churn", "champion", new_version)
         reloaded = client.post("/reload", headers=AUTH)
         assert reloaded.status_code == 200
-        assert reloaded.json()["models"]["churn"] == new.version
-        assert _score(client, {"customer_id": cid})["churn_model_version"] == new.version
+        assert reloaded.json()["models"]["churn"] == new_version
+        assert _score(client, {"customer_id": cid})["churn_model_version"] == new_version
     finally:
-        registry.set_registered_model_alias("churn", "champion", old.version)
+        registry.set_registered_model_alias("churn", "champion", old_version)
         client.post("/reload", headers=AUTH)
-    assert _score(client, {"customer_id": cid})["churn_model_version"] == old.version
+    assert _score(client, {"customer_id": cid})["churn_model_version"] == old_version
 
 
 def test_report_serves_the_latest_html_file(client: TestClient, served: Settings) -> None:
     exports = served.paths.exports
-    for old in exports.rglob("*.html"):
+    for old in exports.glob("report*.html"):
         old.unlink()
     missing = client.get("/report", headers=AUTH)
     assert missing.status_code == 404 and "no HTML report" in missing.json()["error"]
-    report = exports / "report" / "segments.html"
-    report.parent.mkdir(parents=True, exist_ok=True)
+    report = exports / "report.html"
+    exports.mkdir(parents=True, exist_ok=True)
     report.write_text("<html><body>segments</body></html>")
     found = client.get("/report", headers=AUTH)
     assert found.status_code == 200 and "text/html" in found.headers["content-type"]
@@ -283,12 +301,11 @@ def test_collector_is_mounted_under_v1(client: TestClient) -> None:
     assert accepted.status_code == 200, accepted.text
 
 
-def test_missing_models_and_features_answer_503(served: Settings, tmp_path: Path) -> None:
-    bare = served.model_copy(update={"data_dir": tmp_path / "data"})
-    bare.paths.root.mkdir(parents=True)
-    shutil.copy(served.paths.warehouse, bare.paths.warehouse)
-    sql = "SELECT id_value FROM customer_identifiers WHERE id_type = 'email' LIMIT 1"
-    (email,) = _query(served, sql)[0]
+def test_missing_models_and_features_answer_503(
+    served: Settings, facts: dict[str, list[tuple]], warehouse_copy: Path
+) -> None:
+    bare = served.model_copy(update={"data_dir": warehouse_copy.parent})
+    email = facts["email_and_cookie"][0][1]
     with service_client(bare) as client:
         assert client.get("/readyz").status_code == 503
         response = client.post("/score", json={"email": email}, headers=AUTH)
@@ -307,13 +324,9 @@ def _free_port() -> int:
 
 
 def test_cip_serve_answers_over_real_http_without_leaking_secrets(
-    client: TestClient, served: Settings, tmp_path: Path
+    client: TestClient, served: Settings, facts: dict[str, list[tuple]], tmp_path: Path
 ) -> None:
-    cid, email = _query(
-        served,
-        "SELECT customer_id, id_value FROM customer_identifiers JOIN current_scores"
-        " USING (customer_id) WHERE id_type = 'email' LIMIT 1",
-    )[0]
+    cid, email, _ = facts["email_and_cookie"][0]
     port = _free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, **_environment(served)}

@@ -111,13 +111,14 @@ def test_parquet_loads_native_types_and_reports_ignored_columns(con, tmp_path: P
                 "amount": [10.0, 25.5, 3.0],
                 "items": [json.dumps(items), "[]", "not json"],
                 "coupon": ["X", None, None],
+                "_row_number": [7, 8, 9],  # named like lineage: ignored, never trusted
             }
         ),
         path,
     )
     report = warehouse.load_file(con, path=path)
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (3, 2, 1)
-    assert report.ignored_columns == ["coupon"]
+    assert report.ignored_columns == ["coupon", "_row_number"]
     assert rows(
         con,
         "SELECT order_id, ordered_at, amount, items->'$[0].sku' FROM raw_orders ORDER BY order_id",
@@ -129,6 +130,7 @@ def test_parquet_loads_native_types_and_reports_ignored_columns(con, tmp_path: P
     assert "missing required field ordered_at" in reason
     assert "column items: 'not json' is not a valid JSON" in reason
     assert row["order_id"] == "O3" and row["coupon"] is None
+    assert rows(con, "SELECT _row_number FROM raw_orders ORDER BY 1") == [(1,), (2,)]
 
 
 def test_jsonl_of_plain_records_and_gzip(con, tmp_path: Path) -> None:
@@ -278,11 +280,18 @@ def test_reload_is_idempotent_and_overlapping_files_count_duplicates(con, tmp_pa
 
 
 def test_failed_load_leaves_nothing_behind(con, tmp_path: Path) -> None:
-    path = write(tmp_path / "accounts.csv", "user_id,email,signup_at\nU1,a@x.org,2024-01-01\n")
-    con.execute("DROP TABLE load_log")  # the last step of the load now fails
-    with pytest.raises(duckdb.CatalogException):
+    path = write(
+        tmp_path / "accounts.csv",
+        "user_id,email,signup_at\nU1,a@x.org,2024-01-01\nU2,b@x.org,never\n",
+    )
+    # a load log that takes no entries: the load's last step fails, after its inserts
+    con.execute("DROP TABLE load_log")
+    con.execute("CREATE TABLE load_log (source VARCHAR, file_sha256 VARCHAR)")
+    with pytest.raises(duckdb.BinderException):
         warehouse.load_file(con, path=path)
     assert rows(con, "SELECT count(*) FROM raw_accounts") == [(0,)]
+    assert rows(con, "SELECT count(*) FROM quarantine") == [(0,)]
+    assert rows(con, "SELECT count(*) FROM duckdb_tables() WHERE temporary") == [(0,)]
 
 
 def test_directory_loads_every_source_file_and_rejects_unknown_names(con, tmp_path: Path) -> None:
@@ -326,7 +335,7 @@ def test_append_rows_validates_dedups_and_records_origin(con) -> None:
             "message_id": "m2",
             "type": "identify",
             "user_id": 42,
-            "timestamp": "2024-01-01T00:01:00Z",
+            "timestamp": datetime(2024, 1, 1, 0, 1),
         },
         {"message_id": "m3", "type": "track", "timestamp": "not a time"},
     ]
@@ -341,6 +350,9 @@ def test_append_rows_validates_dedups_and_records_origin(con) -> None:
     ) == [
         ("m1", None, "A", "web", "collector", 1),
         ("m2", "42", None, "web", "collector", 2),
+    ]
+    assert rows(con, "SELECT timestamp FROM raw_events WHERE message_id = 'm2'") == [
+        (datetime(2024, 1, 1, 0, 1),)
     ]
     assert quarantine(con)[3][0] == "column timestamp: 'not a time' is not a valid TIMESTAMP"
     assert rows(con, "SELECT source, file FROM quarantine") == [("events", "collector")]

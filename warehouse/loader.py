@@ -72,10 +72,13 @@ def source_files(directory: Path, *, source: str | None = None) -> list[Path]:
     """
     if not directory.is_dir():
         raise NotADirectoryError(f"{directory}: not a directory")
+    if source is not None:
+        _schema(source, where=str(directory))
     files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
     for path in files:
         file_format(path)
-        _schema(source, where=str(path)) if source else source_of(path)
+        if source is None:
+            source_of(path)
     return files
 
 

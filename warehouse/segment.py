@@ -40,10 +40,12 @@ KEYS: tuple[str, ...] = (*FIELDS, "name")  # every message key the mapping reads
 
 
 def text_value(value: Any) -> str | None:
-    """A JSON value as text: strings as they are, anything else in its JSON spelling."""
+    """A value as text: strings as they are, objects, arrays, numbers and booleans in their
+    JSON spelling, and what JSON spells as a string (a datetime, a UUID) as that string."""
     if value is None or isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    spelled = orjson.dumps(value).decode()
+    return orjson.loads(spelled) if spelled.startswith('"') else spelled
 
 
 def message_to_row(message: dict[str, Any]) -> dict[str, str | None]:

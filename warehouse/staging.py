@@ -40,6 +40,7 @@ _RAW = "cip_stage_raw"  # materialized input, when row numbers need it
 _STAGE = "cip_stage"  # the staging relation handed to validation
 _REJECTS, _REJECT_SCANS = "cip_rejects", "cip_reject_scans"
 _ROWS = "cip_rows"  # a registered row batch
+_INTERNAL = ("_row_number", "_error", "_line")  # staging's own columns; inputs' are ignored
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,17 @@ class Staged:
 def file_format(path: Path) -> str:
     """The format of `path` from its suffixes (`csv`, `parquet` or `json`)."""
     suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in _COMPRESSION:
+    compressed = bool(suffixes) and suffixes[-1] in _COMPRESSION
+    if compressed:
         suffixes.pop()
-    if not suffixes or suffixes[-1] not in FORMATS:
+    found = FORMATS.get(suffixes[-1]) if suffixes else None
+    if found is None or (compressed and found == "parquet"):
         known = ", ".join(FORMATS)
-        raise ValueError(f"{path}: unsupported file type; use one of {known} (optionally .gz)")
-    return FORMATS[suffixes[-1]]
+        raise ValueError(
+            f"{path}: unsupported file type; use one of {known} (text formats may end in "
+            f"{' or '.join(_COMPRESSION)})"
+        )
+    return found
 
 
 def clear(con: duckdb.DuckDBPyConnection) -> None:
@@ -80,8 +86,14 @@ def _types(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
 
 
 def _split(schema: SourceSchema, types: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The declared columns among the input's (with their types), and the other ones."""
     declared = {name: types[name] for name in schema.column_names if name in types}
     return declared, [name for name in types if name not in declared]
+
+
+def _selected(names: list[str]) -> list[str]:
+    """The input columns staging carries along: all but those named like its own."""
+    return [name for name in names if name not in _INTERNAL]
 
 
 def _row_numbers(con: duckdb.DuckDBPyConnection, *, header_lines: int) -> str:
@@ -119,7 +131,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema) 
     options = _csv_options("header = true, all_varchar = true")
     con.execute(f"CREATE TEMP TABLE {_RAW} AS SELECT * FROM read_csv({path}, {options})")
     columns, ignored = _split(schema, _types(con, _RAW))
-    all_columns = list(columns) + ignored
+    all_columns = _selected(list(columns) + ignored)
     picked = "".join(f", {quote(c)}" for c in all_columns)
     con.execute(
         f"CREATE TEMP VIEW {_STAGE} AS "
@@ -173,11 +185,12 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str, schema: SourceSche
     types = _types(con, f"SELECT * FROM {read}")
     types.pop("file_row_number")
     columns, ignored = _split(schema, types)
+    picked = _selected(list(types))
     con.execute(
         f"CREATE TEMP VIEW {_STAGE} AS SELECT file_row_number + 1 AS _row_number, "
-        f"NULL::VARCHAR AS _error, * EXCLUDE (file_row_number) FROM {read}"
+        f"NULL::VARCHAR AS _error, {', '.join(quote(c) for c in picked)} FROM {read}"
     )
-    return Staged(_STAGE, columns, ignored, _struct(list(types)))
+    return Staged(_STAGE, columns, ignored, _struct(picked))
 
 
 _READERS = {"csv": _stage_csv, "json": _stage_json, "parquet": _stage_parquet}
@@ -193,9 +206,15 @@ def stage_file(con: duckdb.DuckDBPyConnection, *, path: Path, schema: SourceSche
 def stage_rows(con: duckdb.DuckDBPyConnection, *, rows: pa.Table, schema: SourceSchema) -> Staged:
     """Stage an Arrow table of rows (row numbers are positions in the batch)."""
     clear(con)
+    picked = _selected(rows.column_names)
     numbers = pa.array(range(1, rows.num_rows + 1), type=pa.int64())
-    con.register(_ROWS, rows.append_column("_row_number", numbers))
+    con.register(_ROWS, rows.select(picked).append_column("_row_number", numbers))
     con.execute(f"CREATE TEMP VIEW {_STAGE} AS SELECT *, NULL::VARCHAR AS _error FROM {_ROWS}")
-    columns, ignored = _split(schema, _types(con, _ROWS))
-    ignored.remove("_row_number")
-    return Staged(_STAGE, columns, ignored, _struct(rows.column_names))
+    types = {name: kind for name, kind in _types(con, _ROWS).items() if name in picked}
+    columns, ignored = _split(schema, types)
+    return Staged(
+        _STAGE,
+        columns,
+        ignored + [n for n in rows.column_names if n not in picked],
+        _struct(picked),
+    )

@@ -20,11 +20,8 @@ from pipelines.config import Settings
 from pipelines.console import console, progress
 from pipelines.console import stage as stage_report
 from pipelines.tracking import tracking_uri
+from segments import Lift, latest_exports, pending_deliveries, realised_lift, write_report
 from segments import activate as deliver_segments
-from segments import pending_deliveries
-from segments.activation import latest_exports
-from segments.lift import Lift, realised_lift
-from segments.report import write_report
 
 
 def register(app: typer.Typer) -> None:

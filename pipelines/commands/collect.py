@@ -15,9 +15,9 @@ import typer
 from pipelines.config import Settings
 from pipelines.console import console, progress
 from pipelines.console import stage as stage_report
-from serving.collector import LoadReport, load_pending, serve
+from serving.collector import BatchReport, load_all, serve
 
-__all__ = ["command", "drain", "flush", "register", "stage"]
+__all__ = ["command", "flush", "register", "stage"]
 
 collect_app = typer.Typer(
     help="The Segment-compatible event collector.", invoke_without_command=True
@@ -63,13 +63,25 @@ def command(
 @collect_app.command("flush")
 def flush(ctx: typer.Context) -> None:
     """Load every event still in the collector's log into the warehouse."""
-    stage(ctx.obj)
+    if _load(ctx.obj).busy:
+        raise typer.Exit(1)
 
 
 def stage(settings: Settings) -> None:
-    """Load what the collector's log holds into `raw_events`, reporting the figures."""
-    with stage_report("collect") as report:
-        totals = drain(settings)
+    """Load what the collector's log holds into `raw_events` (for `cip run`)."""
+    _load(settings)
+
+
+def _load(settings: Settings) -> BatchReport:
+    """Load the log with a progress bar and print the figures; the totals."""
+    with stage_report("collect") as report, progress() as bar:
+        task = bar.add_task("loading the collector log", total=None)
+        totals = load_all(
+            log_dir=settings.paths.collector,
+            warehouse=settings.paths.warehouse,
+            max_bytes=settings.serving.collector.load_batch_bytes,
+            on_batch=lambda batch: bar.advance(task, batch.events),
+        )
         if totals.busy:
             console.print("[yellow]the warehouse is busy (another process holds it); try later")
         report.add("requests", totals.requests)
@@ -78,22 +90,4 @@ def stage(settings: Settings) -> None:
         report.add("duplicates", totals.duplicates)
         report.add("quarantined", totals.quarantined)
         report.add("log segments finished", totals.segments_finished)
-
-
-def drain(settings: Settings) -> LoadReport:
-    """Call `load_pending` until the log is empty or the warehouse is busy."""
-    totals = LoadReport()
-    collector = settings.serving.collector
-    with progress() as bar:
-        task = bar.add_task("loading the collector log", total=None)
-        while True:
-            batch = load_pending(
-                log_dir=settings.paths.collector,
-                warehouse=settings.paths.warehouse,
-                max_bytes=collector.load_batch_bytes,
-            )
-            totals.add(batch)
-            bar.advance(task, batch.events)
-            if batch.busy or not batch.more:
-                totals.busy = batch.busy
-                return totals
+    return totals

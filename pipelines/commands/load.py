@@ -28,6 +28,8 @@ def _files(path: Path, source: str | None) -> list[Path]:
         return files
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
+    if source is None:
+        warehouse.source_of(path)  # fail before loading anything
     return [path]
 
 

@@ -57,14 +57,17 @@ def command(
 
 
 def serve_environment(settings: Settings, *, host: str, port: int, workers: int) -> dict[str, str]:
-    """The environment of `bentoml serve`: BENTOML_HOME in the data folder, and the settings
-    (absolute paths, so that the service reads the same ones from any working directory)."""
+    """The environment of `bentoml serve`: BENTOML_HOME in the data folder, the settings (as
+    absolute paths, so that the service reads the same ones from any working directory), and
+    one OpenMP thread per worker: a request is one row, and LightGBM's thread hand-off costs
+    far more than the prediction (tens of ms on a busy machine); workers give parallelism."""
     bentoml_home = settings.paths.bentoml.resolve()
     bentoml_home.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "BENTOML_HOME": str(bentoml_home),
         "BENTOML_DO_NOT_TRACK": "true",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         "CIP_DATA_DIR": str(settings.data_dir.resolve()),
         "CIP_SERVING__HOST": host,
         "CIP_SERVING__PORT": str(port),

@@ -11,6 +11,7 @@ undoes a promotion, `cip models promote churn 3` forces one.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -118,6 +119,7 @@ def _metric(settings: ModelSettings, task: str) -> str:
 def train(settings: Settings, *, as_of: date | None = None) -> TrainOutcome:
     """Train both tasks as of `as_of` (default: the latest order) in one MLflow run."""
     ms, feast_dir = settings.models, settings.paths.feast
+    logging.getLogger("mlflow").setLevel(logging.ERROR)  # our report says what matters
     horizons = {"churn": ms.churn_horizon_days, "ltv": ms.ltv_horizon_days}
     services = {"churn": ms.churn_service, "ltv": ms.ltv_service}
     with stage_report("train") as report:

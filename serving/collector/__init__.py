@@ -1,8 +1,9 @@
 """The event collector: Segment's HTTP tracking API, a durable log, and its loader.
 
 `create_app` gives the ASGI app (`cip collect` runs it with uvicorn; `cip serve` mounts it);
-`load_pending` moves logged events into the warehouse's `raw_events` (the app does it in the
-background when given the warehouse path; `cip collect flush` does it on demand). Names are
+`load_pending` moves one micro-batch of logged events into the warehouse's `raw_events`,
+`load_all` all of them (the app does it in the background when given the warehouse path;
+`cip collect flush` does it on demand). Names are
 imported on first use, so reading the settings (`serving.collector.settings`) stays light.
 """
 
@@ -14,8 +15,9 @@ from typing import Any
 __all__ = [
     "BackgroundLoader",
     "CollectorSettings",
-    "LoadReport",
+    "BatchReport",
     "create_app",
+    "load_all",
     "load_pending",
     "serve",
 ]
@@ -23,8 +25,9 @@ __all__ = [
 _HOMES = {
     "BackgroundLoader": "loader",
     "CollectorSettings": "settings",
-    "LoadReport": "loader",
+    "BatchReport": "loader",
     "create_app": "app",
+    "load_all": "loader",
     "load_pending": "loader",
     "serve": "app",
 }

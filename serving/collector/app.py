@@ -10,7 +10,8 @@ Bodies may be gzip-compressed (`Content-Encoding: gzip`, as analytics-python sen
 Every accepted request is one record in the append log, on disk before the response: 200
 means durable. A batch keeps its good messages and reports the bad ones, which are logged too
 and end in the warehouse's quarantine. Errors follow the shape Segment's libraries read:
-`{"success": false, "code": ..., "message": ...}` with 400 or 401.
+`{"success": false, "code": ..., "message": ...}` with 400 or 401 (503 if the log cannot be
+written: nothing was acknowledged, the client retries).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,6 +43,8 @@ from serving.collector.settings import CollectorSettings
 from serving.collector.spec import MESSAGE_TYPES, SpecError, batch_values, normalize
 
 __all__ = ["create_app", "serve"]
+
+logger = logging.getLogger(__name__)
 
 _SHORT_PATHS = {
     "track": "t",
@@ -74,14 +78,11 @@ class Collector:
 
     async def message(self, request: Request, *, kind: str) -> Response:
         try:
-            source, body = await self._read(request)
+            source, body, size = await self._read(request)
             received_at = datetime.now(UTC)
             try:
                 event = normalize(
-                    body,
-                    kind=kind,
-                    received_at=received_at,
-                    max_bytes=self.settings.max_message_bytes,
+                    body, kind=kind, received_at=received_at, max_bytes=self._size_check(size)
                 )
             except SpecError as error:
                 await self._log(source, [], [_rejected(body, 0, str(error))])
@@ -93,7 +94,7 @@ class Collector:
 
     async def batch(self, request: Request) -> Response:
         try:
-            source, body = await self._read(request)
+            source, body, size = await self._read(request)
             items = body.get("batch")
             if not isinstance(items, list) or not items:
                 raise RequestError(400, "invalid_batch", "batch: a non-empty array is required")
@@ -101,17 +102,12 @@ class Collector:
                 shared = batch_values(body)
             except SpecError as error:
                 raise RequestError(400, "invalid_batch", str(error)) from None
-            received_at = datetime.now(UTC)
+            received_at, max_bytes = datetime.now(UTC), self._size_check(size)
             events, rejected = [], []
             for index, item in enumerate(items):
                 try:
                     events.append(
-                        normalize(
-                            item,
-                            received_at=received_at,
-                            max_bytes=self.settings.max_message_bytes,
-                            **shared,
-                        )
+                        normalize(item, received_at=received_at, max_bytes=max_bytes, **shared)
                     )
                 except SpecError as error:
                     rejected.append(_rejected(item, index, str(error)))
@@ -131,8 +127,13 @@ class Collector:
             )
         return _json(200, {"success": True, "accepted": len(events), "rejected": reported})
 
-    async def _read(self, request: Request) -> tuple[str, dict[str, Any]]:
-        """The source (from the write key) and the JSON object in the body."""
+    def _size_check(self, request_bytes: int) -> int | None:
+        """The message size limit, or None when the whole request is within it."""
+        limit = self.settings.max_message_bytes
+        return limit if request_bytes > limit else None
+
+    async def _read(self, request: Request) -> tuple[str, dict[str, Any], int]:
+        """The source (from the write key), the JSON object in the body and its size."""
         header_key = _basic_user(request.headers.get("authorization"))
         if header_key is not None and header_key not in self.sources:
             raise RequestError(401, "unauthorized", "unknown write key")
@@ -150,7 +151,7 @@ class Collector:
             )
         if key not in self.sources:
             raise RequestError(401, "unauthorized", "unknown write key")
-        return self.sources[key], body
+        return self.sources[key], body, len(raw)
 
     async def _body(self, request: Request) -> bytes:
         """The body, gunzipped if needed, refusing anything over the request limit."""
@@ -177,7 +178,13 @@ class Collector:
 
     async def _log(self, source: str, events: list[dict], rejected: list[dict]) -> None:
         record = {"source": source, "events": events, "rejected": rejected}
-        await self.log.append(orjson.dumps(record))
+        try:
+            await self.log.append(orjson.dumps(record))
+        except OSError as error:  # disk full, folder gone: nothing was acknowledged
+            logger.error("collector: cannot write the log in %s: %s", self.log.folder, error)
+            raise RequestError(
+                503, "unavailable", "the collector cannot write its log; retry later"
+            ) from None
 
 
 def create_app(
@@ -280,6 +287,8 @@ def _gunzip(raw: bytes, *, limit: int, too_large: RequestError) -> bytes:
         raise too_large
     if not inflater.eof:
         raise RequestError(400, "invalid_gzip", "body is truncated gzip")
+    if inflater.unused_data:
+        raise RequestError(400, "invalid_gzip", "body has data after its gzip stream")
     return data
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,16 +36,16 @@ from warehouse.database import QUARANTINE_TABLE
 from warehouse.schemas import EVENTS
 from warehouse.segment import KEYS, select_list
 
-__all__ = ["OFFSETS_TABLE", "BackgroundLoader", "LoadReport", "load_pending"]
+__all__ = ["OFFSETS_TABLE", "BackgroundLoader", "BatchReport", "load_all", "load_pending"]
 
 OFFSETS_TABLE = "collector_offsets"
 ORIGIN = "collector"
 _LINES, _EVENTS = "collector_lines", "collector_events"  # the batch, registered / unnested
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
-class LoadReport:
+class BatchReport:
     """What one micro-batch did."""
 
     requests: int = 0
@@ -58,11 +58,21 @@ class LoadReport:
     busy: bool = False
     more: bool = False  # the batch was full: call again to continue
 
-    def add(self, other: LoadReport) -> None:
-        for name in ("requests", "events", "loaded", "duplicates", "quarantined"):
+    def add(self, other: BatchReport) -> None:
+        """Add `other`'s counts to these."""
+        for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.segments_finished += other.segments_finished
-        self.torn_bytes += other.torn_bytes
+
+
+_COUNTS = (
+    "requests",
+    "events",
+    "loaded",
+    "duplicates",
+    "quarantined",
+    "segments_finished",
+    "torn_bytes",
+)
 
 
 @dataclass
@@ -72,28 +82,55 @@ class _Batch:
     lines: list[bytes]
     offsets: dict[str, int]
     finished: list[Path]
-    report: LoadReport
+    report: BatchReport
 
 
-def load_pending(*, log_dir: Path, warehouse: Path, max_bytes: int) -> LoadReport:
+def load_pending(
+    *, log_dir: Path, warehouse: Path, max_bytes: int, threads: int | None = None
+) -> BatchReport:
     """Load the next `max_bytes` of the log (whole requests) into `raw_events`; `busy` if the
-    warehouse or the log is held by another process (nothing changes then; try again later)."""
+    warehouse or the log is held by another process (nothing changes then; try again later).
+    `threads` caps DuckDB's threads (default: one per core)."""
     with _exclusive(log_dir / "loader.lock") as acquired:
         if not acquired:
-            return LoadReport(busy=True)
+            return BatchReport(busy=True)
         try:
             con = connect(warehouse)
         except duckdb.IOException as error:
             if "lock" not in str(error).lower():
                 raise
-            return LoadReport(busy=True)
+            return BatchReport(busy=True)
         try:
+            if threads is not None:
+                con.execute(f"SET threads = {threads}")
             return _load(con, log_dir=log_dir, max_bytes=max_bytes)
         finally:
             con.close()
 
 
-def _load(con: duckdb.DuckDBPyConnection, *, log_dir: Path, max_bytes: int) -> LoadReport:
+def load_all(
+    *,
+    log_dir: Path,
+    warehouse: Path,
+    max_bytes: int,
+    threads: int | None = None,
+    on_batch: Callable[[BatchReport], None] | None = None,
+) -> BatchReport:
+    """Call `load_pending` until the log is loaded or the warehouse is busy; the totals."""
+    totals = BatchReport()
+    while True:
+        batch = load_pending(
+            log_dir=log_dir, warehouse=warehouse, max_bytes=max_bytes, threads=threads
+        )
+        totals.add(batch)
+        if on_batch is not None:
+            on_batch(batch)
+        if batch.busy or not batch.more:
+            totals.busy = batch.busy
+            return totals
+
+
+def _load(con: duckdb.DuckDBPyConnection, *, log_dir: Path, max_bytes: int) -> BatchReport:
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} "
         '(segment VARCHAR PRIMARY KEY, "offset" BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)'
@@ -140,7 +177,7 @@ def _load(con: duckdb.DuckDBPyConnection, *, log_dir: Path, max_bytes: int) -> L
 
 
 def _read(log_dir: Path, *, offsets: dict[str, int], max_bytes: int) -> _Batch:
-    batch = _Batch([], {}, [], LoadReport())
+    batch = _Batch([], {}, [], BatchReport())
     budget = max_bytes
     for segment in segments(log_dir):
         if budget <= 0:
@@ -157,14 +194,22 @@ def _read(log_dir: Path, *, offsets: dict[str, int], max_bytes: int) -> _Batch:
             batch.report.more = True
             break
         if not live:
-            batch.report.torn_bytes += segment.stat().st_size - end
+            torn = segment.stat().st_size - end
+            if torn:
+                logger.warning(
+                    "collector: %s ends with %d bytes of a request cut by a crash (it was "
+                    "never acknowledged)",
+                    segment.name,
+                    torn,
+                )
+            batch.report.torn_bytes += torn
             batch.report.segments_finished += 1
             batch.finished.append(segment)
     batch.report.requests = len(batch.lines)
     return batch
 
 
-def _events(con: duckdb.DuckDBPyConnection, report: LoadReport) -> dict[str, pa.Table]:
+def _events(con: duckdb.DuckDBPyConnection, report: BatchReport) -> dict[str, pa.Table]:
     """The batch's events as `raw_events` rows per sending source, mapped in SQL by the
     warehouse's own Segment mapping (one JSON parse per event); a messageId repeated within
     the batch (a client's retry) is kept once, first come first kept."""
@@ -227,7 +272,7 @@ class BackgroundLoader:
     ) -> None:
         self.log_dir, self.warehouse = log_dir, warehouse
         self.max_bytes, self.interval_seconds = max_bytes, interval_seconds
-        self.totals = LoadReport()
+        self.totals = BatchReport()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="collector-loader", daemon=True)
 
@@ -245,14 +290,14 @@ class BackgroundLoader:
             self._drain()
 
     def _drain(self) -> None:
-        while True:
-            try:
-                report = load_pending(
-                    log_dir=self.log_dir, warehouse=self.warehouse, max_bytes=self.max_bytes
-                )
-            except Exception:
-                log.exception("collector: loading the log into the warehouse failed; will retry")
-                return
-            self.totals.add(report)
-            if report.busy or not report.more:
-                return
+        try:
+            report = load_all(
+                log_dir=self.log_dir,
+                warehouse=self.warehouse,
+                max_bytes=self.max_bytes,
+                threads=1,  # leave the other cores to the requests
+            )
+        except Exception:
+            logger.exception("collector: loading the log into the warehouse failed; will retry")
+            return
+        self.totals.add(report)

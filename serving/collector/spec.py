@@ -105,7 +105,7 @@ def normalize(
     item: Any,
     *,
     received_at: datetime,
-    max_bytes: int,
+    max_bytes: int | None,
     kind: str | None = None,
     sent_at: datetime | None = None,
     context: Object | None = None,
@@ -115,12 +115,12 @@ def normalize(
 
     `kind` is the call's type when the endpoint names it (`/v1/track`); batch items carry their
     own `type`. `sent_at`, `context` and `integrations` are a batch's shared values: the item's
-    own values win.
+    own values win. `max_bytes` is the size limit of a message (None: the caller knows the
+    message is within it, its whole request being smaller).
     """
     if not isinstance(item, dict):
         raise SpecError(f"a message must be a JSON object, not {_json_type(item)}")
-    size = len(orjson.dumps(item))
-    if size > max_bytes:
+    if max_bytes is not None and (size := len(orjson.dumps(item))) > max_bytes:
         raise SpecError(f"message is {size:,} bytes, over the {max_bytes:,}-byte limit")
     if "writeKey" in item or kind is not None:  # the write key is a secret: never stored
         item = {key: value for key, value in item.items() if key != "writeKey"}
@@ -159,7 +159,9 @@ def batch_values(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _correct_skew(message: dict[str, Any], *, received_at: datetime, sent_at: datetime | None):
+def _correct_skew(
+    message: dict[str, Any], *, received_at: datetime, sent_at: datetime | None
+) -> None:
     """Set `timestamp` on the server's clock; keep the client's as `originalTimestamp`.
     Times without a UTC offset are taken as UTC."""
     original = _aware(message.get("timestamp"))

@@ -23,6 +23,7 @@ from warehouse.synthetic.behaviour import (
     WEB_HOURS,
     poisson_times,
 )
+from warehouse.synthetic.noise import Noise
 from warehouse.synthetic.records import Accounts
 from warehouse.synthetic.universe import Universe, arrow_table, sequential_ids
 
@@ -45,7 +46,9 @@ class Catalogue:
     category: np.ndarray
     price: np.ndarray
 
-    def sample(self, rng: np.random.Generator, category: np.ndarray, spend: np.ndarray):
+    def sample(
+        self, rng: np.random.Generator, category: np.ndarray, spend: np.ndarray
+    ) -> np.ndarray:
         """Product indices: bigger spenders pick pricier products within the category."""
         level = np.clip(0.5 + 0.35 * np.log(spend) + rng.normal(0, 0.25, len(spend)), 0, 0.999)
         return category * SKUS_PER_CATEGORY + (level * SKUS_PER_CATEGORY).astype(int)
@@ -137,7 +140,7 @@ def make_orders(
         "store_id": store,
         "ordered_at": tl.timestamps(t).astype("datetime64[s]"),
         "amount": amount,
-        "discount": np.where(discount > 0, discount, 0.0),
+        "discount": discount,
         "currency": np.full(n, u.locale.currency, dtype=object),
         "order_row": np.arange(n),
         "person_id": p.person_id[who],
@@ -170,7 +173,9 @@ def make_orders(
     return Orders(who, t, online, account, amount, items)
 
 
-def _shop_identity(u: Universe, who, online, rng, noise):
+def _shop_identity(
+    u: Universe, who: np.ndarray, online: np.ndarray, rng: np.random.Generator, noise: Noise
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Store, loyalty phone and name as typed at the till; None for online orders."""
     p, n = u.people, len(who)
     n_stores = int(np.clip(u.n // 800, 5, 60))
@@ -192,7 +197,7 @@ def _shop_identity(u: Universe, who, online, rng, noise):
     )
 
 
-def _till_names(u: Universe, who, rng, noise) -> np.ndarray:
+def _till_names(u: Universe, who: np.ndarray, rng: np.random.Generator, noise: Noise) -> np.ndarray:
     """A customer's name the way a cashier writes it: full, initial, surname first."""
     first = noise.first_names(u.people.first_name[who], nickname=0.1, typo=0.04, case=0.05)
     last = noise.names(u.people.last_name[who], typo=0.04, case=0.05)

@@ -52,6 +52,7 @@ def generate(
     """
     step = on_step or (lambda name: None)
     with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
         step("people")
         u = make_universe(settings)
         step("crm and accounts")

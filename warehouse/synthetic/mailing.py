@@ -11,6 +11,7 @@ unsubscribing.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from warehouse.synthetic.records import Accounts, Contacts
 from warehouse.synthetic.universe import Universe, arrow_table, sequential_ids
@@ -38,7 +39,7 @@ def _campaigns(u: Universe) -> tuple[np.ndarray, np.ndarray]:
     return day, ids
 
 
-def make_email_events(u: Universe, *, contacts: Contacts, accounts: Accounts):
+def make_email_events(u: Universe, *, contacts: Contacts, accounts: Accounts) -> pa.Table:
     """The `email_events` source table (with `person_id`)."""
     rng, b, tl = u.rng("email"), u.behaviour, u.timeline
     from_crm = contacts.consent_email & (contacts.email != None)  # noqa: E711

@@ -124,8 +124,9 @@ def _surnames(
     family = rng.choice(len(male), int(household[-1]) + 1, p=p)[household]
     own = rng.choice(len(male), n, p=p)
     index = np.where(rng.random(n) < SHARED_SURNAME_P, family, own)
-    forms = np.where(gender == "F", np.array(female, dtype=object)[index], None)
-    return np.where(forms == None, np.array(male, dtype=object)[index], forms)  # noqa: E711
+    return np.where(
+        gender == "F", np.array(female, dtype=object)[index], np.array(male, dtype=object)[index]
+    )
 
 
 def _share_common_names(
@@ -190,7 +191,9 @@ def _emails(
     return primary, second
 
 
-def _phones(n: int, prefixes: tuple[str, ...], locale: Locale, rng: np.random.Generator):
+def _phones(
+    n: int, prefixes: tuple[str, ...], locale: Locale, rng: np.random.Generator
+) -> np.ndarray:
     """Unique 10-digit national numbers that phonenumbers accepts as valid."""
     prefix = np.array(prefixes, dtype=object)[rng.integers(len(prefixes), size=n)]
     if locale.code == "en":  # no fictional 555 exchange, no N11 service codes, no leading 0/1
@@ -204,7 +207,10 @@ def _phones(n: int, prefixes: tuple[str, ...], locale: Locale, rng: np.random.Ge
     )
 
 
-def _addresses(n: int, fake: Faker, rng: np.random.Generator, *, ru: bool):
+def _addresses(
+    n: int, fake: Faker, rng: np.random.Generator, *, ru: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Street address, city and postcode per household; cities by a rank-size law."""
     n_cities = int(np.clip(n // 300, 12, 250))
     cities = np.array([fake.city() for _ in range(n_cities)], dtype=object)
     zips = rng.choice(np.arange(100, 1000), n_cities, replace=False)

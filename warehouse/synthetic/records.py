@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from faker.decode import unidecode
 
 from warehouse.synthetic.universe import Universe, arrow_table, sequential_ids
 
@@ -61,12 +62,9 @@ def make_contacts(u: Universe) -> Contacts:
     moved = p.moved_at[holders]
     mover = (moved > created) & (rng.random(len(holders)) < MOVER_DUPLICATE_P)
     sloppy = rng.random(len(holders)) < DUPLICATE_P * u.settings.noise
-    dup = mover | sloppy
-    dup_created = np.where(mover, moved + rng.exponential(20, len(holders)), 0)
-    dup_created = np.where(
-        ~mover, np.maximum(created, 0) + rng.uniform(0, u.timeline.days, len(holders)), dup_created
-    )
-    dup &= dup_created < u.timeline.days
+    later = np.maximum(created, 0) + rng.uniform(0, u.timeline.days, len(holders))
+    dup_created = np.where(mover, moved + rng.exponential(20, len(holders)), later)
+    dup = (mover | sloppy) & (dup_created < u.timeline.days)
     who = np.concatenate([holders, holders[dup]])
     created = np.minimum(np.concatenate([created, dup_created[dup]]), u.timeline.days - 1)
     is_dup = np.arange(len(who)) >= len(holders)
@@ -169,8 +167,6 @@ def make_accounts(u: Universe) -> Accounts:
     email[clash] = [_plus(e, u.locale.plus_tags[0]) for e in email[clash]]
     first, last = p.first_name[who], p.last_name[who]
     if u.locale.code == "ru":  # some type their name in Latin letters
-        from faker.decode import unidecode
-
         latin = rng.random(n) < 0.2
         first = np.where(latin, [unidecode(x) for x in first], first)
         last = np.where(latin, [unidecode(x) for x in last], last)

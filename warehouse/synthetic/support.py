@@ -9,6 +9,7 @@ in any of the usual variants, or a phone in any format.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from warehouse.synthetic.behaviour import poisson_times
 from warehouse.synthetic.commerce import Orders
@@ -26,7 +27,7 @@ OTHER_TOPICS = np.array(
 )
 
 
-def make_support_tickets(u: Universe, *, orders: Orders):
+def make_support_tickets(u: Universe, *, orders: Orders) -> pa.Table:
     """The `support_tickets` source table (with `person_id`)."""
     rng, noise, b, p, tl = u.rng("support"), u.noise("support"), u.behaviour, u.people, u.timeline
     issue = rng.random(len(orders.person)) < ORDER_ISSUE_P

@@ -96,7 +96,7 @@ def make_events(
     order_columns = order_table.to_arrow_table()
     paths, titles = zip(*PAGES, strict=True)
 
-    def lookup(index: str, values) -> pa.DictionaryArray:
+    def lookup(index: str, values: object) -> pa.DictionaryArray:
         """Per-event values from a small table, as dictionary indices (nulls where index < 0)."""
         i = rows[index]
         return pa.DictionaryArray.from_arrays(
@@ -112,6 +112,9 @@ def make_events(
             "context": lookup("device", devices["context"]),
             "user_id": lookup("account", accounts.user_id),
             "email": lookup("account", accounts.email),
+            "phone": lookup("account", accounts.table["phone"]),
+            "first_name": lookup("account", accounts.table["first_name"]),
+            "last_name": lookup("account", accounts.table["last_name"]),
             "sku": lookup("product", catalogue.sku),
             "category": lookup("product", catalogue.category),
             "price": np.where(rows["product"] >= 0, catalogue.price[rows["product"]], np.nan),
@@ -144,10 +147,11 @@ SELECT
     anonymous_id AS anonymousId,
     user_id AS userId,
     CASE WHEN kind = 1 THEN anonymous_id END AS previousId,
+    CASE WHEN kind = 2 THEN title END AS name,
     strftime(epoch_ms(ts), '%Y-%m-%dT%H:%M:%S.%gZ') AS timestamp,
     strftime(epoch_ms(sent), '%Y-%m-%dT%H:%M:%S.%gZ') AS sentAt,
     CASE
-        WHEN kind = 2 AND app THEN json_object('name', title)
+        WHEN kind = 2 AND app THEN json_object()
         WHEN kind = 2 THEN json_object('path', path, 'title', title)
         WHEN kind IN (3, 4) THEN json_object('product_id', sku, 'sku', sku, 'category', category,
                                              'price', price, 'quantity', quantity,
@@ -158,7 +162,9 @@ SELECT
                                        'discount', discount, 'currency', $currency,
                                        'products', products::JSON)
     END AS properties,
-    CASE WHEN kind = 0 THEN json_object('email', email) END AS traits,
+    CASE WHEN kind = 0 THEN json_object('email', email, 'phone', phone,
+                                        'firstName', first_name, 'lastName', last_name)
+    END AS traits,
     context::JSON AS context,
     person_id
 FROM event_rows

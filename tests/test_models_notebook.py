@@ -1,0 +1,35 @@
+"""The train-and-compare notebook runs top to bottom on small data (so that it never rots)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from pipelines.commands import features as features_command
+from pipelines.config import Settings
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "train_and_compare.ipynb"
+
+
+def test_notebook_trains_and_challenges_the_champion(
+    settings: Settings, orders_history: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    features_command.stage(settings)
+    monkeypatch.setenv("CIP_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("CIP_MODELS__SEARCH__TRIALS", "1")
+    monkeypatch.setenv("CIP_MODELS__SEARCH__MAX_TREES", "30")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": NOTEBOOK.parent.parent}},
+    ).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "no champion yet: v1" in text
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 4  # ROC, calibration, gains and lift, SHAP summary

@@ -1,0 +1,103 @@
+"""`cip train`, `cip score`, `cip models` on an orders-only history, through a real Feast repo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import features
+import warehouse
+from models import ModelSettings, build_examples, examples_with_features
+from pipelines.cli import app
+from pipelines.commands import features as features_command
+from pipelines.config import Settings
+
+TINY = {"trials": "1", "max_trees": "30", "early_stopping_rounds": "5"}
+
+
+@pytest.fixture
+def cli_env(settings: Settings, orders_history: Path) -> dict[str, str]:
+    """Environment for the CLI on the orders-only history, features built, tiny search."""
+    features_command.stage(settings)
+    env = {"CIP_DATA_DIR": str(settings.data_dir)}
+    env.update({f"CIP_MODELS__SEARCH__{k.upper()}": v for k, v in TINY.items()})
+    return env
+
+
+def invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Exit code and output with whitespace collapsed (rich wraps long lines)."""
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_train_score_status_and_rollback(cli_env: dict[str, str], settings: Settings) -> None:
+    code, output = invoke(cli_env, "train")
+    assert code == 0, output
+    assert "churn: no champion yet" in output and "rfm_logistic" in output
+    assert "ltv: no champion yet" in output and "btyd" in output
+
+    assert invoke(cli_env, "score")[0] == 0
+    assert invoke(cli_env, "score", "--as-of", "2025-06-30")[0] == 0
+    con = warehouse.connect(settings.paths.warehouse, read_only=True)
+    by_scoring = con.execute(
+        "SELECT as_of, count(*), count(churn_reasons), min(churn_model_version) FROM scores "
+        "GROUP BY ALL ORDER BY as_of"
+    ).fetchall()
+    active = build_examples(
+        con,
+        cutoffs=[by_scoring[1][0]],
+        horizon_days=180,
+        activity_days=365,
+        min_orders=1,
+        with_labels=False,
+    )
+    con.close()
+    assert [str(row[0].date()) for row in by_scoring] == ["2025-07-01", "2025-12-31"]
+    assert by_scoring[1][1] == len(active)  # every active customer, once
+    assert all(0 < row[2] < row[1] and row[3] == "1" for row in by_scoring)
+
+    code, output = invoke(cli_env, "models", "status")
+    assert code == 0 and "no champion yet" in output
+    code, output = invoke(cli_env, "models", "rollback", "churn")
+    assert code == 1 and "replaced no earlier champion" in output
+
+    assert "churn: v2 does not beat champion v1" in invoke(cli_env, "train")[1]
+    code, output = invoke(cli_env, "models", "promote", "churn", "2")
+    assert code == 0 and "v2 promoted by hand over v1" in output
+    code, output = invoke(cli_env, "models", "rollback", "churn")
+    assert code == 0 and "from v2 to v1" in output
+
+
+def test_a_horizon_that_does_not_fit_is_refused_clearly(cli_env: dict[str, str]) -> None:
+    code, output = invoke(cli_env, "train", "--as-of", "2024-09-30")
+    assert code == 1 and "horizon of 90 days does not fit the history" in output
+    code, output = invoke(cli_env, "score")
+    assert code == 1 and "run `cip train` first" in output
+
+
+def test_feast_features_agree_with_the_labels_point_in_time(
+    cli_env: dict[str, str], settings: Settings
+) -> None:
+    """Counted by the features package through Feast and by the labels from raw orders,
+    the orders before each cutoff must agree: nothing after a cutoff leaks into its row."""
+    from datetime import datetime
+
+    con = warehouse.connect(settings.paths.warehouse)
+    store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
+    examples = examples_with_features(
+        con,
+        store=store,
+        feast_dir=settings.paths.feast,
+        feature_settings=settings.features,
+        services=["churn_v1"],
+        cutoffs=[datetime(2025, 3, 17), datetime(2025, 8, 2)],
+        horizon_days=90,
+        settings=ModelSettings(),
+    )
+    con.close()
+    frame = examples.frame
+    assert len(frame) > 100 and "orders_total" in examples.feature_names
+    assert (frame["orders_total"] == frame["rfm_frequency"]).all()
+    assert (frame["days_since_last_order"] == frame["rfm_recency_days"]).all()
