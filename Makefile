@@ -10,7 +10,7 @@ CIP := $(VENV)/bin/cip
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv==0.13.8 \
 		|| $(PYTHON) -m pip install --quiet --user uv==0.13.8
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 
 # Debian's Chromium for the report's browser test (no browser download at test time).
 browser:

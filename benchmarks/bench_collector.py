@@ -265,7 +265,7 @@ def percentile(values: list[float], share: float) -> float:
 def throughput(args: argparse.Namespace, data: Path) -> dict[str, object]:
     load = prepare(requests=int(args.seconds * 600) + 200, batch=args.batch, duplicate_share=0.01)
     port = free_port()
-    process = start_collector(data=data, port=port, loader=args.loader, interval=2.0)
+    process = start_collector(data=data, port=port, loader=args.loader, interval=args.interval)
     try:
         (ran, waited), client_cpu = cpu_seconds(process.pid), time.process_time()
         seconds = uvloop.run(
@@ -283,6 +283,7 @@ def throughput(args: argparse.Namespace, data: Path) -> dict[str, object]:
     return {
         "mode": "throughput",
         "loader_in_collector": args.loader,
+        "loader_interval_seconds": args.interval,
         "clients": args.clients,
         "batch": args.batch,
         "seconds": round(seconds, 2),
@@ -351,6 +352,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--no-loader", dest="loader", action="store_false")
+    parser.add_argument("--interval", type=float, default=2.0, help="loader interval, s")
     parser.add_argument("--data", type=Path, help="data folder (default: a temporary one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as temp:

@@ -1,8 +1,8 @@
 """Batch scoring speed: 1,000,000 customers through the champion scorer, and the cost of reasons.
 
-Trains a churn and an LTV Booster of the size `cip train` picks on the generated
-universe (about 450 trees of 48 leaves on 56 features; see `--trees`), wraps
-them in `models.Champions` as `load_champions` would, and times:
+With `--data-dir`, loads the champions `cip train` registered in that data
+folder; otherwise trains a churn and an LTV Booster of a chosen size (`--trees`,
+`--leaves`, `--depth`) and wraps them in `models.Champions`. Then it times:
 
 - scoring N customers (calibrated churn probability, deciles, Tweedie LTV), no reasons;
 - appending those N rows to a DuckDB `scores` table;
@@ -10,7 +10,7 @@ them in `models.Champions` as `load_champions` would, and times:
 
 Prints wall and CPU seconds and the load average, since the machine is shared.
 
-    .venv/bin/python benchmarks/bench_scoring.py [--rows 1000000] [--trees 450]
+    .venv/bin/python benchmarks/bench_scoring.py [--rows 1000000] [--data-dir data]
 """
 
 from __future__ import annotations
@@ -27,18 +27,12 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models import ChampionModel, Champions, append_scores
+from models import ChampionModel, Champions, append_scores, load_champions
 from models.calibration import PlattCalibrator
 from models.metrics import decile_cuts
 
 
-def _booster(objective: str, X: np.ndarray, y: np.ndarray, trees: int, leaves: int) -> lgb.Booster:
-    params = {"objective": objective, "num_leaves": leaves, "verbosity": -1, "num_threads": 1}
-    params["min_child_samples"] = 5
-    return lgb.train(params, lgb.Dataset(X, y), num_boost_round=trees)
-
-
-def _champions(features: int, trees: int, leaves: int, seed: int) -> Champions:
+def _champions(features: int, trees: int, leaves: int, depth: int, seed: int) -> Champions:
     rng = np.random.default_rng(seed)
     X = rng.gamma(2.0, 10.0, (20_000, features))
     signal = X[:, :5].sum(axis=1)
@@ -47,7 +41,9 @@ def _champions(features: int, trees: int, leaves: int, seed: int) -> Champions:
     names = [f"f{i:02d}" for i in range(features)]
     models = {}
     for task, objective, y in (("churn", "binary", churned), ("ltv", "tweedie", revenue)):
-        booster = _booster(objective, X, y, trees, leaves)
+        params = {"objective": objective, "num_leaves": leaves, "max_depth": depth}
+        params.update(verbosity=-1, num_threads=1, min_child_samples=5)
+        booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=trees)
         raw = booster.predict(X[:5000])
         models[task] = ChampionModel(
             task=task,
@@ -72,22 +68,29 @@ def _timed(step: str, results: list[tuple[str, float, float]], action):  # noqa:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--data-dir", type=Path, help="score with this folder's champions")
     parser.add_argument("--features", type=int, default=56)
-    parser.add_argument("--trees", type=int, default=450)
-    parser.add_argument("--leaves", type=int, default=48)
+    parser.add_argument("--trees", type=int, default=300)
+    parser.add_argument("--leaves", type=int, default=31)
+    parser.add_argument("--depth", type=int, default=6)
     parser.add_argument("--reason-sample", type=int, default=500)
     args = parser.parse_args()
 
     results: list[tuple[str, float, float]] = []
-    champions = _timed(
-        "train two benchmark models",
-        results,
-        lambda: _champions(args.features, args.trees, args.leaves, seed=1),
-    )
+    if args.data_dir:
+        uri = f"sqlite:///{(args.data_dir / 'mlflow' / 'mlflow.db').resolve()}"
+        champions = _timed("load champions", results, lambda: load_champions(tracking_uri=uri))
+    else:
+        champions = _timed(
+            "train two benchmark models",
+            results,
+            lambda: _champions(args.features, args.trees, args.leaves, args.depth, seed=1),
+        )
+    names = champions.feature_names
     rng = np.random.default_rng(2)
-    matrix = rng.gamma(2.0, 10.0, (args.rows, args.features))
+    matrix = rng.gamma(2.0, 10.0, (args.rows, len(names)))
     matrix[rng.random(matrix.shape) < 0.05] = np.nan  # missing features, as in real data
-    frame = pd.DataFrame(matrix, columns=champions.churn.feature_names)
+    frame = pd.DataFrame(matrix, columns=names)
     frame.insert(0, "customer_id", [f"c{i}" for i in range(args.rows)])
 
     scores = _timed(f"score {args.rows:,} customers", results, lambda: champions.score(frame))
@@ -108,18 +111,25 @@ def main() -> None:
             ),
         )
         con.close()
-    sample = matrix[: args.reason_sample]
     per_row = {}
     for model in (champions.churn, champions.ltv):
+        sample = frame[model.feature_names].to_numpy()[: args.reason_sample]
         _timed(
             f"{model.task} reasons, {args.reason_sample} rows",
             results,
-            lambda model=model: model.reasons(sample, k=3),
+            lambda model=model, sample=sample: model.reasons(sample, k=3),
         )
         per_row[model.task] = results[-1][1] / args.reason_sample
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n{args.trees} trees x {args.leaves} leaves, {args.features} features; load {load}")
+    for model in (champions.churn, champions.ltv):
+        trees, leaves = model.booster.num_trees(), model.booster.dump_model()["tree_info"]
+        mean_leaves = np.mean([t["num_leaves"] for t in leaves])
+        print(
+            f"{model.task} v{model.version}: {trees} trees of {mean_leaves:.0f} leaves on "
+            f"average, {len(model.feature_names)} features"
+        )
+    print(f"load average {load}")
     print("| step | wall s | CPU s |\n|---|---:|---:|")
     for step, wall, cpu in results:
         print(f"| {step} | {wall:.2f} | {cpu:.2f} |")

@@ -9,46 +9,45 @@ Typical use (paths and settings come from `pipelines.config.Settings`):
     frame = training_set(store, entity_df=entities, service="churn_v1")
     materialize(store, until=max(snapshot_dates(con)))
     OnlineFeatures(store, service="churn_v1").get("c-123")
+
+Names are imported on first use, so that reading the settings (which every
+command does) does not load Feast.
 """
 
-from features.definitions import GROUPS, SERVICES
-from features.objects import build_objects, feature_names
-from features.online import OnlineFeatures
-from features.settings import FeatureSettings
-from features.snapshots import (
-    FeatureInputError,
-    SnapshotReport,
-    build_snapshots,
-    default_schedule,
-    snapshot_dates,
-)
-from features.store import (
-    Freshness,
-    apply_repo,
-    freshness,
-    materialize,
-    open_store,
-    service_features,
-    training_set,
-)
+from __future__ import annotations
 
-__all__ = [
-    "GROUPS",
-    "SERVICES",
-    "FeatureInputError",
-    "FeatureSettings",
-    "Freshness",
-    "OnlineFeatures",
-    "SnapshotReport",
-    "apply_repo",
-    "build_objects",
-    "build_snapshots",
-    "default_schedule",
-    "feature_names",
-    "freshness",
-    "materialize",
-    "open_store",
-    "service_features",
-    "snapshot_dates",
-    "training_set",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "GROUPS": "features.definitions",
+    "SERVICES": "features.definitions",
+    "build_objects": "features.objects",
+    "feature_names": "features.objects",
+    "OnlineFeatures": "features.online",
+    "FeatureSettings": "features.settings",
+    "FeatureInputError": "features.snapshots",
+    "SnapshotReport": "features.snapshots",
+    "build_snapshots": "features.snapshots",
+    "default_schedule": "features.snapshots",
+    "snapshot_dates": "features.snapshots",
+    "Freshness": "features.store",
+    "apply_repo": "features.store",
+    "freshness": "features.store",
+    "materialize": "features.store",
+    "open_store": "features.store",
+    "service_features": "features.store",
+    "training_set": "features.store",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'features' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

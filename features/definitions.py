@@ -39,7 +39,8 @@ class Feature:
 
 @dataclass(frozen=True)
 class FeatureGroup:
-    """A feature view: one snapshot table, the raw tables it needs and its features."""
+    """A feature view: one snapshot table, the linked sources (or tables) it needs, its base
+    query over them and its features."""
 
     name: str
     requires: tuple[str, ...]

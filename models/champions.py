@@ -62,7 +62,7 @@ class ChampionModel:
         return assign_deciles(raw, self.decile_cuts)
 
     def reasons(self, X: np.ndarray, *, k: int = 3) -> list[list[dict[str, object]]]:
-        """Top `k` features pushing each row's score up and down (SHAP; ~1 ms per row)."""
+        """Top `k` features pushing each row's score up and down (exact SHAP; milliseconds a row)."""
         return top_reasons(self.booster, X, feature_names=self.feature_names, k=k)
 
 

@@ -128,7 +128,8 @@ def build_examples(
     """One row per (active customer, cutoff): RFM and BTYD summary before it, labels after it.
 
     Columns: `customer_id`, `cutoff`, `rfm_recency_days`, `rfm_frequency` (orders
-    ever), `rfm_monetary` (mean order), `rfm_tenure_days`, `past_revenue` (the `horizon_days` before the cutoff),
+    ever), `rfm_monetary` (mean order), `rfm_tenure_days`, `past_revenue` (in the
+    `horizon_days` before the cutoff),
     `btyd_frequency`, `btyd_recency`, `btyd_t`, `btyd_monetary` (the `lifetimes`
     summary: repeat purchase days, first-to-last purchase day, age in days, mean
     value of repeat purchase days) and, with labels, `churned` and `revenue`.

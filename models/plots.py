@@ -1,23 +1,20 @@
 """Figures every training run logs: ROC, calibration, gains and lift, LTV deciles, importance.
 
 Each function takes held-out labels and one prediction per model (the LightGBM
-model and its baselines, by name) and returns a matplotlib `Figure` drawn with
-the non-interactive Agg backend.
+model and its baselines, by name) and returns a matplotlib `Figure` built
+without pyplot, so it renders with the Agg canvas whatever the global backend
+is (no display needed, safe in servers and notebooks alike).
 """
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
-from models.metrics import decile_table, reliability  # noqa: E402
+from models.metrics import decile_table, reliability
 
 __all__ = [
     "calibration_figure",
@@ -28,8 +25,9 @@ __all__ = [
 ]
 
 
-def _axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, plt.Axes]:
-    figure, axes = plt.subplots(figsize=(6, 4.5), layout="constrained")
+def _axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    axes = figure.subplots()
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     axes.grid(alpha=0.3)
     return figure, axes
@@ -56,7 +54,8 @@ def calibration_figure(churned: np.ndarray, predictions: dict[str, np.ndarray]) 
 
 
 def gains_figure(churned: np.ndarray, predictions: dict[str, np.ndarray]) -> Figure:
-    figure, (gains, lift) = plt.subplots(1, 2, figsize=(10, 4.5), layout="constrained")
+    figure = Figure(figsize=(10, 4.5), layout="constrained")
+    gains, lift = figure.subplots(1, 2)
     share = np.linspace(0, 1, 101)
     y = np.asarray(churned, dtype=float)
     for name, p in predictions.items():
@@ -88,7 +87,8 @@ def ltv_deciles_figure(actual: np.ndarray, predictions: dict[str, np.ndarray]) -
 def importance_figure(importance: pd.Series, *, title: str, top: int = 20) -> Figure:
     """Horizontal bars of the `top` largest values (gain, or mean |SHAP|)."""
     shown = importance.head(top)[::-1]
-    figure, axes = plt.subplots(figsize=(7, 0.3 * len(shown) + 1.2), layout="constrained")
+    figure = Figure(figsize=(7, 0.3 * len(shown) + 1.2), layout="constrained")
+    axes = figure.subplots()
     axes.barh(shown.index, shown.to_numpy())
     axes.set(title=title)
     return figure

@@ -100,7 +100,9 @@ def assign_customer_ids(
         GROUP BY ALL ORDER BY n DESC, p.customer_id, c.cluster
     """).fetchall()
     seeds = dict(con.execute("SELECT cluster, min(uid) FROM res_clusters GROUP BY 1").fetchall())
-    old_ids = {i for (i,) in con.execute(f"SELECT DISTINCT customer_id FROM ({previous})").fetchall()}
+    old_ids = {
+        i for (i,) in con.execute(f"SELECT DISTINCT customer_id FROM ({previous})").fetchall()
+    }
     ever = _ids_in_change_log(con)
 
     assigned: dict[int, str] = {}
@@ -185,7 +187,7 @@ def _write_changes(
 
 def write_identity_map(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict[str, int]:
     """Replace `identity_map` and `customer_identifiers`; returns records per link type."""
-    con.execute(f"""
+    con.execute("""
         CREATE OR REPLACE TEMP TABLE res_assignment AS
         SELECT c.uid, k.customer_id, c.cluster
         FROM res_clusters c JOIN res_customers k USING (cluster)
@@ -196,14 +198,16 @@ def write_identity_map(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict
         if MATCHES in existing_tables(con)
         else "SELECT NULL::VARCHAR AS uid, NULL::DOUBLE AS p WHERE FALSE"
     )
-    con.execute(f"""
+    con.execute(
+        f"""
         CREATE OR REPLACE TABLE {IDENTITY_MAP} AS
-        WITH shared AS (
-            SELECT i.uid, string_agg(DISTINCT i.id_type, ',' ORDER BY i.id_type) AS id_types
-            FROM {IDENTIFIERS} i
-            JOIN (SELECT id_type, id_value FROM {IDENTIFIERS} WHERE usable
-                  GROUP BY ALL HAVING count(DISTINCT uid) > 1) s USING (id_type, id_value)
-            WHERE i.usable
+        WITH counts AS (
+            SELECT id_type, id_value, count(*) AS n FROM {IDENTIFIERS} WHERE usable GROUP BY ALL
+        ),
+        shared AS (
+            SELECT i.uid, string_agg(DISTINCT i.id_type, ',' ORDER BY i.id_type)
+                              FILTER (WHERE c.n > 1) AS id_types
+            FROM {IDENTIFIERS} i LEFT JOIN counts c USING (id_type, id_value)
             GROUP BY i.uid
         ),
         best AS (SELECT uid, max(p) AS p FROM ({matches}) GROUP BY uid),
@@ -213,10 +217,10 @@ def write_identity_map(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict
                CASE WHEN z.n = 1 THEN 'singleton'
                     WHEN d.n > 1 THEN 'deterministic'
                     ELSE 'probabilistic' END AS link_type,
-               CASE WHEN z.n = 1 AND i.uid IS NULL AND r.first_name IS NULL
+               CASE WHEN z.n = 1 AND s.uid IS NULL AND r.first_name IS NULL
                          AND r.last_name IS NULL THEN '{NO_IDENTIFYING_DATA}'
                     WHEN z.n = 1 THEN NULL
-                    WHEN d.n > 1 THEN coalesce(s.id_types, 'identical record')
+                    WHEN d.n > 1 THEN s.id_types
                     ELSE 'match_probability=' || round(b.p, 4) END AS link_detail,
                ?::TIMESTAMP AS resolved_at
         FROM {RECORDS} r
@@ -226,9 +230,9 @@ def write_identity_map(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict
         JOIN det_sizes d USING (det_component)
         LEFT JOIN shared s USING (uid)
         LEFT JOIN best b USING (uid)
-        LEFT JOIN (SELECT DISTINCT uid FROM {IDENTIFIERS}) i ON i.uid = r.uid
-        ORDER BY r.source, r.record_key
-    """, [now])
+    """,
+        [now],
+    )
     con.execute(f"""
         CREATE OR REPLACE TABLE {IDENTIFIER_TABLE} AS
         SELECT DISTINCT i.id_type, i.id_value, a.customer_id

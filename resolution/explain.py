@@ -66,7 +66,9 @@ def _load_records(
     if not uids:
         return {}
     wanted = ", ".join("'" + u.replace("'", "''") + "'" for u in uids)
-    collect_records(con, phone_region=phone_region, where=f"source || '|' || record_key IN ({wanted})")
+    collect_records(
+        con, phone_region=phone_region, where=f"source || '|' || record_key IN ({wanted})"
+    )
     rows = con.sql(f"SELECT * FROM {RECORDS}").to_arrow_table().to_pylist()
     found = {row["uid"]: row for row in rows}
     missing = [u for u in uids if u not in found]

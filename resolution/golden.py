@@ -72,6 +72,7 @@ def build_profiles(
                        CASE r.source {ranks} ELSE {len(source_priority)} END AS source_rank,
                        {columns}
                 FROM {RECORDS} r JOIN res_assignment a USING (uid)
+                WHERE NOT ({" AND ".join(f"r.{a} IS NULL" for a in GOLDEN_ATTRIBUTES)})
             ) ON {", ".join(GOLDEN_ATTRIBUTES)} INTO NAME attribute VALUE value
         ),
         counted AS (
@@ -90,7 +91,8 @@ def build_profiles(
     out.update({a: f"{_title('g.' + a)} AS {a}" for a in _TITLE_CASE})
     out["date_of_birth"] = "CAST(g.date_of_birth AS DATE) AS date_of_birth"
     in_conflict = ", ".join(f"'{a}'" for a in CONFLICT_ATTRIBUTES)
-    con.execute(f"""
+    con.execute(
+        f"""
         CREATE OR REPLACE TABLE {PROFILES} AS
         WITH golden AS (
             SELECT customer_id, {chosen} FROM res_attribute_values GROUP BY customer_id
@@ -137,5 +139,7 @@ def build_profiles(
         LEFT JOIN ids USING (customer_id)
         LEFT JOIN conflicts k USING (customer_id)
         ORDER BY c.customer_id
-    """, [now])
+    """,
+        [now],
+    )
     return con.execute(f"SELECT count(*) FROM {PROFILES}").fetchall()[0][0]

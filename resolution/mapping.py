@@ -96,7 +96,9 @@ def resolve_table(
     con = duckdb.connect()
     try:
         con.register("res_input", table)
-        con.execute(f"CREATE TEMP TABLE res_raw_input AS {_raw_select(mapping, id_column, extra_columns)}")
+        con.execute(
+            f"CREATE TEMP TABLE res_raw_input AS {_raw_select(mapping, id_column, extra_columns)}"
+        )
         duplicates = con.execute(
             "SELECT record_key, count(*) FROM res_raw_input GROUP BY 1 HAVING count(*) > 1 LIMIT 3"
         ).fetchall()
@@ -161,7 +163,9 @@ def _raw_select(
             return "NULL::VARCHAR"
         return 'CAST("' + name.replace('"', '""') + '" AS VARCHAR)'
 
-    key = f"CAST(\"{id_column}\" AS VARCHAR)" if id_column else "CAST(row_number() OVER () AS VARCHAR)"
+    key = (
+        f'CAST("{id_column}" AS VARCHAR)' if id_column else "CAST(row_number() OVER () AS VARCHAR)"
+    )
     dob = f"TRY_CAST({col('date_of_birth')} AS DATE)"
     values = {
         "source": "'input'",

@@ -68,13 +68,13 @@ def build_candidates(
 def score_all(
     con: duckdb.DuckDBPyConnection,
     *,
-    model: MatchModel,
+    model: MatchModel | None,
     candidates: pa.Table,
     threshold: float,
     max_comparisons: int,
 ) -> dict[str, int]:
     """Score every blocked pair of `candidates`; replace the stored candidates and matches."""
-    if candidates.num_rows < 2:
+    if model is None or candidates.num_rows < 2:
         matches = MATCH_SCHEMA.empty_table()
         comparisons = 0
     else:

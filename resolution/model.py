@@ -181,7 +181,7 @@ class MatchModel:
             frames if len(frames) > 1 else frames[0],
             blocking_rules=self.settings["blocking_rules_to_generate_predictions"],
             link_type=link_type,
-            record_sample_proportion=1.0 if n_records <= 50_000 else 0.1,
+            record_sample_proportion=1.0 if n_records <= 200_000 else 0.2,
         )
         db.duckdb_con.close()
         total = int(counts[-1]["cumulative_comparison_count"]) if counts else 0
@@ -235,7 +235,9 @@ class MatchModel:
 
     def charts(self) -> dict[str, str]:
         """Splink's match-weights and m/u charts of the model, as self-contained HTML."""
-        empty = pa.table({c: pa.array([], pa.string()) for c in ["unique_id", *self.columns]})
+        empty = pa.table(
+            {c: pa.array([], pa.string()) for c in ["unique_id", *self.record_columns]}
+        )
         linker, db = _linker(empty, self.settings)
         charts = {
             "match_weights": linker.visualisations.match_weights_chart().to_html(inline=True),

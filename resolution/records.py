@@ -17,7 +17,7 @@ import pyarrow as pa
 from resolution import normalize
 from warehouse.schemas import SOURCES
 
-__all__ = ["RECORDS", "RECORD_COLUMNS", "collect_records", "existing_tables", "normalize_table"]
+__all__ = ["RAW_COLUMNS", "RECORDS", "collect_records", "existing_tables", "normalize_table"]
 
 RECORDS = "res_records"
 
@@ -26,31 +26,6 @@ RAW_COLUMNS = (
     "source, record_key, seen_at, email, phone, user_id, anonymous_id, previous_id, contact_id, "
     "first_name, last_name, full_name, address, city, postcode, date_of_birth, store_id, "
     "consent_email, consent_sms, consent_ads, is_person"
-)
-
-# Columns of `res_records` after normalization.
-RECORD_COLUMNS = (
-    "uid",
-    "source",
-    "record_key",
-    "seen_at",
-    "email",
-    "phone",
-    "user_id",
-    "anonymous_id",
-    "previous_id",
-    "contact_id",
-    "first_name",
-    "last_name",
-    "address",
-    "city",
-    "postcode",
-    "date_of_birth",
-    "store_id",
-    "consent_email",
-    "consent_sms",
-    "consent_ads",
-    "is_person",
 )
 
 _N = "NULL::VARCHAR"
@@ -113,7 +88,10 @@ def collect_records(
     if where:
         union = f"SELECT * FROM ({union}) AS u({RAW_COLUMNS}) WHERE {where}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE res_raw_records ({RAW_COLUMNS}) AS {union}")
-    return normalize_table(con, "res_raw_records", RECORDS, phone_region=phone_region)
+    n_records = normalize_table(con, "res_raw_records", RECORDS, phone_region=phone_region)
+    if not n_records and where is None:
+        raise LookupError("the raw tables are empty: load sources first (`cip load`)")
+    return n_records
 
 
 def normalize_table(
@@ -149,7 +127,8 @@ def normalize_table(
                coalesce(m_first_name.norm, m_full.first_name) AS first_name,
                coalesce(m_last_name.norm, m_full.last_name) AS last_name,
                m_address.norm AS address, m_city.norm AS city, m_postcode.norm AS postcode,
-               r.date_of_birth, r.store_id, r.consent_email, r.consent_sms, r.consent_ads, r.is_person
+               r.date_of_birth, r.store_id, r.consent_email, r.consent_sms, r.consent_ads,
+               r.is_person
                {"".join(f", m_{c}.norm AS {c}" for c in extras)}
         FROM {source_table} r
         {" ".join(_lookup_join(column) for column in maps)}

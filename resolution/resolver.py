@@ -23,6 +23,7 @@ from resolution.settings import ResolutionSettings
 
 __all__ = ["STEPS", "ResolutionResult", "link_records", "resolve"]
 
+MIN_TRAINING_ROWS = 2  # fewer person-like records: nothing to match, no model to train
 STEPS = (
     "normalize records",
     "identity graph",
@@ -119,7 +120,7 @@ def link_records(
         )
     else:
         candidates = matching.build_candidates(con, columns=columns)
-        if model is None:
+        if model is None and candidates.num_rows >= MIN_TRAINING_ROWS:
             model = MatchModel.train(candidates, settings=settings, columns=columns)
             if model_dir is not None:
                 model.save(model_dir)

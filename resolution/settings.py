@@ -46,10 +46,10 @@ class ResolutionSettings(BaseModel):
         "US", description="ISO country used to read phone numbers written without a country code."
     )
     max_people_per_identifier: int = Field(
-        2,
+        1,
         ge=1,
         description="Explosion guard: an identifier seen with more distinct people-signals "
-        "(names, user ids, emails) than this is not used to merge records.",
+        "(name initials, user ids) than this is not used to merge records.",
     )
     match_threshold: float = Field(
         0.99, gt=0, lt=1, description="Splink match probability above which records are merged."

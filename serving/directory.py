@@ -9,6 +9,7 @@ normalized exactly as resolution normalizes them before they are looked up.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ def _attached(warehouse: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, set[
         raise DirectoryUnavailable(f"no warehouse at {warehouse}: run `cip run` first")
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+        _attach(con, warehouse)
         tables = {
             row[0]
             for row in con.execute(
@@ -130,6 +131,19 @@ def _attached(warehouse: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, set[
         raise DirectoryUnavailable(f"cannot read the lookup tables: {exc}") from exc
     finally:
         con.close()
+
+
+def _attach(con: duckdb.DuckDBPyConnection, warehouse: Path, *, tries: int = 5) -> None:
+    """Attach read-only, retrying briefly: a writer (the collector's loader, a stage) holds
+    the file for a moment at a time."""
+    for attempt in range(tries):
+        try:
+            con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+            return
+        except duckdb.Error:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 def _version(con: duckdb.DuckDBPyConnection, tables: set[str]) -> tuple[object, ...]:

@@ -56,6 +56,7 @@ class Runtime:
         self.settings = settings
         self.tracking_uri = tracking_uri
         self._directory: Directory | None = None
+        self._warehouse_stamp: tuple[float, ...] = ()
         self._champions: Champions | None = None
         self._store: FeatureStore | None = None
         self._scorer: LiveScorer | None = None
@@ -82,7 +83,12 @@ class Runtime:
             raise ApiError(503, "; ".join(missing) or "models or features not loaded")
         if not customer_ids:
             return []
-        return scorer.score(customer_ids, reasons=reasons)
+        try:
+            return scorer.score(customer_ids, reasons=reasons)
+        except Exception as exc:  # a store or model failing under us: say so, not 500
+            log.exception("live scoring failed")
+            reason = f"live scoring failed ({type(exc).__name__}); see the server log"
+            raise ApiError(503, reason) from exc
 
     def refresh(self) -> None:
         """Reload every part that changed since the last check (one check at a time)."""
@@ -110,19 +116,21 @@ class Runtime:
 
     def _refresh_directory(self) -> None:
         warehouse = self.settings.paths.warehouse
-        current = self._directory
+        current, stamp = self._directory, _file_stamp(warehouse)
+        if current is not None and stamp == self._warehouse_stamp:
+            return  # untouched since the last look: do not even open it
         try:
-            if current is not None and warehouse_version(warehouse=warehouse) == current.version:
-                return
-            self._directory = load_directory(
-                warehouse=warehouse,
-                default_region=self.settings.resolution.default_phone_region,
-            )
+            if current is None or warehouse_version(warehouse=warehouse) != current.version:
+                self._directory = load_directory(
+                    warehouse=warehouse,
+                    default_region=self.settings.resolution.default_phone_region,
+                )
+                log.info("customer directory loaded: %d customers", len(self._directory.index))
         except DirectoryUnavailable as exc:
             self._set_problem("directory", str(exc), keeping=current is not None)
             return
+        self._warehouse_stamp = stamp
         self._problems.pop("directory", None)
-        log.info("customer directory loaded: %d customers", len(self._directory.index))
 
     def _refresh_models(self) -> bool:
         current = self._champions
@@ -181,3 +189,9 @@ class Runtime:
         else:
             self._problems[part] = reason
             log.warning("%s not loaded: %s", part, reason)
+
+
+def _file_stamp(warehouse: Path) -> tuple[float, ...]:
+    """Modification times of the warehouse file and its WAL (changed by every write)."""
+    files = (warehouse, warehouse.with_name(warehouse.name + ".wal"))
+    return tuple(f.stat().st_mtime if f.exists() else 0.0 for f in files)

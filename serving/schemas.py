@@ -71,14 +71,14 @@ class BatchRequest(BaseModel):
         **_REQUEST,
         json_schema_extra={
             "example": {
-                "customers": [{"customer_id": "c-000042"}, {"email": _EXAMPLE_EMAIL}],
+                "customers": [{"customer_id": "cus_e14483bdd2e78baa"}, {"email": _EXAMPLE_EMAIL}],
                 "reasons": False,
             }
         },
     )
 
     customers: list[CustomerRef] = Field(min_length=1)
-    reasons: bool = Field(False, description="Reasons cost about a millisecond per customer.")
+    reasons: bool = Field(False, description="Reasons (SHAP) cost milliseconds per customer.")
 
 
 class Reason(BaseModel):

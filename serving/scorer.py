@@ -57,7 +57,10 @@ class LiveScorer:
 
     @property
     def feature_service(self) -> str:
-        return self.service.name
+        """The models' feature services, as `cip score` records them (`churn_v1+ltv_v1`);
+        the lookup reads `self.service`, which covers them all."""
+        models = (self.champions.churn, self.champions.ltv)
+        return "+".join(dict.fromkeys(m.feature_service for m in models))
 
     def score(self, customer_ids: Sequence[str], *, reasons: bool) -> list[dict[str, Any]]:
         """One row per customer, in order: probabilities, values, deciles, reasons, versions."""
@@ -69,7 +72,7 @@ class LiveScorer:
             {
                 "churn_model_version": self.champions.churn.version,
                 "ltv_model_version": self.champions.ltv.version,
-                "feature_service": self.service.name,
+                "feature_service": self.feature_service,
                 "features_as_of": as_of,
                 "scored_at": scored_at,
             }

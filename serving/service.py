@@ -20,6 +20,7 @@ import bentoml
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipelines.config import load_settings
 from pipelines.tracking import tracking_uri
@@ -63,6 +64,25 @@ def _problem(error: dict[str, Any]) -> str:
     where = ".".join(map(str, error["loc"][1:]))
     message = error["msg"].removeprefix("Value error, ")
     return f"{where}: {message}" if where else message
+
+
+class _JsonBodiesOnly:
+    """ASGI middleware: 415 for a form or multipart body sent to a BentoML API, which BentoML
+    would parse as a file upload (and answer 500 when it is not one)."""
+
+    _FORMS = (b"multipart/form-data", b"application/x-www-form-urlencoded")
+
+    def __init__(self, app: ASGIApp, *, paths: frozenset[str]) -> None:
+        self.app, self.paths = app, paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            kind = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip()
+            if kind.lower() in self._FORMS:
+                body = {"error": "send a JSON body (Content-Type: application/json)"}
+                await JSONResponse(body, status_code=415)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _answers_errors(
@@ -123,14 +143,9 @@ class Scoring:
     async def score(self, request: ScoreRequest, /) -> ScoreResponse:
         """Live churn and LTV scores of one customer named by any identifier."""
         directory = self.runtime.directory()
-        customer_id, matched_by = _resolve(directory, request)
-        (row,) = self.runtime.score([customer_id], reasons=request.reasons)
-        return ScoreResponse(
-            customer_id=customer_id,
-            matched_by=matched_by,
-            segments=directory.segments(customer_id),
-            **row,
-        )
+        found = _resolve(directory, request)
+        (score,) = self._scores(directory, [found], reasons=request.reasons)
+        return score
 
     @bentoml.api(route="/score_batch", output_spec=BatchResponse)
     @_answers_errors
@@ -143,25 +158,31 @@ class Scoring:
             )
         directory = self.runtime.directory()
         items: list[BatchItem] = []
-        found: list[tuple[int, str, str]] = []
+        found: dict[int, tuple[str, str]] = {}
         for index, ref in enumerate(request.customers):
             try:
-                customer_id, matched_by = _resolve(directory, ref)
+                found[index] = _resolve(directory, ref)
             except ApiError as exc:
                 items.append(BatchItem(index=index, status=exc.status, error=exc.message))
-            else:
-                found.append((index, customer_id, matched_by))
-        rows = self.runtime.score([cid for _, cid, _ in found], reasons=request.reasons)
-        for (index, customer_id, matched_by), row in zip(found, rows, strict=True):
-            score = ScoreResponse(
+        scores = self._scores(directory, list(found.values()), reasons=request.reasons)
+        items += [BatchItem(index=i, score=s) for i, s in zip(found, scores, strict=True)]
+        items.sort(key=lambda item: item.index)
+        return BatchResponse(results=items, scored=len(found), failed=len(items) - len(found))
+
+    def _scores(
+        self, directory: Directory, found: list[tuple[str, str]], *, reasons: bool
+    ) -> list[ScoreResponse]:
+        """Scores of resolved (customer_id, matched_by) pairs, with their segments."""
+        rows = self.runtime.score([customer_id for customer_id, _ in found], reasons=reasons)
+        return [
+            ScoreResponse(
                 customer_id=customer_id,
                 matched_by=matched_by,
                 segments=directory.segments(customer_id),
                 **row,
             )
-            items.append(BatchItem(index=index, score=score))
-        items.sort(key=lambda item: item.index)
-        return BatchResponse(results=items, scored=len(found), failed=len(items) - len(found))
+            for (customer_id, matched_by), row in zip(found, rows, strict=True)
+        ]
 
     @routes.post("/profile", response_model=ProfileResponse, tags=["Service APIs"])
     async def profile(self, ref: CustomerRef) -> ProfileResponse:
@@ -222,6 +243,9 @@ def _profile(directory: Directory, ref: CustomerRef) -> ProfileResponse:
 
 
 Scoring.add_asgi_middleware(ApiKeyAuth, key=api_key(settings))
+Scoring.add_asgi_middleware(
+    _JsonBodiesOnly, paths=frozenset(m.route for m in Scoring.apis.values())
+)
 Scoring.mount_asgi_app(
     create_app(
         settings=settings.serving.collector,

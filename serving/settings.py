@@ -4,6 +4,8 @@ from pydantic import BaseModel, Field, SecretStr
 
 from serving.collector.settings import CollectorSettings
 
+__all__ = ["ServingSettings"]
+
 
 class ServingSettings(BaseModel):
     """Settings for the HTTP services (cip serve)."""

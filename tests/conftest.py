@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from pipelines.config import Settings
+# Rich wraps at 80 columns without a terminal; CLI tests read whole lines.
+os.environ.setdefault("COLUMNS", "200")
+
+from pipelines.config import Settings  # noqa: E402
 
 
 @pytest.fixture

@@ -445,9 +445,14 @@ def test_background_loading_and_a_clean_shutdown_leave_nothing_in_the_log(data):
         for _ in range(3):
             body = analytics_python_body([item(), item()], datetime.now(UTC))
             assert httpx.post(f"{base}/v1/batch", json=body, headers=basic(KEYS["web"])).is_success
-            time.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while not (data / "w.duckdb").exists() or query(data, "FROM raw_events") == []:
+            assert time.monotonic() < deadline, "the background loader loaded nothing"
+            time.sleep(0.05)
+        body = analytics_python_body([item(), item()], datetime.now(UTC))
+        assert httpx.post(f"{base}/v1/batch", json=body, headers=basic(KEYS["web"])).is_success
 
-    assert query(data, "SELECT count(DISTINCT message_id), count(*) FROM raw_events") == [(6, 6)]
+    assert query(data, "SELECT count(DISTINCT message_id), count(*) FROM raw_events") == [(8, 8)]
     assert list((data / "collector").glob("*.log")) == []  # the closed segment was finished
     assert query(data, f"SELECT count(*) FROM {OFFSETS_TABLE}") == [(0,)]
 

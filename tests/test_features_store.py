@@ -28,7 +28,6 @@ from features import (
     training_set,
 )
 from features.store import REPO_DIR, repo_config
-from pipelines.cli import app
 from pipelines.config import Settings
 
 JAN, FEB, MAR, APR = (datetime(2025, m, 1) for m in (1, 2, 3, 4))
@@ -181,6 +180,8 @@ def test_redis_is_a_settings_switch(tmp_path: Path) -> None:
 def test_cip_features_command(
     warehouse_con: duckdb.DuckDBPyConnection, settings: Settings, tmp_path: Path
 ) -> None:
+    from pipelines.cli import app  # imports every command: only this test needs it
+
     warehouse_con.close()
     env = {"CIP_DATA_DIR": str(settings.data_dir), "CIP_CONFIG": str(tmp_path / "none.yaml")}
     runner = CliRunner()
@@ -194,3 +195,6 @@ def test_cip_features_command(
     store = open_store(feast_dir=settings.paths.feast, settings=SETTINGS)
     assert OnlineFeatures(store, service="ltv_v1").get("c2")["orders_total"] == 1
     assert os.path.exists(settings.paths.feast / "online.db")
+    empty = runner.invoke(app, ["features"], env=env | {"CIP_DATA_DIR": str(tmp_path / "empty")})
+    assert empty.exit_code == 1
+    assert "run `cip load` first" in " ".join(empty.output.split())

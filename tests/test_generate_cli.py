@@ -17,11 +17,11 @@ def invoke(settings: Settings, *args: str):
 
 
 def test_cip_generate_writes_every_source_where_asked(settings: Settings) -> None:
-    out, truth = settings.data_dir / "elsewhere", settings.data_dir / "hidden"
-    result = invoke(
-        settings, "--people", "80", "--seed", "5", "--locale", "ru", "--out", str(out),
-        "--truth", str(truth),
-    )  # fmt: skip
+    out, truth = (
+        settings.data_dir / "elsewhere" / "files",
+        settings.data_dir / "elsewhere" / "truth",
+    )
+    result = invoke(settings, "--people", "80", "--seed", "5", "--locale", "ru", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "about 80 people (locale ru, seed 5)" in result.output
     assert all(source_file(out, s).exists() for s in SOURCES)
@@ -52,3 +52,7 @@ def test_stage_generates_once_then_skips_until_settings_change(settings: Setting
     )
     generate.stage(changed)
     assert events.stat().st_mtime_ns != written
+    rewritten = events.stat().st_mtime_ns
+    (changed.paths.truth / "manifest.json").write_text("{not json")
+    generate.stage(changed)
+    assert events.stat().st_mtime_ns != rewritten

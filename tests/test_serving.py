@@ -27,6 +27,7 @@ import pytest
 from mlflow import MlflowClient
 from starlette.testclient import TestClient
 
+from pipelines.commands.serve import bentoml_serve
 from pipelines.config import Settings
 from pipelines.tracking import tracking_uri
 
@@ -37,14 +38,14 @@ FAST_MODELS = {"search": {"trials": 1}, "train_cutoffs": 3}
 
 
 @contextmanager
-def service_client(settings: Settings) -> Iterator[TestClient]:
+def service_client(settings: Settings, **env: str) -> Iterator[TestClient]:
     """The service's ASGI app on `settings.data_dir`, with its lifespan running.
 
     The service reads its settings at import, as `bentoml serve` does, so the module is
     (re)imported with the environment pointing at the test's data folder.
     """
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in _environment(settings).items():
+        for name, value in {**_environment(settings), **env}.items():
             patch.setenv(name, value)
         module = sys.modules.get("serving.service")
         module = importlib.reload(module) if module else importlib.import_module("serving.service")
@@ -92,8 +93,8 @@ def facts(served: Settings) -> dict[str, list[tuple]]:
     loader inside it, which opens the warehouse for writing) starts."""
     queries = {
         "scores": "SELECT customer_id, churn_probability, churn_decile, predicted_ltv,"
-        " ltv_decile, churn_reasons, ltv_reasons, churn_model_version, ltv_model_version"
-        " FROM current_scores ORDER BY churn_reasons IS NULL, customer_id",
+        " ltv_decile, churn_reasons, ltv_reasons, churn_model_version, ltv_model_version,"
+        " feature_service FROM current_scores ORDER BY churn_reasons IS NULL, customer_id",
         "email_and_cookie": "SELECT e.customer_id, e.id_value, a.id_value"
         " FROM customer_identifiers e JOIN customer_identifiers a USING (customer_id)"
         " JOIN current_scores USING (customer_id)"
@@ -134,13 +135,14 @@ def test_live_scores_match_cip_score(client: TestClient, facts: dict[str, list[t
     stored = facts["scores"][:15] + facts["scores"][-10:]  # with reasons first, then without
     assert len(stored) == 25
     with_reasons = 0
-    for cid, churn, churn_decile, ltv, ltv_decile, churn_why, ltv_why, cv, lv in stored:
+    for cid, churn, churn_decile, ltv, ltv_decile, churn_why, ltv_why, cv, lv, fs in stored:
         live = _score(client, {"customer_id": cid, "reasons": True})
         assert live["customer_id"] == cid
         assert live["churn_probability"] == pytest.approx(churn, abs=1e-9)
         assert live["predicted_ltv"] == pytest.approx(ltv, rel=1e-9, abs=1e-9)
         assert (live["churn_decile"], live["ltv_decile"]) == (churn_decile, ltv_decile)
         assert (live["churn_model_version"], live["ltv_model_version"]) == (cv, lv)
+        assert live["feature_service"] == fs
         for stored_reasons, task in ((churn_why, "churn"), (ltv_why, "ltv")):
             if stored_reasons is not None:  # `cip score` explains its top deciles only
                 with_reasons += 1
@@ -249,25 +251,59 @@ def test_status_names_the_loaded_champions(
     assert status["features_materialized_at"] is not None
 
 
-def test_a_newly_promoted_champion_is_picked_up_without_restart(
-    client: TestClient, served: Settings, facts: dict[str, list[tuple]]
-) -> None:
-    registry = MlflowClient(tracking_uri(served), registry_uri=tracking_uri(served))
+@contextmanager
+def _new_churn_champion(settings: Settings) -> Iterator[tuple[str, str]]:
+    """Register the churn champion's model again as a new version and promote it; yields
+    (old, new) versions and puts the old champion back afterwards."""
+    registry = MlflowClient(tracking_uri(settings), registry_uri=tracking_uri(settings))
     old = registry.get_model_version_by_alias("churn", "champion")
     new = registry.create_model_version("churn", old.source, run_id=old.run_id)
-    old_version, new_version = str(old.version), str(new.version)
-    cid = facts["scores"][0][0]
+    registry.set_registered_model_alias("churn", "champion", new.version)
     try:
-        assert _score(client, {"customer_id": cid})["churn_model_version"] == old_version
-        registry.set_registered_model_alias("churn", "champion", new_version)
-        reloaded = client.post("/reload", headers=AUTH)
-        assert reloaded.status_code == 200
-        assert reloaded.json()["models"]["churn"] == new_version
-        assert _score(client, {"customer_id": cid})["churn_model_version"] == new_version
+        yield str(old.version), str(new.version)
     finally:
-        registry.set_registered_model_alias("churn", "champion", old_version)
-        client.post("/reload", headers=AUTH)
-    assert _score(client, {"customer_id": cid})["churn_model_version"] == old_version
+        registry.set_registered_model_alias("churn", "champion", old.version)
+
+
+def test_a_newly_promoted_champion_is_picked_up_on_reload(
+    client: TestClient, served: Settings, facts: dict[str, list[tuple]]
+) -> None:
+    cid = facts["scores"][0][0]
+    before = _score(client, {"customer_id": cid})["churn_model_version"]
+    with _new_churn_champion(served) as (old, new):
+        assert before == old
+        assert _score(client, {"customer_id": cid})["churn_model_version"] == old  # not yet
+        reloaded = client.post("/reload", headers=AUTH)
+        assert reloaded.status_code == 200 and reloaded.json()["models"]["churn"] == new
+        assert _score(client, {"customer_id": cid})["churn_model_version"] == new
+    client.post("/reload", headers=AUTH)
+    assert _score(client, {"customer_id": cid})["churn_model_version"] == old
+
+
+def test_segments_appear_once_segment_membership_exists(
+    client: TestClient, served: Settings, facts: dict[str, list[tuple]]
+) -> None:
+    cid = facts["scores"][0][0]
+    assert _score(client, {"customer_id": cid})["segments"] == []  # no table: no segments
+    con = duckdb.connect(str(served.paths.warehouse))
+    try:
+        con.execute(
+            "CREATE TABLE segment_membership (segment VARCHAR, customer_id VARCHAR,"
+            " entered_at TIMESTAMP, exited_at TIMESTAMP)"
+        )
+        con.execute(
+            "INSERT INTO segment_membership VALUES ('vip', ?, now(), NULL),"
+            " ('lapsed', ?, now() - INTERVAL 9 DAY, now())",
+            [cid, cid],
+        )
+    finally:
+        con.close()
+    deadline = time.monotonic() + 20  # the collector's loader may hold the file a moment
+    while _score(client, {"customer_id": cid})["segments"] != ["vip"]:
+        assert time.monotonic() < deadline, "segment_membership was not picked up"
+        assert client.post("/reload", headers=AUTH).status_code == 200
+    profile = client.get("/profile", params={"customer_id": cid}, headers=AUTH).json()
+    assert profile["segments"] == ["vip"]
 
 
 def test_report_serves_the_latest_html_file(client: TestClient, served: Settings) -> None:
@@ -301,22 +337,6 @@ def test_collector_is_mounted_under_v1(client: TestClient) -> None:
     assert accepted.status_code == 200, accepted.text
 
 
-def test_missing_models_and_features_answer_503(
-    served: Settings, facts: dict[str, list[tuple]], warehouse_copy: Path
-) -> None:
-    bare = served.model_copy(update={"data_dir": warehouse_copy.parent})
-    email = facts["email_and_cookie"][0][1]
-    with service_client(bare) as client:
-        assert client.get("/readyz").status_code == 503
-        response = client.post("/score", json={"email": email}, headers=AUTH)
-        assert response.status_code == 503
-        assert "run `cip train`" in response.json()["error"]
-        assert "run `cip features`" in response.json()["error"]
-        assert client.post("/profile", json={"email": email}, headers=AUTH).status_code == 200
-        problems = client.get("/status", headers=AUTH).json()["problems"]
-        assert set(problems) == {"models", "features"}
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -326,15 +346,16 @@ def _free_port() -> int:
 def test_cip_serve_answers_over_real_http_without_leaking_secrets(
     client: TestClient, served: Settings, facts: dict[str, list[tuple]], tmp_path: Path
 ) -> None:
+    """`bentoml serve` as `cip serve` runs it (same command line and environment)."""
     cid, email, _ = facts["email_and_cookie"][0]
     port = _free_port()
+    serving = served.serving.model_copy(update={"port": port})
+    argv, env = bentoml_serve(served.model_copy(update={"serving": serving}))
     log = tmp_path / "serve.log"
-    env = {**os.environ, **_environment(served)}
-    cip = Path(sys.executable).with_name("cip")
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [str(cip), "serve", "--port", str(port)],
-            env=env,
+            argv,
+            env={**env, **_environment(served)},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -374,3 +395,38 @@ def _wait_ready(base: str, server: subprocess.Popen, log: Path, timeout: float =
             pass
         time.sleep(0.5)
     pytest.fail(f"cip serve not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+# The tests below start a second app in this process. BentoML keeps one "current service"
+# per process for the mounted FastAPI routes, so they run after every test of `client`.
+
+
+def test_a_newly_promoted_champion_is_picked_up_by_the_periodic_check(
+    served: Settings, facts: dict[str, list[tuple]]
+) -> None:
+    cid = facts["scores"][0][0]
+    with (
+        service_client(served, CIP_SERVING__RELOAD_INTERVAL_SECONDS="0.2") as client,
+        _new_churn_champion(served) as (_, new),
+    ):
+        deadline = time.monotonic() + 20
+        while client.get("/status", headers=AUTH).json()["models"]["churn"] != new:
+            assert time.monotonic() < deadline, "the new champion was not picked up"
+            time.sleep(0.2)
+        assert _score(client, {"customer_id": cid})["churn_model_version"] == new
+
+
+def test_missing_models_and_features_answer_503(
+    served: Settings, facts: dict[str, list[tuple]], warehouse_copy: Path
+) -> None:
+    bare = served.model_copy(update={"data_dir": warehouse_copy.parent})
+    email = facts["email_and_cookie"][0][1]
+    with service_client(bare) as client:
+        assert client.get("/readyz").status_code == 503
+        response = client.post("/score", json={"email": email}, headers=AUTH)
+        assert response.status_code == 503
+        assert "run `cip train`" in response.json()["error"]
+        assert "run `cip features`" in response.json()["error"]
+        assert client.post("/profile", json={"email": email}, headers=AUTH).status_code == 200
+        problems = client.get("/status", headers=AUTH).json()["problems"]
+        assert set(problems) == {"models", "features"}

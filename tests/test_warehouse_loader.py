@@ -205,6 +205,30 @@ def test_every_kind_of_violation_is_quarantined_with_reason_row_and_number(
     assert meta == [("crm_contacts", str(path.resolve()))]
 
 
+def test_row_numbers_stay_exact_around_lines_the_csv_parser_rejects(con, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "accounts.csv",
+        "user_id,email,signup_at\n"
+        "U1,a@example.com,2024-01-01\n"
+        "U2,extra,field,here\n"
+        "U3\n"
+        "U4,d@example.com,2024-01-04\n"
+        "U5,e,f,g,h\n"
+        "U6,f@example.com,2024-01-06\n",
+    )
+    report = warehouse.load_file(con, path=path)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (6, 3, 3)
+    loaded = rows(con, "SELECT user_id, _row_number FROM raw_accounts ORDER BY 2")
+    assert loaded == [("U1", 1), ("U4", 4), ("U6", 6)]
+    bad = quarantine(con)
+    assert {n: row for n, (_, row) in bad.items()} == {
+        2: "U2,extra,field,here",
+        3: "U3",
+        5: "U5,e,f,g,h",
+    }
+    assert all(reason.startswith(f"cannot parse line {n + 1}: ") for n, (reason, _) in bad.items())
+
+
 def test_unparseable_jsonl_lines_are_quarantined_by_line_number(con, tmp_path: Path) -> None:
     good = {
         "messageId": "m1",

@@ -40,6 +40,11 @@ _RAW = "cip_stage_raw"  # materialized input, when row numbers need it
 _STAGE = "cip_stage"  # the staging relation handed to validation
 _REJECTS, _REJECT_SCANS = "cip_rejects", "cip_reject_scans"
 _ROWS = "cip_rows"  # a registered row batch
+# DuckDB may report several errors for one line: one row per rejected line.
+_REJECTED_LINES = (
+    f"SELECT line, any_value(csv_line) AS csv_line, string_agg(error_message, '; ' "
+    f"ORDER BY byte_position) AS errors FROM {_REJECTS} GROUP BY line"
+)
 _INTERNAL = ("_row_number", "_error", "_line")  # staging's own columns; inputs' are ignored
 
 
@@ -106,7 +111,7 @@ def _row_numbers(con: duckdb.DuckDBPyConnection, *, header_lines: int) -> str:
         return "rowid + 1"
     gaps = (
         f"SELECT line - {header_lines} - row_number() OVER (ORDER BY line) AS parsed_before "
-        f"FROM {_REJECTS}"
+        f"FROM ({_REJECTED_LINES})"
     )
     return f"rowid + 1 + (SELECT count(*) FROM ({gaps}) WHERE parsed_before <= {_RAW}.rowid)"
 
@@ -122,8 +127,8 @@ def _rejects_sql(*, header_lines: int, columns: list[str]) -> str:
     nulls = "".join(f", NULL AS {quote(c)}" for c in columns)
     return (
         f"SELECT line - {header_lines} AS _row_number, "
-        f"'cannot parse line ' || line || ': ' || error_message AS _error, "
-        f"trim(csv_line, E'\\r\\n') AS _line{nulls} FROM {_REJECTS}"
+        f"'cannot parse line ' || line || ': ' || errors AS _error, "
+        f"trim(csv_line, E'\\r\\n') AS _line{nulls} FROM ({_REJECTED_LINES})"
     )
 
 

@@ -36,7 +36,11 @@ def command(
     ] = False,
 ) -> None:
     """Build dated feature snapshots, apply the Feast repo and fill the online store."""
-    run(ctx.obj, only_new=only_new)
+    try:
+        run(ctx.obj, only_new=only_new)
+    except features.FeatureInputError as error:
+        console.print(f"[red]cip features: {error}[/]")
+        raise typer.Exit(1) from error
 
 
 def stage(settings: Settings) -> None:

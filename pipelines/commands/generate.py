@@ -101,7 +101,8 @@ def command(
         Path | None,
         typer.Option(
             help="Folder for the truth (record_truth.parquet, people.parquet), which only "
-            "evaluation and tests read. Default: the data folder's truth/.",
+            "evaluation and tests read. Default: truth/ next to the sources folder (the data "
+            "folder's truth/).",
             show_default=False,
             file_okay=False,
         ),
@@ -120,7 +121,8 @@ def command(
             where = ".".join(str(part) for part in problem["loc"]) or "settings"
             console.print(f"[bold red]error:[/] {where}: {problem['msg']}")
         raise typer.Exit(code=2) from error
-    sources, truth_dir = out or settings.paths.sources, truth or settings.paths.truth
+    sources = out or settings.paths.sources
+    truth_dir = truth or sources.parent / "truth"
     rows = _generate(chosen, sources, truth_dir)
     console.print(_table(rows, sources))
     console.print(

@@ -258,7 +258,9 @@ def file(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Output file, .csv or .parquet (default: PATH.clusters.csv)."),
+        typer.Option(
+            "--out", "-o", help="Output file, .csv or .parquet (default: PATH.clusters.csv)."
+        ),
     ] = None,
 ) -> None:
     """Cluster any person table: write record_id, cluster_id, link_type, link_detail."""

@@ -15,6 +15,7 @@ from pipelines.console import console
 STAGES: list[str] = [
     "generate",
     "load",
+    "collect",
     "resolve",
     "features",
     "train",
@@ -61,7 +62,7 @@ def _select(start: str | None, until: str | None) -> list[str]:
 def _where_to_look(settings: Settings) -> list[str]:
     paths = settings.paths
     return [
-        f"warehouse (DuckDB): {paths.warehouse}  -> duckdb {paths.warehouse} 'SHOW TABLES'",
+        f"warehouse (DuckDB): {paths.warehouse}  -> duckdb.connect(path, read_only=True)",
         f"MLflow runs and models: {paths.mlflow}  -> make mlflow-ui",
         f"segment exports and the marketers' report: {paths.exports}",
         "scores over HTTP: make serve",

@@ -14,6 +14,8 @@ from pipelines.config import Settings
 from pipelines.console import console
 from serving.auth import key_file
 
+__all__ = ["bentoml_serve", "command", "register"]
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -29,52 +31,45 @@ def command(
 ) -> None:
     """Serve live churn and LTV scores, profiles and the event collector over HTTP."""
     settings: Settings = ctx.obj
-    serving = settings.serving.model_copy(
-        update={
-            k: v
-            for k, v in {"host": host, "port": port, "workers": workers}.items()
-            if v is not None
-        }
-    )
+    given = {"host": host, "port": port, "workers": workers}
+    serving = settings.serving.model_copy(update={k: v for k, v in given.items() if v is not None})
+    settings = settings.model_copy(update={"serving": serving})
     url = f"http://{serving.host}:{serving.port}"
     console.rule("[bold cyan]serve")
     console.print(f"scoring and profile API on [bold]{url}[/] (OpenAPI: {url}/docs.json)")
-    if settings.serving.api_key is None:
+    if serving.api_key is None:
         console.print(f"API key: generated in [bold]{key_file(settings)}[/] (owner-only)")
     else:
         console.print("API key: from the settings (CIP_SERVING__API_KEY)")
     console.print(f"collector: {url}/v1/track, /v1/batch, ...; stop with Ctrl-C")
-    result = subprocess.run(
-        [sys.executable, "-m", "bentoml", "serve", "serving.service:Scoring"]
-        + ["--host", serving.host, "--port", str(serving.port)]
-        + ["--working-dir", str(PROJECT_DIR)],
-        env=serve_environment(
-            settings, host=serving.host, port=serving.port, workers=serving.workers
-        ),
-        check=False,
-    )
-    raise typer.Exit(result.returncode)
+    argv, env = bentoml_serve(settings)
+    raise typer.Exit(subprocess.run(argv, env=env, check=False).returncode)
 
 
-def serve_environment(settings: Settings, *, host: str, port: int, workers: int) -> dict[str, str]:
-    """The environment of `bentoml serve`: BENTOML_HOME in the data folder, the settings (as
-    absolute paths, so that the service reads the same ones from any working directory), and
-    one OpenMP thread per worker: a request is one row, and LightGBM's thread hand-off costs
-    far more than the prediction (tens of ms on a busy machine); workers give parallelism."""
+def bentoml_serve(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """The `bentoml serve` command line and environment for `settings`.
+
+    BENTOML_HOME lives in the data folder; the settings go along as absolute paths and
+    `CIP_SERVING__*` variables, so the service reads the same ones from any directory; and
+    each worker gets one OpenMP thread: a request scores one row, where LightGBM's thread
+    hand-off costs far more than the prediction (tens of ms on a busy machine).
+    """
+    serving = settings.serving
     bentoml_home = settings.paths.bentoml.resolve()
     bentoml_home.mkdir(parents=True, exist_ok=True)
+    config = Path(os.environ.get("CIP_CONFIG", "cip.yaml")).resolve()
     env = {
         **os.environ,
         "BENTOML_HOME": str(bentoml_home),
         "BENTOML_DO_NOT_TRACK": "true",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        "CIP_CONFIG": str(config),
         "CIP_DATA_DIR": str(settings.data_dir.resolve()),
-        "CIP_SERVING__HOST": host,
-        "CIP_SERVING__PORT": str(port),
-        "CIP_SERVING__WORKERS": str(workers),
+        "CIP_SERVING__HOST": serving.host,
+        "CIP_SERVING__PORT": str(serving.port),
+        "CIP_SERVING__WORKERS": str(serving.workers),
     }
-    if "CIP_CONFIG" in env:
-        env["CIP_CONFIG"] = str(Path(env["CIP_CONFIG"]).resolve())
-    else:
-        env["CIP_CONFIG"] = str(Path("cip.yaml").resolve())
-    return env
+    argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Scoring"]
+    argv += ["--host", serving.host, "--port", str(serving.port)]
+    argv += ["--working-dir", str(PROJECT_DIR)]
+    return argv, env

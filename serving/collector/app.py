@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gc
 import logging
 import zlib
 from collections.abc import AsyncIterator
@@ -240,8 +241,17 @@ def serve(
     port: int,
     access_log: bool = True,
 ) -> None:
-    """Run the collector with uvicorn (uvloop, httptools) until interrupted."""
+    """Run the collector with uvicorn (uvloop, httptools) until interrupted.
+
+    The process is the collector's own, so its garbage collector is tuned for it: requests
+    allocate many short-lived, acyclic JSON objects, and with the default thresholds the
+    cyclic collector took about a third of the CPU (measured with 300 batches of 100 events
+    in flight); a young generation of 50,000 objects, with what startup loaded frozen, makes
+    it run far less often.
+    """
     app = create_app(settings=settings, log_dir=log_dir, warehouse=warehouse)
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     uvicorn.run(
         app,
         host=host,

@@ -265,14 +265,16 @@ def _exclusive(path: Path) -> Iterator[bool]:
 
 
 class BackgroundLoader:
-    """A thread that calls `load_pending` every `interval_seconds` until stopped."""
+    """A thread that calls `load_all` every `interval_seconds` until stopped, with one DuckDB
+    thread so that requests keep the other cores. While the log does not change it leaves
+    the warehouse alone, so an idle collector never holds the warehouse's lock."""
 
     def __init__(
         self, *, log_dir: Path, warehouse: Path, max_bytes: int, interval_seconds: float
     ) -> None:
         self.log_dir, self.warehouse = log_dir, warehouse
         self.max_bytes, self.interval_seconds = max_bytes, interval_seconds
-        self.totals = BatchReport()
+        self._loaded: dict[str, int] | None = None  # segment sizes when last fully loaded
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="collector-loader", daemon=True)
 
@@ -287,9 +289,11 @@ class BackgroundLoader:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):
-            self._drain()
+            if _sizes(self.log_dir) != self._loaded:
+                self._drain()
 
     def _drain(self) -> None:
+        sizes = _sizes(self.log_dir)
         try:
             report = load_all(
                 log_dir=self.log_dir,
@@ -300,4 +304,18 @@ class BackgroundLoader:
         except Exception:
             logger.exception("collector: loading the log into the warehouse failed; will retry")
             return
-        self.totals.add(report)
+        if not report.busy:  # what was there before is loaded; finished segments are gone
+            self._loaded = {
+                name: size for name, size in sizes.items() if (self.log_dir / name).exists()
+            }
+
+
+def _sizes(log_dir: Path) -> dict[str, int]:
+    """Segment name -> size, to see whether the log changed."""
+    sizes = {}
+    for segment in segments(log_dir):
+        try:
+            sizes[segment.name] = segment.stat().st_size
+        except FileNotFoundError:  # another process's loader just finished it
+            continue
+    return sizes

@@ -58,7 +58,7 @@ class AppendLog:
                 waiters, self._pending, self._waiters = self._waiters, [], []
                 try:
                     await loop.run_in_executor(self._executor, self._write, data)
-                except OSError as error:
+                except Exception as error:  # no waiter may hang: each gets the failure
                     for waiter in waiters:
                         waiter.set_exception(error)
                 else:
@@ -72,10 +72,16 @@ class AppendLog:
             self._open_segment()
         assert self._fd is not None
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fdatasync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fdatasync(self._fd)
+        except OSError:
+            # Part of this group may be on disk without its newline: end the segment there
+            # (readers drop such a tail) so that later records start on a clean line.
+            self._close_segment()
+            raise
         self._size += len(data)
 
     def _open_segment(self) -> None:

@@ -137,7 +137,8 @@ def normalize(
     if context or integrations:
         message["context"] = {**(context or {}), **(message.get("context") or {})}
         message["integrations"] = {**(integrations or {}), **(message.get("integrations") or {})}
-    message["messageId"] = message.get("messageId") or str(uuid.uuid4())
+    if not message.get("messageId"):
+        message["messageId"] = str(uuid.uuid4())
     message["receivedAt"] = received_at
     _correct_skew(message, received_at=received_at, sent_at=message.get("sentAt") or sent_at)
     return message
@@ -164,19 +165,18 @@ def _correct_skew(
 ) -> None:
     """Set `timestamp` on the server's clock; keep the client's as `originalTimestamp`.
     Times without a UTC offset are taken as UTC."""
-    original = _aware(message.get("timestamp"))
-    sent_at = _aware(sent_at)
     if sent_at is not None:
+        if sent_at.tzinfo is None:
+            sent_at = sent_at.replace(tzinfo=UTC)
         message["sentAt"] = sent_at
+    original = message.get("timestamp")
     if original is None:
         message["timestamp"] = received_at
         return
+    if original.tzinfo is None:
+        original = original.replace(tzinfo=UTC)
     message["originalTimestamp"] = original
     message["timestamp"] = original if sent_at is None else received_at - (sent_at - original)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _reason(error: PydanticValidationError, *, nested: bool = True) -> str:

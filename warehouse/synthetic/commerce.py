@@ -23,9 +23,10 @@ from warehouse.synthetic.behaviour import (
     WEB_HOURS,
     poisson_times,
 )
+from warehouse.synthetic.columns import arrow_table, sequential_ids
 from warehouse.synthetic.noise import Noise
 from warehouse.synthetic.records import Accounts
-from warehouse.synthetic.universe import Universe, arrow_table, sequential_ids
+from warehouse.synthetic.universe import Universe
 
 __all__ = ["Catalogue", "Orders", "make_catalogue", "make_orders"]
 

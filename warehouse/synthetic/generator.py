@@ -51,6 +51,7 @@ def generate(
     `on_step(name)` is called as each of `STEPS` begins. Returns rows written per source.
     """
     step = on_step or (lambda name: None)
+    (truth_dir / MANIFEST).unlink(missing_ok=True)  # until the new files are all written
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")
         step("people")
@@ -82,7 +83,11 @@ def is_current(*, settings: GenerateSettings, sources_dir: Path, truth_dir: Path
     manifest = truth_dir / MANIFEST
     if not manifest.exists() or not all(source_file(sources_dir, s).exists() for s in FORMATS):
         return False
-    return json.loads(manifest.read_text())["settings"] == settings.model_dump(mode="json")
+    try:
+        written = json.loads(manifest.read_text())["settings"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return written == settings.model_dump(mode="json")
 
 
 def _people_truth(u: Universe) -> pa.Table:

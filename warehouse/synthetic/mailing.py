@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from warehouse.synthetic.columns import arrow_table, sequential_ids
 from warehouse.synthetic.records import Accounts, Contacts
-from warehouse.synthetic.universe import Universe, arrow_table, sequential_ids
+from warehouse.synthetic.universe import Universe
 
 __all__ = ["make_email_events"]
 

@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 from faker.decode import unidecode
 
-from warehouse.synthetic.universe import Universe, arrow_table, sequential_ids
+from warehouse.synthetic.columns import arrow_table, sequential_ids
+from warehouse.synthetic.universe import Universe
 
 __all__ = ["Accounts", "Contacts", "make_accounts", "make_contacts"]
 

@@ -12,8 +12,9 @@ import numpy as np
 import pyarrow as pa
 
 from warehouse.synthetic.behaviour import poisson_times
+from warehouse.synthetic.columns import arrow_table, sequential_ids
 from warehouse.synthetic.commerce import Orders
-from warehouse.synthetic.universe import Universe, arrow_table, sequential_ids
+from warehouse.synthetic.universe import Universe
 
 __all__ = ["make_support_tickets"]
 

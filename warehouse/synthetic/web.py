@@ -19,9 +19,10 @@ import orjson
 import pyarrow as pa
 
 from warehouse.synthetic.behaviour import CATEGORIES, PEAK_SEASON, WEB_HOURS, poisson_times
+from warehouse.synthetic.columns import uuids
 from warehouse.synthetic.commerce import Catalogue, Orders
 from warehouse.synthetic.records import Accounts
-from warehouse.synthetic.universe import Universe, uuids
+from warehouse.synthetic.universe import Universe
 
 __all__ = ["make_events"]
 
@@ -96,12 +97,14 @@ def make_events(
     order_columns = order_table.to_arrow_table()
     paths, titles = zip(*PAGES, strict=True)
 
+    indices = {
+        name: pa.array(np.maximum(rows[name], 0).astype(np.int32), mask=rows[name] < 0)
+        for name in ("device", "account", "product", "page", "order", "person")
+    }
+
     def lookup(index: str, values: object) -> pa.DictionaryArray:
         """Per-event values from a small table, as dictionary indices (nulls where index < 0)."""
-        i = rows[index]
-        return pa.DictionaryArray.from_arrays(
-            pa.array(np.maximum(i, 0).astype(np.int32), mask=i < 0), pa.array(values)
-        )
+        return pa.DictionaryArray.from_arrays(indices[index], pa.array(values))
 
     table = pa.table(
         {
