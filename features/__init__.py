@@ -10,44 +10,34 @@ Typical use (paths and settings come from `pipelines.config.Settings`):
     materialize(store, until=max(snapshot_dates(con)))
     OnlineFeatures(store, service="churn_v1").get("c-123")
 
-Names are imported on first use, so that reading the settings (which every
-command does) does not load Feast.
+Names are imported on first use (lazy_loader), so that reading the settings
+(which every command does) does not load Feast.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "GROUPS": "features.definitions",
-    "SERVICES": "features.definitions",
-    "build_objects": "features.objects",
-    "feature_names": "features.objects",
-    "OnlineFeatures": "features.online",
-    "FeatureSettings": "features.settings",
-    "FeatureInputError": "features.snapshots",
-    "SnapshotReport": "features.snapshots",
-    "build_snapshots": "features.snapshots",
-    "default_schedule": "features.snapshots",
-    "snapshot_dates": "features.snapshots",
-    "Freshness": "features.store",
-    "apply_repo": "features.store",
-    "freshness": "features.store",
-    "materialize": "features.store",
-    "open_store": "features.store",
-    "service_features": "features.store",
-    "training_set": "features.store",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'features' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "definitions": ["GROUPS", "SERVICES"],
+        "objects": ["build_objects", "feature_names"],
+        "online": ["OnlineFeatures"],
+        "settings": ["FeatureSettings"],
+        "snapshots": [
+            "FeatureInputError",
+            "SnapshotReport",
+            "build_snapshots",
+            "default_schedule",
+            "snapshot_dates",
+        ],
+        "store": [
+            "Freshness",
+            "apply_repo",
+            "freshness",
+            "materialize",
+            "open_store",
+            "service_features",
+            "training_set",
+        ],
+    },
+)

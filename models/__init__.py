@@ -13,75 +13,42 @@ Typical use (the CLI in `pipelines/commands/train.py` and `score.py` does this):
 
     champions = load_champions(tracking_uri=uri)       # lean scorer for batch and HTTP
     champions.score(features_frame, reasons=3)
+
+Names are imported on first use (lazy_loader), so that reading the settings
+(which every command does) does not load LightGBM and MLflow.
 """
 
-from models.baselines import BTYDRegressor, past_revenue, rfm_logistic
-from models.calibration import PlattCalibrator
-from models.champions import (
-    ChampionModel,
-    Champions,
-    NoChampionError,
-    load_champion,
-    load_champions,
-)
-from models.datasets import ExampleSet, examples_with_features
-from models.estimators import ChurnClassifier, LTVRegressor, search
-from models.explanations import top_reasons
-from models.labels import (
-    ORDERS_SQL,
-    CutoffPlan,
-    HorizonError,
-    build_examples,
-    data_span,
-    plan_cutoffs,
-    visible_until,
-)
-from models.metrics import assign_deciles, churn_metrics, decile_table, ltv_metrics
-from models.promotion import Decision, challenge, decide, promote, rollback
-from models.registry import CHAMPION, champion_version, log_task
-from models.scoring import append_scores, ensure_scores_table
-from models.settings import ModelSettings
-from models.training import TASKS, TaskResult, train_task
+import lazy_loader
 
-__all__ = [
-    "CHAMPION",
-    "ORDERS_SQL",
-    "TASKS",
-    "BTYDRegressor",
-    "ChampionModel",
-    "Champions",
-    "ChurnClassifier",
-    "CutoffPlan",
-    "Decision",
-    "ExampleSet",
-    "HorizonError",
-    "PlattCalibrator",
-    "LTVRegressor",
-    "ModelSettings",
-    "NoChampionError",
-    "TaskResult",
-    "append_scores",
-    "assign_deciles",
-    "build_examples",
-    "challenge",
-    "champion_version",
-    "churn_metrics",
-    "data_span",
-    "decide",
-    "decile_table",
-    "ensure_scores_table",
-    "examples_with_features",
-    "load_champion",
-    "load_champions",
-    "log_task",
-    "ltv_metrics",
-    "past_revenue",
-    "plan_cutoffs",
-    "promote",
-    "rfm_logistic",
-    "rollback",
-    "search",
-    "top_reasons",
-    "train_task",
-    "visible_until",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "baselines": ["BTYDRegressor", "past_revenue", "rfm_logistic"],
+        "calibration": ["PlattCalibrator"],
+        "champions": [
+            "ChampionModel",
+            "Champions",
+            "NoChampionError",
+            "load_champion",
+            "load_champions",
+        ],
+        "datasets": ["ExampleSet", "examples_with_features"],
+        "estimators": ["ChurnClassifier", "LTVRegressor", "search"],
+        "explanations": ["top_reasons"],
+        "labels": [
+            "CutoffPlan",
+            "HorizonError",
+            "ORDERS_SQL",
+            "build_examples",
+            "data_span",
+            "plan_cutoffs",
+            "visible_until",
+        ],
+        "metrics": ["assign_deciles", "churn_metrics", "decile_table", "ltv_metrics"],
+        "promotion": ["Decision", "challenge", "decide", "promote", "rollback"],
+        "registry": ["CHAMPION", "champion_version", "log_task"],
+        "scoring": ["append_scores", "ensure_scores_table"],
+        "settings": ["ModelSettings"],
+        "training": ["TASKS", "TaskResult", "train_task"],
+    },
+)

@@ -1,7 +1,7 @@
 """The append-only `scores` table: one block of rows per scoring, and the current view.
 
 `Champions.score` computes the rows (reasons only for the top deciles, because
-they cost about a millisecond each against microseconds for a prediction);
+they cost milliseconds each against microseconds for a prediction);
 `append_scores` stores them under a new `scoring_id` with the model versions;
 the view `current_scores` shows each customer's latest scoring.
 """

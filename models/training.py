@@ -19,6 +19,7 @@ from models.baselines import RFM_COLUMNS, BTYDRegressor, past_revenue, rfm_logis
 from models.calibration import PlattCalibrator
 from models.estimators import ChurnClassifier, LTVRegressor, search
 from models.explanations import shap_summary
+from models.labels import HorizonError
 from models.metrics import churn_metrics, decile_cuts, ltv_metrics
 from models.plots import (
     calibration_figure,
@@ -112,6 +113,12 @@ def train_task(
     `on_trial` is called after each hyperparameter trial (for progress bars).
     """
     label = TASKS[task]
+    for name, rows in (("training", train), ("validation", valid), ("test", test)):
+        if rows[label].nunique() < 2:
+            raise HorizonError(
+                f"{task}: the {name} cutoff(s) have {len(rows)} active customers and "
+                f"{rows[label].nunique()} distinct label value(s); need more history"
+            )
     y, y_val, y_test = (f[label].to_numpy(dtype=float) for f in (train, valid, test))
     X, X_val, X_test = (_matrix(f, feature_names) for f in (train, valid, test))
     if task == "churn":

@@ -21,6 +21,7 @@ gives the same ids however it was reached (full or incremental).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 
 import duckdb
@@ -49,12 +50,15 @@ LINK_TYPES = ("deterministic", "probabilistic", "singleton")
 NO_IDENTIFYING_DATA = "no identifying data"
 
 
-def cluster(con: duckdb.DuckDBPyConnection) -> int:
-    """Write `res_clusters(uid, cluster)` from the deterministic components and matches."""
+def cluster(con: duckdb.DuckDBPyConnection, *, links: Sequence[str] = ()) -> int:
+    """Write `res_clusters(uid, cluster)` from the deterministic components and matches.
+
+    `links` names further tables of pairs (`unique_id_l`, `unique_id_r`) to merge.
+    """
     n_records = con.execute("SELECT count(*) FROM res_record_nodes").fetchall()[0][0]
-    matches = "SELECT NULL AS unique_id_l, NULL AS unique_id_r WHERE FALSE"
-    if MATCHES in existing_tables(con):
-        matches = f"SELECT unique_id_l, unique_id_r FROM {MATCHES}"
+    tables = [MATCHES, *links] if MATCHES in existing_tables(con) else list(links)
+    matches = " UNION ALL ".join(f"SELECT unique_id_l, unique_id_r FROM {t}" for t in tables)
+    matches = matches or "SELECT NULL AS unique_id_l, NULL AS unique_id_r WHERE FALSE"
     edges = con.execute(f"""
         SELECT node AS a, {n_records} + det_component AS b FROM res_record_nodes
         UNION ALL
@@ -221,7 +225,8 @@ def write_identity_map(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict
                          AND r.last_name IS NULL THEN '{NO_IDENTIFYING_DATA}'
                     WHEN z.n = 1 THEN NULL
                     WHEN d.n > 1 THEN s.id_types
-                    ELSE 'match_probability=' || round(b.p, 4) END AS link_detail,
+                    ELSE coalesce('match_probability=' || round(b.p, 4), 'name') END
+                   AS link_detail,
                ?::TIMESTAMP AS resolved_at
         FROM {RECORDS} r
         JOIN res_assignment a USING (uid)

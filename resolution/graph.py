@@ -7,8 +7,9 @@ cookie to a user. Connected components (scipy's csgraph on integer-encoded
 edges) are the deterministic clusters.
 
 The explosion guard: an identifier seen with more distinct people-signals
-(distinct name initials or user ids on the records carrying it) than
-`max_people` is a shared one (a shop's phone, a family tablet,
+(distinct name initials, or user ids, on the records carrying it; user ids
+whose accounts bear the same name initials count once, as one person's two
+sign-ups) than `max_people` is a shared one (a shop's phone, a family tablet,
 `test@test.com`) and is not used to merge. Skipped identifiers are reported by
 hash, never by value.
 """
@@ -83,12 +84,20 @@ def build_identifiers(
     """)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE res_exploded AS
-        WITH signals AS (
-            SELECT uid, 'user_id' AS kind, user_id AS signal FROM {RECORDS}
-            WHERE user_id IS NOT NULL
-            UNION ALL
-            SELECT uid, 'name', {_NAME_SIGNAL} FROM {RECORDS}
+        WITH names AS (
+            SELECT uid, user_id, {_NAME_SIGNAL} AS signal FROM {RECORDS}
             WHERE first_name IS NOT NULL AND last_name IS NOT NULL
+        ),
+        account_names AS (
+            SELECT user_id, min(signal) AS signal FROM names WHERE user_id IS NOT NULL
+            GROUP BY user_id HAVING count(DISTINCT signal) = 1
+        ),
+        signals AS (
+            SELECT r.uid, 'user_id' AS kind, coalesce(a.signal, r.user_id) AS signal
+            FROM {RECORDS} r LEFT JOIN account_names a USING (user_id)
+            WHERE r.user_id IS NOT NULL
+            UNION ALL
+            SELECT uid, 'name', signal FROM names
         ),
         counts AS (
             SELECT i.id_type, i.id_value, s.kind, count(DISTINCT s.signal) AS n_signals

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from resolution import clusters, golden, graph, incremental, matching, records
+from resolution import clusters, golden, graph, incremental, matching, names, records
 from resolution.model import MATCH_COLUMNS, MatchModel
 from resolution.settings import ResolutionSettings
 
@@ -137,6 +137,10 @@ def link_records(
 
     step(STEPS[3])
     clusters.cluster(con)
+    figures["records linked by name"] = names.link_names(
+        con, max_namesakes=settings.name_link_max_namesakes
+    )
+    clusters.cluster(con, links=[names.NAME_LINKS])
     changes = clusters.assign_customer_ids(con, run_id=result.run_id, now=now)
     links = clusters.write_identity_map(con, now=now)
     figures.update({f"records linked {kind}": links.get(kind, 0) for kind in clusters.LINK_TYPES})

@@ -54,6 +54,13 @@ class ResolutionSettings(BaseModel):
     match_threshold: float = Field(
         0.99, gt=0, lt=1, description="Splink match probability above which records are merged."
     )
+    name_link_max_namesakes: float = Field(
+        0.05,
+        ge=0,
+        description="A record known only by its full name joins the one customer bearing it "
+        "when the namesakes expected by chance (from first- and last-name frequencies) are "
+        "at most this; 0 turns name links off.",
+    )
     blocking_rules: list[str] = Field(
         default_factory=lambda: [
             "l.email = r.email",

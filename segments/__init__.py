@@ -6,47 +6,17 @@ activate(con, destinations=..., exports=..., ...)       # files, webhooks, ad au
 html = report_html(con, downloads=..., lift=...)        # the marketers' report
 """
 
-from segments.activation import Delivery, activate, deliver, latest_exports, pending_deliveries
-from segments.definition import (
-    EXAMPLES_DIR,
-    DefinitionError,
-    SegmentDefinition,
-    load_definitions,
-)
-from segments.evaluate import check_definitions, evaluate_segments, refresh_segments
-from segments.hashing import hashed_identifiers, sha256_hex
-from segments.lift import Lift, realised_lift
-from segments.membership import (
-    SegmentRun,
-    changes_between,
-    erase_customers,
-    members_at,
-    runs,
-)
-from segments.report import report_html, write_report
+import lazy_loader
 
-__all__ = [
-    "EXAMPLES_DIR",
-    "DefinitionError",
-    "Delivery",
-    "Lift",
-    "SegmentDefinition",
-    "SegmentRun",
-    "activate",
-    "changes_between",
-    "check_definitions",
-    "deliver",
-    "erase_customers",
-    "evaluate_segments",
-    "hashed_identifiers",
-    "latest_exports",
-    "load_definitions",
-    "members_at",
-    "pending_deliveries",
-    "realised_lift",
-    "refresh_segments",
-    "report_html",
-    "runs",
-    "sha256_hex",
-    "write_report",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "activation": ["Delivery", "activate", "deliver", "latest_exports", "pending_deliveries"],
+        "definition": ["DefinitionError", "EXAMPLES_DIR", "SegmentDefinition", "load_definitions"],
+        "evaluate": ["check_definitions", "evaluate_segments", "refresh_segments"],
+        "hashing": ["hashed_identifiers", "sha256_hex"],
+        "lift": ["Lift", "realised_lift"],
+        "membership": ["SegmentRun", "changes_between", "erase_customers", "members_at", "runs"],
+        "report": ["report_html", "write_report"],
+    },
+)

@@ -11,6 +11,7 @@ from sklearn.base import clone
 from models import (
     BTYDRegressor,
     ChurnClassifier,
+    HorizonError,
     LTVRegressor,
     ModelSettings,
     assign_deciles,
@@ -19,6 +20,7 @@ from models import (
     ltv_metrics,
     search,
     top_reasons,
+    train_task,
 )
 from models.calibration import PlattCalibrator
 from models.metrics import decile_cuts, normalized_gini
@@ -159,3 +161,17 @@ def test_reasons_are_exact_shap_contributions_ranked() -> None:
             assert up[0]["value"] == pytest.approx(X.iloc[row][up[0]["feature"]])
     assert top_reasons(booster, np.zeros((0, 3)), feature_names=list(X.columns), k=2) == []
     assert isinstance(booster, lgb.Booster)
+
+
+def test_a_split_with_one_outcome_only_is_refused_clearly() -> None:
+    X, y = churn_data(50, 8)
+    rows = X.assign(churned=1)
+    with pytest.raises(HorizonError, match="training cutoff.*50 active customers and 1 distinct"):
+        train_task(
+            "churn",
+            train=rows,
+            valid=rows,
+            test=rows,
+            feature_names=list(X.columns),
+            settings=ModelSettings(),
+        )

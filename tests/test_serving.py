@@ -231,6 +231,14 @@ def test_bad_input_gets_a_4xx_saying_what_is_wrong(
     assert "not-an-email" not in response.text  # submitted values are not echoed
 
 
+def test_a_form_body_is_refused_with_415(client: TestClient) -> None:
+    for kind in ("multipart/form-data; boundary=x", "application/x-www-form-urlencoded"):
+        headers = {**AUTH, "Content-Type": kind}
+        response = client.post("/score", content=b"customer_id=x", headers=headers)
+        assert response.status_code == 415, response.text
+        assert "send a JSON body" in response.json()["error"]
+
+
 def test_batch_over_the_limit_is_refused(client: TestClient, served: Settings) -> None:
     limit = served.serving.batch_limit
     body = {"customers": [{"customer_id": "x"}] * (limit + 1)}

@@ -20,15 +20,19 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Annotated
 
+import duckdb
 import mlflow
 import typer
+from feast import FeatureStore
 from mlflow import MlflowClient
+from rich.progress import Progress
 from rich.table import Table
 
 import features
 import warehouse
 from models import (
     TASKS,
+    CutoffPlan,
     Decision,
     HorizonError,
     ModelSettings,
@@ -118,10 +122,9 @@ def _metric(settings: ModelSettings, task: str) -> str:
 
 def train(settings: Settings, *, as_of: date | None = None) -> TrainOutcome:
     """Train both tasks as of `as_of` (default: the latest order) in one MLflow run."""
-    ms, feast_dir = settings.models, settings.paths.feast
+    ms = settings.models
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # our report says what matters
     horizons = {"churn": ms.churn_horizon_days, "ltv": ms.ltv_horizon_days}
-    services = {"churn": ms.churn_service, "ltv": ms.ltv_service}
     with stage_report("train") as report:
         con = warehouse.connect(settings.paths.warehouse)
         try:
@@ -139,7 +142,7 @@ def train(settings: Settings, *, as_of: date | None = None) -> TrainOutcome:
                 )
                 for task in TASKS
             }
-            store = features.open_store(feast_dir=feast_dir, settings=settings.features)
+            store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
             uri = use_mlflow(settings, EXPERIMENT)
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             results, decisions = {}, {}
@@ -154,50 +157,10 @@ def train(settings: Settings, *, as_of: date | None = None) -> TrainOutcome:
                     }
                 )
                 for task in TASKS:
-                    plan = plans[task]
-                    job = bar.add_task(f"{task}: training set", total=ms.search.trials + 2)
-                    examples = examples_with_features(
-                        con,
-                        store=store,
-                        feast_dir=feast_dir,
-                        feature_settings=settings.features,
-                        services=[services[task]],
-                        cutoffs=plan.all,
-                        horizon_days=plan.horizon_days,
-                        settings=ms,
-                    )
-                    if examples.dropped:
-                        mlflow.log_param(f"{task}.dropped_features", ",".join(examples.dropped))
-                    bar.update(job, advance=1, description=f"{task}: search")
-                    train_rows, valid_rows, test_rows = examples.split(plan)
-                    result = train_task(
-                        task,
-                        train=train_rows,
-                        valid=valid_rows,
-                        test=test_rows,
-                        feature_names=examples.feature_names,
-                        settings=ms,
-                        on_trial=lambda _: bar.update(job, advance=1),  # noqa: B023
-                    )
-                    bar.update(job, description=f"{task}: log, register, challenge")
-                    version = log_task(
-                        result, plan=plan, feature_service=services[task], as_of=str(as_of)
-                    )
-                    metric = _metric(ms, task)
-                    decision = challenge(
-                        client,
-                        task=task,
-                        challenger_version=version,
-                        challenger_score=result.metrics["lightgbm"][metric],
-                        test=test_rows,
-                        metric=metric,
-                        min_improvement=ms.min_improvement,
-                    )
-                    promote(client, decision)
-                    mlflow.log_dict(asdict(decision), f"{task}_promotion.json")
-                    mlflow.set_tag(f"{task}.promoted", str(decision.promoted).lower())
-                    bar.update(job, advance=1, description=f"{task}: done")
-                    results[task], decisions[task] = result, decision
+                    results[task], decisions[task] = _train_one(
+                        task, con=con, store=store, client=client, plan=plans[task],
+                        settings=settings, as_of=as_of, bar=bar,
+                    )  # fmt: skip
         finally:
             con.close()
         for task in TASKS:
@@ -210,6 +173,63 @@ def train(settings: Settings, *, as_of: date | None = None) -> TrainOutcome:
         colour = "green" if decision.promoted else "yellow"
         console.print(f"[{colour}]{task}: {decision.reason}[/]")
     return TrainOutcome(run_id=run.info.run_id, as_of=as_of, results=results, decisions=decisions)
+
+
+def _train_one(
+    task: str,
+    *,
+    con: duckdb.DuckDBPyConnection,
+    store: FeatureStore,
+    client: MlflowClient,
+    plan: CutoffPlan,
+    settings: Settings,
+    as_of: date,
+    bar: Progress,
+) -> tuple[TaskResult, Decision]:
+    """One task inside the open MLflow run: training set, search, log, challenge, promote."""
+    ms = settings.models
+    service = ms.churn_service if task == "churn" else ms.ltv_service
+    job = bar.add_task(f"{task}: training set", total=ms.search.trials + 2)
+    examples = examples_with_features(
+        con,
+        store=store,
+        feast_dir=settings.paths.feast,
+        feature_settings=settings.features,
+        services=[service],
+        cutoffs=plan.all,
+        horizon_days=plan.horizon_days,
+        settings=ms,
+    )
+    if examples.dropped:
+        mlflow.log_param(f"{task}.dropped_features", ",".join(examples.dropped))
+    bar.update(job, advance=1, description=f"{task}: search")
+    train_rows, valid_rows, test_rows = examples.split(plan)
+    result = train_task(
+        task,
+        train=train_rows,
+        valid=valid_rows,
+        test=test_rows,
+        feature_names=examples.feature_names,
+        settings=ms,
+        on_trial=lambda _: bar.update(job, advance=1),
+    )
+    bar.update(job, description=f"{task}: log, register, challenge")
+    version = log_task(result, plan=plan, feature_service=service, as_of=str(as_of))
+    metric = _metric(ms, task)
+    decision = challenge(
+        client,
+        task=task,
+        challenger_version=version,
+        challenger_score=result.metrics["lightgbm"][metric],
+        test=test_rows,
+        metric=metric,
+        min_improvement=ms.min_improvement,
+    )
+    promote(client, decision)
+    mlflow.log_dict(asdict(decision), f"{task}_promotion.json")
+    mlflow.set_tag(f"{task}.promoted", str(decision.promoted).lower())
+    bar.update(job, advance=1, description=f"{task}: done")
+    return result, decision
 
 
 def _sizes(result: TaskResult) -> str:
