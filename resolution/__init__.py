@@ -6,46 +6,27 @@ docs/tables.md); `resolve_table` / `resolve_file` cluster any person table
 given a mapping of its columns to roles. `normalize.email` and
 `normalize.phone` are the lookup keys every other package uses.
 
-Names are imported on first use, so that reading the settings (which every
-command does) does not load Splink.
+Names are imported on first use (lazy_loader), so that reading the settings
+(which every command does) does not load Splink.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "normalize": "resolution.normalize",
-    "ResolutionSettings": "resolution.settings",
-    "STEPS": "resolution.resolver",
-    "ResolutionResult": "resolution.resolver",
-    "resolve": "resolution.resolver",
-    "MatchModel": "resolution.model",
-    "BlockingTooLoose": "resolution.model",
-    "SkippedIdentifier": "resolution.graph",
-    "ROLES": "resolution.mapping",
-    "read_table": "resolution.mapping",
-    "resolve_file": "resolution.mapping",
-    "resolve_table": "resolution.mapping",
-    "CustomerExplanation": "resolution.explain",
-    "PairExplanation": "resolution.explain",
-    "explain_customer": "resolution.explain",
-    "explain_records": "resolution.explain",
-    "Quality": "resolution.quality",
-    "evaluate": "resolution.quality",
-    "false_merges": "resolution.quality",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'resolution' has no attribute {name!r}")
-    module = importlib.import_module(_EXPORTS[name])
-    return module if name == "normalize" else getattr(module, name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=["normalize"],
+    submod_attrs={
+        "explain": [
+            "CustomerExplanation",
+            "PairExplanation",
+            "explain_customer",
+            "explain_records",
+        ],
+        "graph": ["SkippedIdentifier"],
+        "mapping": ["ROLES", "read_table", "resolve_file", "resolve_table"],
+        "model": ["BlockingTooLoose", "MatchModel"],
+        "quality": ["Quality", "evaluate", "false_merges"],
+        "resolver": ["ResolutionResult", "STEPS", "resolve"],
+        "settings": ["ResolutionSettings"],
+    },
+)

@@ -3,12 +3,16 @@
 A store order with a name typed at the till and no usable identifier shares
 nothing with its person's other records, and Splink rightly scores one
 agreeing name too low to merge. After the first clustering, such a cluster
-("unanchored": no record with a usable identifier) is linked to an anchored
-cluster when exactly one anchored cluster bears its full name, first and last
-in either order (cashiers write the surname first), and the name is rare: the
-namesakes expected by chance (clusters with the first name times clusters with
-the last name over all named clusters) stay under `max_namesakes`. Initials,
-nicknames and surnames alone never link.
+("loose": no record with a usable identifier) is linked to an anchored cluster
+(one with an identifier) when its names point to exactly one anchored cluster,
+a name read as the full name with first and last in either order, or as an
+initial and the surname (`J. Weaver`). A name points to a cluster when that
+cluster is the only anchored one bearing it, either among all of them or among
+those that ordered at the loose record's store, and the name is rare there:
+the namesakes expected by chance (clusters with the first name or initial
+times clusters with the surname over all named clusters, times the store's
+share of clusters for a store) are at most `max_namesakes`. Nicknames and
+surnames alone never link.
 """
 
 from __future__ import annotations
@@ -32,9 +36,7 @@ def link_names(con: duckdb.DuckDBPyConnection, *, max_namesakes: float) -> int:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {NAME_LINKS} AS
         WITH named AS (
-            SELECT r.uid, c.cluster, r.first_name, r.last_name,
-                   EXISTS (SELECT 1 FROM {IDENTIFIERS} i WHERE i.uid = r.uid AND i.usable)
-                       AS identified
+            SELECT r.uid, c.cluster, r.first_name, r.last_name, r.store_id
             FROM {RECORDS} r JOIN res_clusters c USING (uid)
             WHERE r.is_person AND r.first_name IS NOT NULL AND r.last_name IS NOT NULL
         ),
@@ -65,23 +67,38 @@ def link_names(con: duckdb.DuckDBPyConnection, *, max_namesakes: float) -> int:
                 USING (last_name)
             CROSS JOIN (SELECT count(DISTINCT cluster) AS n FROM anchor_names) t
         ),
+        stores AS (
+            SELECT DISTINCT c.cluster, r.store_id
+            FROM {RECORDS} r JOIN res_clusters c USING (uid) JOIN anchored USING (cluster)
+            WHERE r.store_id IS NOT NULL
+        ),
+        store_share AS (
+            SELECT store_id, count(*) / (SELECT count(DISTINCT cluster) FROM anchor_names) AS share
+            FROM stores GROUP BY 1
+        ),
         anchor_keys AS (
-            SELECT key, min(uid) AS uid, count(DISTINCT cluster) AS n_clusters,
-                   max(namesakes) AS namesakes
+            SELECT key, NULL AS store_id, min(uid) AS uid, min(cluster) AS cluster,
+                   count(DISTINCT cluster) AS n_clusters, max(namesakes) AS namesakes
             FROM keyed JOIN frequency USING (given, last_name)
             GROUP BY key
+            UNION ALL
+            SELECT key, store_id, min(uid), min(cluster), count(DISTINCT cluster),
+                   max(namesakes * share)
+            FROM keyed JOIN frequency USING (given, last_name)
+            JOIN stores USING (cluster) JOIN store_share USING (store_id)
+            GROUP BY key, store_id
         ),
         loose AS (
-            SELECT n.uid, n.cluster,
+            SELECT n.uid, n.cluster, n.store_id,
                    CASE WHEN length(n.first_name) > 1 THEN {_FULL_KEY}
                         ELSE {_INITIAL_KEY} END AS key
             FROM named n ANTI JOIN anchored a USING (cluster)
-            WHERE NOT n.identified
         ),
         targets AS (
             SELECT l.cluster, min(l.uid) AS uid, min(k.uid) AS anchor,
-                   count(DISTINCT a.cluster) AS n_anchors
-            FROM loose l JOIN anchor_keys k USING (key) JOIN res_clusters a ON a.uid = k.uid
+                   count(DISTINCT k.cluster) AS n_anchors
+            FROM loose l JOIN anchor_keys k
+              ON k.key = l.key AND (k.store_id IS NULL OR k.store_id = l.store_id)
             WHERE k.n_clusters = 1 AND k.namesakes <= {float(max_namesakes)}
             GROUP BY l.cluster
         )

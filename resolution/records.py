@@ -20,6 +20,8 @@ from warehouse.schemas import SOURCES
 __all__ = ["RAW_COLUMNS", "RECORDS", "collect_records", "existing_tables", "normalize_table"]
 
 RECORDS = "res_records"
+# How much likelier a full name must read surname first before its split is turned round.
+SWAP_ODDS = 4.0
 
 # Raw role columns every source select produces, in order.
 RAW_COLUMNS = (
@@ -156,8 +158,25 @@ def _register_lookup(
 
 
 def _register_full_name_lookup(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Split full names, putting the surname last where the table's own names say so.
+
+    A name typed as one string may be written surname first (`"Smith John"`). The
+    records that give first and last names separately tell how often each word is
+    used as which; a split is turned round when its words are far likelier the other
+    way round (`SWAP_ODDS`).
+    """
     values = _distinct(con, table, "full_name")
-    parts = [normalize.split_full_name(value) for value in values]
+    firsts, lasts = (_name_counts(con, table, column) for column in ("first_name", "last_name"))
+
+    def odds(first: str, last: str) -> float:
+        return (firsts.get(first, 0) + 1) * (lasts.get(last, 0) + 1)
+
+    parts = []
+    for value in values:
+        first, last = normalize.split_full_name(value)
+        if first and last and odds(last, first) > SWAP_ODDS * odds(first, last):
+            first, last = last, first
+        parts.append((first, last))
     lookup = pa.table(
         {
             "raw": pa.array(values, pa.string()),
@@ -166,6 +185,18 @@ def _register_full_name_lookup(con: duckdb.DuckDBPyConnection, table: str) -> No
         }
     )
     con.register("res_map_full_name", lookup)
+
+
+def _name_counts(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[str, int]:
+    rows = con.execute(
+        f"SELECT {column}, count(*) FROM {table} WHERE {column} IS NOT NULL GROUP BY 1"
+    ).fetchall()
+    counts: dict[str, int] = {}
+    for value, n in rows:
+        key = normalize.name(value)
+        if key:
+            counts[key] = counts.get(key, 0) + n
+    return counts
 
 
 def _lookup_join(column: str) -> str:

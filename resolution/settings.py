@@ -55,11 +55,11 @@ class ResolutionSettings(BaseModel):
         0.99, gt=0, lt=1, description="Splink match probability above which records are merged."
     )
     name_link_max_namesakes: float = Field(
-        0.05,
+        0.1,
         ge=0,
-        description="A record known only by its full name joins the one customer bearing it "
-        "when the namesakes expected by chance (from first- and last-name frequencies) are "
-        "at most this; 0 turns name links off.",
+        description="A record known only by its name joins the one customer bearing it (at "
+        "its store, or anywhere) when the namesakes expected by chance, from first- and "
+        "last-name frequencies, are at most this; 0 turns name links off.",
     )
     blocking_rules: list[str] = Field(
         default_factory=lambda: [

@@ -4,6 +4,9 @@ definitions = load_definitions(folders=[EXAMPLES_DIR, my_folder])
 refresh_segments(con, definitions=definitions)          # evaluate all, keep history
 activate(con, destinations=..., exports=..., ...)       # files, webhooks, ad audiences
 html = report_html(con, downloads=..., lift=...)        # the marketers' report
+
+Names are imported on first use (lazy_loader), so that reading the settings
+(which every command does) does not load scikit-learn and matplotlib.
 """
 
 import lazy_loader

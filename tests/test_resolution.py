@@ -521,8 +521,8 @@ def test_quality_floor_on_the_generated_universe_logged_to_mlflow(
     # A false merge leaks one person's data into another's profile: precision comes first.
     assert run["metrics.person_pairwise_precision"] >= 0.99
     assert run["metrics.all_pairwise_precision"] >= 0.99
-    assert run["metrics.person_pairwise_recall"] >= 0.6
-    assert run["metrics.all_pairwise_f1"] >= 0.88
+    assert run["metrics.person_pairwise_recall"] >= 0.7
+    assert run["metrics.all_pairwise_f1"] >= 0.89
     artifacts = mlflow.MlflowClient().list_artifacts(run["run_id"], "splink")
     assert {Path(a.path).name for a in artifacts} >= {"model.json", "match_weights.html"}
     con = duckdb.connect(str(universe_copy.paths.warehouse), read_only=True)

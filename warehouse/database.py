@@ -7,6 +7,7 @@ as naive UTC) and keeps DuckDB's own progress bar quiet (progress belongs to the
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import duckdb
@@ -81,5 +82,7 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         con.execute(_create_table(QUARANTINE_TABLE, _QUARANTINE_COLUMNS))
         con.execute(_create_table(LOAD_LOG_TABLE, _LOAD_LOG_COLUMNS))
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    with contextlib.suppress(duckdb.InvalidInputException):
+        # Inside Jupyter DuckDB refuses the setting unless ipywidgets is installed.
+        con.execute("SET enable_progress_bar = false")
     return con
