@@ -3,7 +3,8 @@
 `Champions.score` computes the rows (reasons only for the top deciles, because
 they cost milliseconds each against microseconds for a prediction);
 `append_scores` stores them under a new `scoring_id` with the model versions;
-the view `current_scores` shows each customer's latest scoring.
+the view `current_scores` shows the latest scoring: customers merged away by
+resolution, or no longer active, drop out of it rather than keep a stale score.
 """
 
 from __future__ import annotations
@@ -39,9 +40,8 @@ def ensure_scores_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS scores ({columns})")
     con.execute(
         """CREATE OR REPLACE VIEW current_scores AS
-        SELECT * FROM scores
-        QUALIFY row_number() OVER (
-            PARTITION BY customer_id ORDER BY scored_at DESC, scoring_id DESC) = 1"""
+        SELECT * FROM scores WHERE scoring_id = (
+            SELECT scoring_id FROM scores ORDER BY scored_at DESC, scoring_id DESC LIMIT 1)"""
     )
 
 

@@ -1,7 +1,9 @@
 """The customer directory: which customer a request names, and what we know of them.
 
 A read-only, in-memory snapshot of the warehouse's `customer_identifiers`, `profiles` and
-open `segment_membership` rows. The service never holds the warehouse open (DuckDB allows
+open `segment_membership` rows, plus the ids that resolution merged into others (from
+`customer_id_changes`), so that a caller holding an old customer_id still reaches the
+customer. The service never holds the warehouse open (DuckDB allows
 one writing process per file, and that is the pipeline): it copies these tables at
 start-up and again when their fingerprint (`warehouse_version`) changes. Identifiers are
 normalized exactly as resolution normalizes them before they are looked up.
@@ -40,6 +42,11 @@ LEFT JOIN (
     FROM {membership} GROUP BY customer_id
 ) AS s USING (customer_id)
 """
+_MERGES_SQL = """
+SELECT other_customer_id, customer_id FROM wh.customer_id_changes
+WHERE change_type = 'merged'
+QUALIFY row_number() OVER (PARTITION BY other_customer_id ORDER BY changed_at DESC) = 1
+"""
 _OPEN_MEMBERSHIP = "(SELECT * FROM wh.segment_membership WHERE exited_at IS NULL)"
 _NO_MEMBERSHIP = "(SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS segment LIMIT 0)"
 
@@ -55,6 +62,7 @@ class Directory:
     customers: pa.Table
     index: dict[str, int]
     identifiers: dict[tuple[str, str], str]
+    merged_into: dict[str, str]
     normalizers: dict[str, Callable[[str], str | None]]
     version: tuple[object, ...]
     loaded_at: datetime
@@ -69,8 +77,18 @@ class Directory:
         if key is None:
             return None
         if id_type == "customer_id":
-            return key if key in self.index else None
+            return self._survivor(key)
         return self.identifiers.get((id_type, key))
+
+    def _survivor(self, customer_id: str) -> str | None:
+        """`customer_id` itself, or the customer it was merged into (through any chain)."""
+        seen = set()
+        while customer_id not in self.index:
+            if customer_id in seen or customer_id not in self.merged_into:
+                return None
+            seen.add(customer_id)
+            customer_id = self.merged_into[customer_id]
+        return customer_id
 
     def segments(self, customer_id: str) -> list[str]:
         """The segments a customer is in now (empty before segments exist)."""
@@ -96,10 +114,12 @@ def load_directory(*, warehouse: Path, default_region: str) -> Directory:
         pairs = con.sql(
             "SELECT id_type, id_value, customer_id FROM wh.customer_identifiers"
         ).fetchall()
+        merges = con.sql(_MERGES_SQL).fetchall() if "customer_id_changes" in tables else []
     return Directory(
         customers=customers,
         index={cid: i for i, cid in enumerate(customers.column("customer_id").to_pylist())},
         identifiers={(t, v): cid for t, v, cid in pairs},
+        merged_into=dict(merges),
         normalizers=_normalizers(default_region),
         version=version,
         loaded_at=datetime.now(UTC),

@@ -135,8 +135,8 @@ def segment_world(settings: Settings) -> Path:
         con.execute("ALTER TABLE profiles ADD COLUMN phones VARCHAR[]")
         con.execute("UPDATE profiles SET emails = [email], phones = [phone]")
         con.execute(
-            "CREATE VIEW current_scores AS SELECT * FROM scores "
-            "QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY scored_at DESC) = 1"
+            "CREATE VIEW current_scores AS SELECT * FROM scores WHERE scoring_id = "
+            "(SELECT scoring_id FROM scores ORDER BY scored_at DESC LIMIT 1)"
         )
     return path
 
