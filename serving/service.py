@@ -19,7 +19,8 @@ import anyio.to_thread
 import bentoml
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipelines.config import load_settings
@@ -45,6 +46,9 @@ log = logging.getLogger("cip.serving")
 
 settings = load_settings()
 routes = FastAPI(title="cip", docs_url=None, redoc_url=None, openapi_url=None)
+routes.mount(
+    "/exports", StaticFiles(directory=settings.paths.exports, check_dir=False), name="exports"
+)
 
 
 @routes.exception_handler(ApiError)
@@ -205,14 +209,15 @@ class Scoring:
         """Model versions, feature freshness, customers loaded, and why anything is missing."""
         return self.runtime.status()
 
-    @routes.get("/report", tags=["Service APIs"], response_class=FileResponse)
+    @routes.get("/report", tags=["Service APIs"], response_class=RedirectResponse)
     async def report(self) -> Response:
-        """The latest marketers' HTML report written by `cip segments`."""
+        """The latest marketers' HTML report written by `cip activate`, under `/exports/`
+        beside the segment files its download links point at."""
         exports = self.settings.paths.exports
         reports = sorted(exports.glob("report*.html"), key=lambda p: p.stat().st_mtime)
         if not reports:
-            raise ApiError(404, f"no HTML report in {exports} yet: run `cip segments`")
-        return FileResponse(reports[-1], media_type="text/html")
+            raise ApiError(404, f"no HTML report in {exports} yet: run `cip activate`")
+        return RedirectResponse(f"/exports/{reports[-1].name}", status_code=307)
 
 
 def _resolve(directory: Directory, ref: CustomerRef) -> tuple[str, str]:

@@ -324,8 +324,15 @@ def test_report_serves_the_latest_html_file(client: TestClient, served: Settings
     exports.mkdir(parents=True, exist_ok=True)
     report.write_text("<html><body>segments</body></html>")
     found = client.get("/report", headers=AUTH)
+    assert found.url.path == "/exports/report.html"  # beside the files its links point at
     assert found.status_code == 200 and "text/html" in found.headers["content-type"]
     assert found.text == report.read_text()
+    (exports / "files").mkdir(exist_ok=True)
+    (exports / "files" / "likely_to_churn.csv").write_text("customer_id\ncus_1\n")
+    download = client.get("/exports/files/likely_to_churn.csv", headers=AUTH)
+    assert download.status_code == 200 and download.text == "customer_id\ncus_1\n"
+    assert client.get("/exports/files/likely_to_churn.csv").status_code == 401
+    assert client.get("/exports/../cip.yaml", headers=AUTH).status_code == 404
 
 
 def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:
