@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
+import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -393,3 +396,31 @@ def test_append_rows_validates_dedups_and_records_origin(con) -> None:
     assert rows(con, "SELECT _source FROM raw_events WHERE message_id = 'm4'") == [("events",)]
     with pytest.raises(ValueError, match="unknown source 'web'"):
         warehouse.append_rows(con, source="web", rows=batch, origin="collector")
+
+
+def test_connect_waits_while_another_process_holds_the_warehouse(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    warehouse.connect(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_FOR_A_SECOND, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(duckdb.IOException, match="lock"):
+            warehouse.connect(path, wait_seconds=0)  # the collector's "busy, try later"
+        started = time.monotonic()
+        con = warehouse.connect(path, wait_seconds=30)  # a stage waits for the holder
+        assert 0 < time.monotonic() - started < 30
+        assert con.execute("SELECT count(*) FROM raw_orders").fetchone() == (0,)
+        con.close()
+    finally:
+        holder.wait(timeout=30)
+
+
+_HOLD_FOR_A_SECOND = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(1.0)
+con.close()
+"""

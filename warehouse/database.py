@@ -2,12 +2,15 @@
 
 `connect` is the one way into the warehouse. It creates the parent folder and every table
 the loaders write (idempotently), pins the session time zone to UTC (timestamps are stored
-as naive UTC) and keeps DuckDB's own progress bar quiet (progress belongs to the CLI).
+as naive UTC), waits briefly while another process holds the file (DuckDB allows one
+writing process; the collector's loader takes it for a moment at a time) and keeps
+DuckDB's own progress bar quiet (progress belongs to the CLI).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 import duckdb
@@ -68,15 +71,20 @@ def _create_table(name: str, columns: tuple[Column, ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {quote(name)} ({body})"
 
 
-def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse at `path`, creating the folder and every loader table if needed."""
+def connect(
+    path: Path, *, read_only: bool = False, wait_seconds: float = 30.0
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse at `path`, creating the folder and every loader table if needed.
+
+    While another process holds the file, retry for up to `wait_seconds`, then raise
+    DuckDB's lock error (`duckdb.IOException`)."""
     if read_only:
         if not path.exists():
             raise FileNotFoundError(f"no warehouse at {path}: run `cip load` first")
-        con = duckdb.connect(str(path), read_only=True)
+        con = _open(path, read_only=True, wait_seconds=wait_seconds)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path))
+        con = _open(path, read_only=False, wait_seconds=wait_seconds)
         for schema in SOURCES.values():
             con.execute(_create_table(schema.table, schema.columns + LINEAGE_COLUMNS))
         con.execute(_create_table(QUARANTINE_TABLE, _QUARANTINE_COLUMNS))
@@ -86,3 +94,14 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         # Inside Jupyter DuckDB refuses the setting unless ipywidgets is installed.
         con.execute("SET enable_progress_bar = false")
     return con
+
+
+def _open(path: Path, *, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import duckdb
 import typer
 
+import warehouse
 from pipelines.commands.segments import definitions
 from pipelines.config import Settings
 from pipelines.console import console, progress
@@ -60,7 +60,7 @@ def activate(
         d for d in settings.segments.destinations if not destinations or d.name in destinations
     ]
     with stage_report("activate") as report:
-        with duckdb.connect(str(settings.paths.warehouse)) as con, progress() as bar:
+        with warehouse.connect(settings.paths.warehouse) as con, progress() as bar:
             pending = pending_deliveries(con, destinations=chosen, segments=segments)
             task = bar.add_task("deliveries", total=len(pending))
             outcomes = deliver_segments(
@@ -82,7 +82,7 @@ def activate(
 def write_marketers_report(settings: Settings) -> Path:
     """Write the report (`segments.report_file` in the exports folder) and return its path."""
     exports = settings.paths.exports
-    with duckdb.connect(str(settings.paths.warehouse)) as con:
+    with warehouse.connect(settings.paths.warehouse) as con:
         lift = realised_lift(con, horizon_days=settings.models.churn_horizon_days)
         downloads = {
             segment: path.resolve().relative_to(exports.resolve()).as_posix()

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import duckdb
 import typer
 from rich.table import Table
 
+import warehouse
 from pipelines.config import Settings
 from pipelines.console import console, progress
 from pipelines.console import stage as stage_report
@@ -62,7 +62,7 @@ def stage(settings: Settings) -> None:
     """Evaluate every segment and record the membership changes (one refresh)."""
     found = definitions(settings)
     with stage_report("segments") as report:
-        with duckdb.connect(str(settings.paths.warehouse)) as con, progress() as bar:
+        with warehouse.connect(settings.paths.warehouse) as con, progress() as bar:
             task = bar.add_task("segments", total=len(found))
             try:
                 results = refresh_segments(
@@ -93,7 +93,7 @@ def validate(ctx: typer.Context) -> None:
     """Check every definition against the warehouse's fields without evaluating anything."""
     settings: Settings = ctx.obj
     found = definitions(settings)
-    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+    with warehouse.connect(settings.paths.warehouse, read_only=True) as con:
         try:
             check_definitions(con, definitions=found, as_of=settings.segments.as_of)
         except (DefinitionError, LookupError) as error:
@@ -107,7 +107,7 @@ def history(
     segment: Annotated[str | None, typer.Argument(help="One segment; default: all.")] = None,
 ) -> None:
     """Sizes over time: every refresh with its size and how many entered and left."""
-    with duckdb.connect(str(ctx.obj.paths.warehouse)) as con:
+    with warehouse.connect(ctx.obj.paths.warehouse) as con:
         frame = runs(con, segment=segment)
     table = Table("run", "segment", "evaluated at (UTC)", "as of", "size", "entered", "left")
     for row in frame.itertuples():
@@ -124,7 +124,7 @@ def changes(
     limit: Annotated[int, typer.Option(help="Customer ids shown per direction.")] = 20,
 ) -> None:
     """Who entered and who left `segment` at its latest refresh (customer ids only)."""
-    with duckdb.connect(str(ctx.obj.paths.warehouse)) as con:
+    with warehouse.connect(ctx.obj.paths.warehouse) as con:
         frame = runs(con, segment=segment)
         if frame.empty:
             _fail(f"segment {segment!r} has never been refreshed")

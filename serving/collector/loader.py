@@ -95,7 +95,7 @@ def load_pending(
         if not acquired:
             return BatchReport(busy=True)
         try:
-            con = connect(warehouse)
+            con = connect(warehouse, wait_seconds=0)  # busy: the log keeps the events
         except duckdb.IOException as error:
             if "lock" not in str(error).lower():
                 raise
