@@ -74,9 +74,15 @@ def data_span(
 ) -> tuple[date, date]:
     """First and last order dates (up to `as_of`); raises when there are no orders."""
     limit = f"WHERE ordered_at < TIMESTAMP '{visible_until(as_of)}'" if as_of else ""
-    first, last = con.execute(
-        f"SELECT min(ordered_at)::DATE, max(ordered_at)::DATE FROM ({orders}) {limit}"
-    ).fetchone()
+    try:
+        first, last = con.execute(
+            f"SELECT min(ordered_at)::DATE, max(ordered_at)::DATE FROM ({orders}) {limit}"
+        ).fetchone()
+    except duckdb.CatalogException as error:
+        missing = error.args[0].splitlines()[0] if error.args else str(error)
+        raise HorizonError(
+            f"no order history to learn from ({missing}): run `cip load` and `cip resolve` first"
+        ) from error
     if first is None:
         raise HorizonError(
             "no orders" + (f" on or before {as_of}" if as_of else "") + ": nothing to learn from"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
+import warehouse
 from models import HorizonError, build_examples, data_span, plan_cutoffs, visible_until
 
 CUTOFF = datetime(2025, 3, 1)
@@ -122,3 +124,10 @@ def test_short_history_uses_fewer_cutoffs_then_says_what_is_missing() -> None:
     message = str(error.value)
     assert "ltv horizon of 180 days" in message and "need 480 days" in message
     assert "covers 181 days" in message
+
+
+def test_a_warehouse_without_resolution_is_refused_clearly(tmp_path: Path) -> None:
+    con = warehouse.connect(tmp_path / "warehouse.duckdb")  # raw tables only, no identity_map
+    with pytest.raises(HorizonError, match="identity_map.*run `cip load` and `cip resolve`"):
+        data_span(con)
+    con.close()
