@@ -54,11 +54,11 @@ def measure(data_dir: Path) -> dict[str, float]:
     start = time.perf_counter()
     result = resolve(con, settings=ResolutionSettings(), model_dir=data_dir / "resolution")
     seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
     truth = data_dir / "truth" / "record_truth.parquet"
     person = evaluate(con, truth_path=truth, scope="person records")
     everything = evaluate(con, truth_path=truth, scope="all records")
     con.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
     records = result.figures["records"]
     return {
         "records": records,
@@ -68,6 +68,8 @@ def measure(data_dir: Path) -> dict[str, float]:
         "peak_rss_gib": round(peak, 2),
         "person_precision": round(person.pairwise_precision, 4),
         "person_recall": round(person.pairwise_recall, 4),
+        "person_evidence_ceiling": round(person.evidence_ceiling, 4),
+        "person_evidenced_f1": round(person.evidenced_f1, 4),
         "all_precision": round(everything.pairwise_precision, 4),
         "all_f1": round(everything.pairwise_f1, 4),
     }

@@ -124,8 +124,7 @@ def _evaluate_and_log(
     report: StageReport,
 ) -> None:
     qualities = [
-        resolution.evaluate(con, truth_path=truth, scope=scope)
-        for scope in ("person records", "all records")
+        resolution.evaluate(con, truth_path=truth, scope=scope) for scope in resolution.SCOPES
     ]
     table = Table(title="quality against the synthetic truth", title_justify="left")
     table.add_column("metric")
@@ -135,14 +134,16 @@ def _evaluate_and_log(
         values = [q.as_dict()[name] for q in qualities]
         table.add_row(name, *(f"{v:,}" if isinstance(v, int) else f"{v:.4f}" for v in values))
     console.print(table)
-    report.add("pairwise F1 (person records)", f"{qualities[0].pairwise_f1:.4f}")
+    for q in qualities[:2]:
+        report.add(f"pairwise F1 ({q.scope})", f"{q.pairwise_f1:.4f}")
     use_mlflow(settings, "resolution")
     with mlflow.start_run(run_name=f"resolve-{result.mode}-{result.run_id}"):
         mlflow.log_params(
             {k: v for k, v in settings.resolution.model_dump().items() if not isinstance(v, dict)}
         )
         mlflow.log_metrics({k.replace(" ", "_"): float(v) for k, v in result.figures.items()})
-        for prefix, q in zip(("person_", "all_"), qualities, strict=True):
+        for q in qualities:
+            prefix = q.scope.split()[0] + "_"  # person_, identifiable_, all_
             mlflow.log_metrics({k: float(v) for k, v in q.as_dict(prefix).items()})
         model = resolution.MatchModel.load(settings.paths.resolution)
         if model is not None:
