@@ -5,6 +5,7 @@
 Needs a data folder where the pipeline has trained and scored (`make demo`) and the `wrk`
 load generator (`apt-get install -y wrk`). Starts the service with access logs off on a free
 port, warms it up, then measures `/score` (with reasons) at concurrency 1, 16 and 64,
+`/score` paced to about 500 requests/s over 16 connections (each pauses between requests),
 `/score` without reasons, and `/score_batch` of 100 customers with and without reasons.
 Every request names a random scored customer. Prints requests/s, p50, p99 and errors.
 Not part of `make test`.
@@ -41,6 +42,7 @@ LUA = """
 local ids = {%(ids)s}
 local reasons = "%(reasons)s"
 local batch = %(batch)d
+local pause = %(pause)f
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %(key)s"
@@ -58,6 +60,9 @@ request = function()
   return wrk.format(nil, "/score_batch", nil,
     '{"customers":[' .. table.concat(items, ",") .. '],"reasons":' .. reasons .. '}')
 end
+if pause > 0 then
+  delay = function() return pause end
+end
 """
 
 
@@ -67,12 +72,18 @@ class Scenario:
     concurrency: int
     reasons: bool
     batch: int = 0
+    rate: int = 0  # requests per second to offer (each connection pauses between requests)
+
+    @property
+    def pause_ms(self) -> float:
+        return self.concurrency * 1000 / self.rate if self.rate else 0.0
 
 
 SCENARIOS = [
     Scenario("/score with reasons", 1, True),
     Scenario("/score with reasons", 16, True),
     Scenario("/score with reasons", 64, True),
+    Scenario("/score with reasons, paced to ~500/s", 16, True, rate=600),
     Scenario("/score without reasons", 16, False),
     Scenario("/score_batch of 100, no reasons", 1, False, 100),
     Scenario("/score_batch of 100, with reasons", 1, True, 100),
@@ -140,6 +151,7 @@ def _lua(ids: list[str], *, key: str, scenario: Scenario) -> str:
         "ids": ",".join(f'"{i}"' for i in ids),
         "reasons": "true" if scenario.reasons else "false",
         "batch": scenario.batch,
+        "pause": scenario.pause_ms,
         "key": key,
     }
 

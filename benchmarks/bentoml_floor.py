@@ -1,0 +1,84 @@
+"""What BentoML itself costs on this machine: a service that answers `/score` without work.
+
+    .venv/bin/python benchmarks/bentoml_floor.py [--duration 10]
+
+The same `wrk` scenarios as `bench_serving.py` (concurrency 1 and 16, and 16 connections
+paced to about 500 requests/s) against a no-op `/score` served by `bentoml serve` with
+2 workers and access logs off. It bounds what any scoring service on BentoML can reach
+here: the real one adds the Feast read, both Boosters and their reasons on top.
+Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import bentoml
+import typer
+from rich.table import Table
+
+from pipelines.console import console
+
+
+@bentoml.service(workers=2, logging={"access": {"enabled": False}})
+class Noop:
+    @bentoml.api(route="/score")
+    async def score(self, customer_id: str, reasons: bool = True) -> dict:
+        return {"customer_id": customer_id, "reasons": reasons}
+
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"customer_id": "C0000001", "reasons": true}'
+local pause = %(pause)f
+if pause > 0 then
+  delay = function() return pause end
+end
+"""
+
+
+def main(duration: Annotated[int, typer.Option(help="Seconds per scenario.")] = 10) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_serving import SCENARIOS, _free_port, _wait_ready, _wrk
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as scratch:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", "bentoml_floor:Noop", "--port", str(port)],
+            cwd=Path(__file__).parent,
+            env={**os.environ, "BENTOML_HOME": scratch, "OMP_NUM_THREADS": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        rows = []
+        try:
+            _wait_ready(base, server)
+            script = Path(scratch) / "noop.lua"
+            scenarios = [s for s in SCENARIOS if s.batch == 0 and s.reasons and s.concurrency < 64]
+            for scenario in scenarios:
+                script.write_text(LUA % {"pause": scenario.pause_ms})
+                with console.status(f"{scenario.name} at concurrency {scenario.concurrency}"):
+                    result = _wrk(f"{base}/score", script, scenario.concurrency, duration)
+                rows.append((scenario, result))
+        finally:
+            os.killpg(server.pid, signal.SIGINT)
+            server.wait(timeout=60)
+    table = Table("no-op /score", "concurrency", "req/s", "p50 ms", "p99 ms", "errors")
+    for scenario, r in rows:
+        name = scenario.name.replace("/score with reasons", "no work")
+        table.add_row(name, str(scenario.concurrency), f"{r['rps']:.0f}", f"{r['p50']:.1f}",
+                      f"{r['p99']:.1f}", str(r["errors"]))  # fmt: skip
+    console.print(table)
+
+
+if __name__ == "__main__":
+    typer.run(main)
