@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import mlflow
+import lazy_loader
 
 from pipelines.config import Settings
+
+mlflow = lazy_loader.load("mlflow")  # imported on first use: `cip --help` stays quick
 
 
 def tracking_uri(settings: Settings) -> str:

@@ -14,14 +14,13 @@ from typing import Annotated
 
 import typer
 
+import segments
 import warehouse
 from pipelines.commands.segments import definitions
 from pipelines.config import Settings
 from pipelines.console import console, progress
 from pipelines.console import stage as stage_report
 from pipelines.tracking import tracking_uri
-from segments import Lift, latest_exports, pending_deliveries, realised_lift, write_report
-from segments import activate as deliver_segments
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +42,7 @@ def command(
     unknown = set(destination or ()) - known
     if unknown:
         raise typer.BadParameter(f"unknown destinations {sorted(unknown)}; known: {sorted(known)}")
-    if not activate(settings, destinations=destination, segments=segment):
+    if not activate(settings, destinations=destination, only_segments=segment):
         raise typer.Exit(1)
 
 
@@ -53,7 +52,10 @@ def stage(settings: Settings) -> None:
 
 
 def activate(
-    settings: Settings, *, destinations: list[str] | None = None, segments: list[str] | None = None
+    settings: Settings,
+    *,
+    destinations: list[str] | None = None,
+    only_segments: list[str] | None = None,
 ) -> bool:
     """Deliver, print what happened, write the report; False when a delivery failed."""
     chosen = [
@@ -61,10 +63,10 @@ def activate(
     ]
     with stage_report("activate") as report:
         with warehouse.connect(settings.paths.warehouse) as con, progress() as bar:
-            pending = pending_deliveries(con, destinations=chosen, segments=segments)
+            pending = segments.pending_deliveries(con, destinations=chosen, segments=only_segments)
             task = bar.add_task("deliveries", total=len(pending))
-            outcomes = deliver_segments(
-                con, destinations=chosen, segments=segments, exports=settings.paths.exports,
+            outcomes = segments.activate(
+                con, destinations=chosen, segments=only_segments, exports=settings.paths.exports,
                 retry=settings.segments.retry,
                 phone_region=settings.resolution.default_phone_region,
                 on_delivery=lambda _: bar.advance(task),
@@ -83,12 +85,12 @@ def write_marketers_report(settings: Settings) -> Path:
     """Write the report (`segments.report_file` in the exports folder) and return its path."""
     exports = settings.paths.exports
     with warehouse.connect(settings.paths.warehouse) as con:
-        lift = realised_lift(con, horizon_days=settings.models.churn_horizon_days)
+        lift = segments.realised_lift(con, horizon_days=settings.models.churn_horizon_days)
         downloads = {
             segment: path.resolve().relative_to(exports.resolve()).as_posix()
-            for segment, path in latest_exports(con).items()
+            for segment, path in segments.latest_exports(con).items()
         }
-        return write_report(
+        return segments.write_report(
             con,
             path=exports / settings.segments.report_file,
             definitions=definitions(settings),
@@ -97,7 +99,7 @@ def write_marketers_report(settings: Settings) -> Path:
         )
 
 
-def champion_lift(settings: Settings) -> Lift | None:
+def champion_lift(settings: Settings) -> segments.Lift | None:
     """The churn champion's held-out top-decile capture, from its MLflow run (None if none)."""
     if not settings.models.tracking_uri and not (settings.paths.mlflow / "mlflow.db").exists():
         return None
@@ -120,4 +122,4 @@ def champion_lift(settings: Settings) -> Lift | None:
         f"{test_cutoff}, and who of them bought nothing in the {horizon} days after). No scoring "
         "of ours is older than the churn horizon yet, so it cannot be measured on our own scores."
     )
-    return Lift(capture=capture, basis=basis)
+    return segments.Lift(capture=capture, basis=basis)

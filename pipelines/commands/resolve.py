@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import mlflow
+import lazy_loader
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
@@ -28,6 +28,8 @@ from pipelines.config import Settings
 from pipelines.console import StageReport, console, progress
 from pipelines.console import stage as stage_report
 from pipelines.tracking import use_mlflow
+
+mlflow = lazy_loader.load("mlflow")  # imported on first use: `cip --help` stays quick
 
 __all__ = ["register", "stage"]
 

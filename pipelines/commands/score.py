@@ -17,14 +17,8 @@ from datetime import UTC, date, datetime
 import typer
 
 import features
+import models
 import warehouse
-from models import (
-    append_scores,
-    data_span,
-    examples_with_features,
-    load_champions,
-    visible_until,
-)
 from pipelines.commands.train import AsOf, clear_errors
 from pipelines.config import Settings
 from pipelines.console import console
@@ -64,11 +58,11 @@ def score(settings: Settings, *, as_of: date | None = None) -> ScoreOutcome:
     ms = settings.models
     with stage_report("score") as report:
         began = time.perf_counter()
-        champions = load_champions(tracking_uri=tracking_uri(settings))
+        champions = models.load_champions(tracking_uri=tracking_uri(settings))
         con = warehouse.connect(settings.paths.warehouse)
         try:
-            as_of = as_of or data_span(con)[1]
-            cutoff = visible_until(as_of)
+            as_of = as_of or models.data_span(con)[1]
+            cutoff = models.visible_until(as_of)
             with console.status("features at the as-of date (Feast, point in time)"):
                 store = features.open_store(
                     feast_dir=settings.paths.feast, settings=settings.features
@@ -76,7 +70,7 @@ def score(settings: Settings, *, as_of: date | None = None) -> ScoreOutcome:
                 services = dict.fromkeys(
                     [champions.churn.feature_service, champions.ltv.feature_service]
                 )
-                examples = examples_with_features(
+                examples = models.examples_with_features(
                     con,
                     store=store,
                     feast_dir=settings.paths.feast,
@@ -98,7 +92,7 @@ def score(settings: Settings, *, as_of: date | None = None) -> ScoreOutcome:
                 scores.insert(0, "customer_id", examples.frame["customer_id"].to_numpy())
                 scored = time.perf_counter()
                 scoring_id = uuid.uuid4().hex[:12]
-                rows = append_scores(
+                rows = models.append_scores(
                     con,
                     scores,
                     scoring_id=scoring_id,

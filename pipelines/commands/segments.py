@@ -14,20 +14,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+import segments
 import warehouse
 from pipelines.config import Settings
 from pipelines.console import console, progress
 from pipelines.console import stage as stage_report
-from segments import (
-    EXAMPLES_DIR,
-    DefinitionError,
-    SegmentDefinition,
-    changes_between,
-    check_definitions,
-    load_definitions,
-    refresh_segments,
-    runs,
-)
 
 
 def register(app: typer.Typer) -> None:
@@ -46,15 +37,15 @@ def register(app: typer.Typer) -> None:
 
 def definition_folders(settings: Settings) -> list[Path]:
     """The shipped examples (unless turned off), then the user's folders."""
-    examples = [EXAMPLES_DIR] if settings.segments.include_examples else []
+    examples = [segments.EXAMPLES_DIR] if settings.segments.include_examples else []
     return [*examples, *settings.segments.definition_dirs]
 
 
-def definitions(settings: Settings) -> list[SegmentDefinition]:
+def definitions(settings: Settings) -> list[segments.SegmentDefinition]:
     """Every segment definition the settings point at; exits with the problems if any."""
     try:
-        return load_definitions(folders=definition_folders(settings))
-    except DefinitionError as error:
+        return segments.load_definitions(folders=definition_folders(settings))
+    except segments.DefinitionError as error:
         _fail(error)
 
 
@@ -65,13 +56,13 @@ def stage(settings: Settings) -> None:
         with warehouse.connect(settings.paths.warehouse) as con, progress() as bar:
             task = bar.add_task("segments", total=len(found))
             try:
-                results = refresh_segments(
+                results = segments.refresh_segments(
                     con,
                     definitions=found,
                     as_of=settings.segments.as_of,
                     on_segment=lambda _: bar.advance(task),
                 )
-            except (DefinitionError, LookupError) as error:
+            except (segments.DefinitionError, LookupError) as error:
                 _fail(error)
         report.add("as of", f"{results[0].as_of:%Y-%m-%d %H:%M}" if results else "-")
         for run in sorted(results, key=lambda r: r.segment):
@@ -95,8 +86,8 @@ def validate(ctx: typer.Context) -> None:
     found = definitions(settings)
     with warehouse.connect(settings.paths.warehouse, read_only=True) as con:
         try:
-            check_definitions(con, definitions=found, as_of=settings.segments.as_of)
-        except (DefinitionError, LookupError) as error:
+            segments.check_definitions(con, definitions=found, as_of=settings.segments.as_of)
+        except (segments.DefinitionError, LookupError) as error:
             _fail(error)
     for definition in found:
         console.print(f"[green]ok[/] {definition.name}  [dim]{definition.path}[/]")
@@ -108,7 +99,7 @@ def history(
 ) -> None:
     """Sizes over time: every refresh with its size and how many entered and left."""
     with warehouse.connect(ctx.obj.paths.warehouse) as con:
-        frame = runs(con, segment=segment)
+        frame = segments.runs(con, segment=segment)
     table = Table("run", "segment", "evaluated at (UTC)", "as of", "size", "entered", "left")
     for row in frame.itertuples():
         table.add_row(
@@ -125,11 +116,11 @@ def changes(
 ) -> None:
     """Who entered and who left `segment` at its latest refresh (customer ids only)."""
     with warehouse.connect(ctx.obj.paths.warehouse) as con:
-        frame = runs(con, segment=segment)
+        frame = segments.runs(con, segment=segment)
         if frame.empty:
             _fail(f"segment {segment!r} has never been refreshed")
         since = frame["evaluated_at"].iloc[-2] if len(frame) > 1 else None
-        diff = changes_between(
+        diff = segments.changes_between(
             con, segment=segment, since=since, until=frame["evaluated_at"].iloc[-1]
         )
     for change in ("entered", "exited"):

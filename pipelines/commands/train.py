@@ -18,40 +18,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import duckdb
-import mlflow
+import lazy_loader
 import typer
-from feast import FeatureStore
-from mlflow import MlflowClient
 from rich.progress import Progress
 from rich.table import Table
 
 import features
+import models
 import warehouse
-from models import (
-    TASKS,
-    CutoffPlan,
-    Decision,
-    HorizonError,
-    ModelSettings,
-    NoChampionError,
-    TaskResult,
-    challenge,
-    champion_version,
-    data_span,
-    examples_with_features,
-    log_task,
-    plan_cutoffs,
-    promote,
-    rollback,
-    train_task,
-)
 from pipelines.config import Settings
 from pipelines.console import console, progress
 from pipelines.console import stage as stage_report
 from pipelines.tracking import tracking_uri, use_mlflow
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+mlflow = lazy_loader.load("mlflow")  # imported on first use: `cip --help` stays quick
 
 __all__ = [
     "EXPERIMENT",
@@ -82,8 +68,8 @@ class TrainOutcome:
 
     run_id: str
     as_of: date
-    results: dict[str, TaskResult]
-    decisions: dict[str, Decision]
+    results: dict[str, models.TaskResult]
+    decisions: dict[str, models.Decision]
 
 
 def register(app: typer.Typer) -> None:
@@ -107,7 +93,7 @@ def clear_errors() -> Iterator[None]:
     """Print what is missing or too short (no traceback) and exit with status 1."""
     try:
         yield
-    except (HorizonError, NoChampionError, features.FeatureInputError) as error:
+    except (models.HorizonError, models.NoChampionError, features.FeatureInputError) as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from error
 
@@ -116,7 +102,7 @@ def stage(settings: Settings) -> None:
     train(settings)
 
 
-def _metric(settings: ModelSettings, task: str) -> str:
+def _metric(settings: models.ModelSettings, task: str) -> str:
     return settings.churn_metric if task == "churn" else settings.ltv_metric
 
 
@@ -128,10 +114,10 @@ def train(settings: Settings, *, as_of: date | None = None) -> TrainOutcome:
     with stage_report("train") as report:
         con = warehouse.connect(settings.paths.warehouse)
         try:
-            first, last = data_span(con, as_of=as_of)
+            first, last = models.data_span(con, as_of=as_of)
             as_of = as_of or last
             plans = {
-                task: plan_cutoffs(
+                task: models.plan_cutoffs(
                     first_order=first,
                     as_of=as_of,
                     horizon_days=horizons[task],
@@ -140,11 +126,11 @@ def train(settings: Settings, *, as_of: date | None = None) -> TrainOutcome:
                     min_history_days=ms.min_history_days,
                     what=task,
                 )
-                for task in TASKS
+                for task in models.TASKS
             }
             store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
             uri = use_mlflow(settings, EXPERIMENT)
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
             results, decisions = {}, {}
             with mlflow.start_run(run_name=f"train as of {as_of}") as run, progress() as bar:
                 mlflow.log_params(
@@ -156,18 +142,18 @@ def train(settings: Settings, *, as_of: date | None = None) -> TrainOutcome:
                         "search_trials": ms.search.trials,
                     }
                 )
-                for task in TASKS:
+                for task in models.TASKS:
                     results[task], decisions[task] = _train_one(
                         task, con=con, store=store, client=client, plan=plans[task],
                         settings=settings, as_of=as_of, bar=bar,
                     )  # fmt: skip
         finally:
             con.close()
-        for task in TASKS:
+        for task in models.TASKS:
             report.add(f"{task} cutoffs", plans[task].describe())
             report.add(f"{task} rows (train/valid/test)", _sizes(results[task]))
         report.add("MLflow run", run.info.run_id)
-    for task in TASKS:
+    for task in models.TASKS:
         console.print(_comparison(results[task], _metric(ms, task)))
         decision = decisions[task]
         colour = "green" if decision.promoted else "yellow"
@@ -180,17 +166,17 @@ def _train_one(
     *,
     con: duckdb.DuckDBPyConnection,
     store: FeatureStore,
-    client: MlflowClient,
-    plan: CutoffPlan,
+    client: mlflow.MlflowClient,
+    plan: models.CutoffPlan,
     settings: Settings,
     as_of: date,
     bar: Progress,
-) -> tuple[TaskResult, Decision]:
+) -> tuple[models.TaskResult, models.Decision]:
     """One task inside the open MLflow run: training set, search, log, challenge, promote."""
     ms = settings.models
     service = ms.churn_service if task == "churn" else ms.ltv_service
     job = bar.add_task(f"{task}: training set", total=ms.search.trials + 2)
-    examples = examples_with_features(
+    examples = models.examples_with_features(
         con,
         store=store,
         feast_dir=settings.paths.feast,
@@ -204,7 +190,7 @@ def _train_one(
         mlflow.log_param(f"{task}.dropped_features", ",".join(examples.dropped))
     bar.update(job, advance=1, description=f"{task}: search")
     train_rows, valid_rows, test_rows = examples.split(plan)
-    result = train_task(
+    result = models.train_task(
         task,
         train=train_rows,
         valid=valid_rows,
@@ -214,9 +200,9 @@ def _train_one(
         on_trial=lambda _: bar.update(job, advance=1),
     )
     bar.update(job, description=f"{task}: log, register, challenge")
-    version = log_task(result, plan=plan, feature_service=service, as_of=str(as_of))
+    version = models.log_task(result, plan=plan, feature_service=service, as_of=str(as_of))
     metric = _metric(ms, task)
-    decision = challenge(
+    decision = models.challenge(
         client,
         task=task,
         challenger_version=version,
@@ -225,18 +211,18 @@ def _train_one(
         metric=metric,
         min_improvement=ms.min_improvement,
     )
-    promote(client, decision)
+    models.promote(client, decision)
     mlflow.log_dict(asdict(decision), f"{task}_promotion.json")
     mlflow.set_tag(f"{task}.promoted", str(decision.promoted).lower())
     bar.update(job, advance=1, description=f"{task}: done")
     return result, decision
 
 
-def _sizes(result: TaskResult) -> str:
+def _sizes(result: models.TaskResult) -> str:
     return " / ".join(f"{result.sizes[k]:,}" for k in ("train_rows", "valid_rows", "test_rows"))
 
 
-def _comparison(result: TaskResult, metric: str) -> Table:
+def _comparison(result: models.TaskResult, metric: str) -> Table:
     """The held-out metrics of the model and its baselines, and the lead on `metric`."""
     table = Table(title=f"{result.task}: held-out cutoff", title_justify="left")
     table.add_column("metric")
@@ -254,19 +240,19 @@ def _comparison(result: TaskResult, metric: str) -> Table:
 Task = Annotated[str, typer.Argument(help="churn or ltv")]
 
 
-def _client(settings: Settings, task: str | None = None) -> MlflowClient:
-    if task is not None and task not in TASKS:
-        raise typer.BadParameter(f"unknown model {task!r}; models are {', '.join(TASKS)}")
+def _client(settings: Settings, task: str | None = None) -> mlflow.MlflowClient:
+    if task is not None and task not in models.TASKS:
+        raise typer.BadParameter(f"unknown model {task!r}; models are {', '.join(models.TASKS)}")
     uri = tracking_uri(settings)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def status(ctx: typer.Context) -> None:
     """Show every registered version of churn and LTV, and which one is champion."""
     client = _client(ctx.obj)
     table = Table("model", "version", "champion", "created", "promotion")
-    for task in TASKS:
-        champion = champion_version(client, task)
+    for task in models.TASKS:
+        champion = models.champion_version(client, task)
         versions = client.search_model_versions(f"name = '{task}'")
         for v in sorted(versions, key=lambda v: int(v.version)):
             created = datetime.fromtimestamp(v.creation_timestamp / 1000).strftime("%Y-%m-%d %H:%M")
@@ -285,11 +271,11 @@ def force_promote(ctx: typer.Context, task: Task, version: str) -> None:
     """Make VERSION champion without the held-out comparison (recorded as a manual promotion)."""
     client = _client(ctx.obj, task)
     client.get_model_version(task, version)  # raises when that version does not exist
-    current = champion_version(client, task)
+    current = models.champion_version(client, task)
     reason = f"v{version} promoted by hand over v{current}"
-    promote(
+    models.promote(
         client,
-        Decision(
+        models.Decision(
             task=task,
             metric="manual",
             challenger_version=version,
@@ -311,7 +297,7 @@ def roll_back(
     """Point the champion back at the version the current one replaced (or at --to)."""
     client = _client(ctx.obj, task)
     try:
-        before, after = rollback(client, task=task, to_version=to)
+        before, after = models.rollback(client, task=task, to_version=to)
     except ValueError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from error
