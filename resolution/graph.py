@@ -10,8 +10,9 @@ The explosion guard: an identifier seen with more distinct people-signals
 (distinct name initials, or user ids, on the records carrying it; user ids
 whose accounts bear the same name initials count once, as one person's two
 sign-ups) than `max_people` is a shared one (a shop's phone, a family tablet,
-`test@test.com`) and is not used to merge. Skipped identifiers are reported by
-hash, never by value.
+`test@test.com`) and is not used to merge. Names whose given names are
+nicknames of one another (`Beth` and `Elizabeth Barnes`) count as one signal.
+Skipped identifiers are reported by hash, never by value.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from resolution.given_names import nickname_related
 from resolution.records import RECORDS
 
 __all__ = [
@@ -42,6 +44,8 @@ IDENTIFIERS = "res_identifiers"
 # while two members of a household ("Daniel" and "Lorraine Martinez") do not.
 _NAME_SIGNAL = "list_sort([left(first_name, 1), left(last_name, 1)])::VARCHAR"
 ID_TYPES = ("email", "phone", "user_id", "anonymous_id", "contact_id")
+# Identifiers with more name signals than this are shared, whatever nicknames would say.
+_NICKNAME_RECOUNT_LIMIT = 6
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,11 @@ def build_identifiers(
             WHERE s.kind <> i.id_type
             GROUP BY ALL
         )
-        SELECT id_type, id_value, max(n_signals) AS n_signals
+        SELECT id_type, id_value, max(n_signals) AS n_signals,
+               max(n_signals) FILTER (WHERE kind = 'user_id') AS user_signals
         FROM counts GROUP BY ALL HAVING max(n_signals) > {int(max_people)}
     """)
+    _forgive_nicknames(con, max_people=max_people)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {IDENTIFIERS} AS
         SELECT DISTINCT a.uid, a.id_type, a.id_value, x.id_value IS NULL AS usable
@@ -120,6 +126,41 @@ def build_identifiers(
         GROUP BY ALL ORDER BY 3 DESC, 1, 2
     """).fetchall()
     return [SkippedIdentifier(t, mask(v), n, s) for t, v, n, s in rows]
+
+
+def _forgive_nicknames(con: duckdb.DuckDBPyConnection, *, max_people: int) -> None:
+    """Drop from `res_exploded` the identifiers whose name signals, counted with nicknames
+    as one person, are few enough (and whose user ids were not too many already)."""
+    rows = con.execute(f"""
+        SELECT DISTINCT x.id_type, x.id_value, r.first_name, r.last_name
+        FROM res_exploded x JOIN res_identifiers_all i USING (id_type, id_value)
+        JOIN {RECORDS} r USING (uid)
+        WHERE x.n_signals <= {_NICKNAME_RECOUNT_LIMIT}
+          AND coalesce(x.user_signals, 0) <= {int(max_people)}
+          AND r.first_name IS NOT NULL AND r.last_name IS NOT NULL
+        ORDER BY ALL
+    """).fetchall()
+    names: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for id_type, id_value, first, last in rows:
+        names.setdefault((id_type, id_value), []).append((first, last))
+    forgiven = [key for key, found in names.items() if _people(found) <= max_people]
+    if forgiven:
+        con.executemany("DELETE FROM res_exploded WHERE id_type = ? AND id_value = ?", forgiven)
+
+
+def _people(names: list[tuple[str, str]]) -> int:
+    """How many people the (first, last) names stand for: two are one person when their
+    initials agree in either order, or their surnames' initials agree and one given name
+    is a nickname of the other."""
+    pairs = [
+        (i, j)
+        for i, (first_i, last_i) in enumerate(names)
+        for j, (first_j, last_j) in enumerate(names[:i])
+        if sorted((first_i[0], last_i[0])) == sorted((first_j[0], last_j[0]))
+        or (last_i[0] == last_j[0] and nickname_related(first_i, first_j))
+    ]
+    edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return len(set(components(len(names), edges[:, 0], edges[:, 1])))
 
 
 def components(n_nodes: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:

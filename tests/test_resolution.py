@@ -275,6 +275,31 @@ def test_explosion_guard_keeps_a_shared_phone_from_merging_people(trained: Setti
     con.close()
 
 
+def test_guard_takes_a_nickname_for_the_same_person_but_not_a_household(
+    trained: Settings,
+) -> None:
+    rows = world(range(20))
+    for key, first, account_first, last, email in (
+        ("90", "Elizabeth", "Beth", "Barnes", "e.barnes@example.org"),  # one person
+        ("91", "Daniel", "Lorraine", "Martinez", "home@example.org"),  # a couple's address
+    ):
+        rows["crm_contacts"].append(
+            {"contact_id": f"c{key}", "first_name": first, "last_name": last, "email": email}
+            | {"created_at": START}
+        )
+        rows["accounts"].append(
+            {"user_id": f"u{key}", "first_name": account_first, "last_name": last}
+            | {"email": email, "signup_at": START}
+        )
+    con = load_world(trained, rows)
+    result = resolve(con, settings=trained.resolution, model_dir=trained.paths.resolution)
+    assert customer_of(con, "crm_contacts", "c90") == customer_of(con, "accounts", "u90")
+    assert customer_of(con, "crm_contacts", "c91") != customer_of(con, "accounts", "u91")
+    home = mask(normalize.email("home@example.org"))
+    assert [(s.id_type, s.value_hash) for s in result.skipped] == [("email", home)]
+    con.close()
+
+
 # -- stable ids, merges and splits ----------------------------------------------------------
 
 
