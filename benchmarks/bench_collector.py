@@ -212,6 +212,16 @@ async def client(load: Load, *, port: int, stop: asyncio.Event) -> None:
         writer.close()
 
 
+async def acknowledged(load: Load, count: int, *, timeout: float) -> bool:
+    """Wait until `count` requests are acknowledged; False if `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while len(load.acked) < count:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
 async def run_clients(load: Load, *, port: int, clients: int, stop: asyncio.Event) -> float:
     started = time.perf_counter()
     await asyncio.gather(*(client(load, port=port, stop=stop) for _ in range(clients)))
@@ -315,18 +325,20 @@ def crash(args: argparse.Namespace, data: Path) -> dict[str, object]:
         clients = asyncio.ensure_future(
             run_clients(load, port=port, clients=args.clients, stop=stop)
         )
-        await asyncio.sleep(args.seconds / 2)
+        # Kill halfway through the time, or once a third of the bodies are acknowledged
+        # (a fast machine would otherwise send them all before the kill).
+        await acknowledged(load, len(load.bodies) // 3, timeout=args.seconds / 2)
         process.kill()  # SIGKILL: no shutdown, no final flush
         process.wait()
         killed_after = len(load.acked)
         process = await asyncio.to_thread(
             start_collector, data=data, port=port, loader=True, interval=0.2
         )
+        if not await acknowledged(load, killed_after + 1, timeout=60):
+            raise RuntimeError("no request was acknowledged within 60 s of the restart")
         await asyncio.sleep(args.seconds / 2)
         stop.set()
         await clients
-        if killed_after == len(load.acked):
-            raise RuntimeError("no request was acknowledged after the restart")
         return killed_after
 
     try:

@@ -1,7 +1,7 @@
 """kill -9 of a real uvicorn collector under load: every acknowledged event lands exactly once.
 
 The scenario is the benchmark's `crash` mode (benchmarks/bench_collector.py): concurrent
-clients post analytics-python batches, the collector process gets SIGKILL halfway, restarts on
+clients post analytics-python batches, the collector process gets SIGKILL partway, restarts on
 the same log and warehouse, and the clients resend what failed. This test then checks the
 warehouse itself against the acknowledged messageIds the scenario wrote down.
 """
