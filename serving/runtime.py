@@ -90,15 +90,17 @@ class Runtime:
             reason = f"live scoring failed ({type(exc).__name__}); see the server log"
             raise ApiError(503, reason) from exc
 
-    def refresh(self) -> None:
-        """Reload every part that changed since the last check (one check at a time)."""
+    def refresh(self) -> bool:
+        """Reload every part that changed since the last check (one check at a time);
+        whether anything new was loaded."""
         with self._lock:
-            self._refresh_directory()
+            directory = self._refresh_directory()
             changed = self._refresh_models()
             changed = self._refresh_features() or changed
             if changed or self._scorer is None:
                 self._build_scorer()
             self._checked_at = datetime.now(UTC)
+            return directory or changed
 
     def status(self) -> StatusResponse:
         directory, scorer = self._directory, self._scorer
@@ -114,11 +116,11 @@ class Runtime:
             checked_at=self._checked_at,
         )
 
-    def _refresh_directory(self) -> None:
+    def _refresh_directory(self) -> bool:
         warehouse = self.settings.paths.warehouse
         current, stamp = self._directory, _file_stamp(warehouse)
         if current is not None and stamp == self._warehouse_stamp:
-            return  # untouched since the last look: do not even open it
+            return False  # untouched since the last look: do not even open it
         try:
             if current is None or warehouse_version(warehouse=warehouse) != current.version:
                 self._directory = load_directory(
@@ -128,9 +130,10 @@ class Runtime:
                 log.info("customer directory loaded: %d customers", len(self._directory.index))
         except DirectoryUnavailable as exc:
             self._set_problem("directory", str(exc), keeping=current is not None)
-            return
+            return False
         self._warehouse_stamp = stamp
         self._problems.pop("directory", None)
+        return self._directory is not current
 
     def _refresh_models(self) -> bool:
         current = self._champions

@@ -123,15 +123,17 @@ class Scoring:
         self._watcher: asyncio.Task[None] | None = None
 
     def _refresh(self) -> None:
-        """Reload what changed, then freeze the loaded objects out of the garbage collector.
+        """Reload what changed; after a load, freeze the heap out of the garbage collector.
 
-        Models, lookup tables, Feast and MLflow make a heap of millions of long-lived
-        objects; without the freeze every full collection walks them all, a pause of a
-        tenth of a second in the middle of some request (BentoML keeps each request's
-        timeout timer alive for the whole timeout, so full collections come often)."""
-        self.runtime.refresh()
-        gc.collect()
-        gc.freeze()
+        Models, lookup tables, Feast and MLflow make millions of long-lived objects; without
+        the freeze every full collection walks them all, a pause of a tenth of a second in
+        the middle of some request (BentoML keeps each request's timeout timer alive for the
+        whole timeout, so full collections come often). Unfreezing first lets the collection
+        free what the previous load left behind."""
+        if self.runtime.refresh():
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
     def __is_ready__(self) -> bool:
         return self.runtime.ready
