@@ -25,7 +25,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "graph": ["SkippedIdentifier"],
         "mapping": ["ROLES", "read_table", "resolve_file", "resolve_table"],
         "model": ["BlockingTooLoose", "MatchModel"],
-        "quality": ["SCOPES", "Quality", "evaluate", "false_merges"],
+        "quality": ["SCOPES", "Quality", "evaluate", "false_merges", "pairs_figure"],
         "resolver": ["ResolutionResult", "STEPS", "resolve"],
         "settings": ["ResolutionSettings"],
     },

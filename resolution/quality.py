@@ -25,8 +25,10 @@ records (`res_records`) must be in the session: `resolve` leaves them there,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -36,7 +38,10 @@ from resolution.clusters import NO_IDENTIFYING_DATA
 from resolution.graph import components
 from resolution.records import RECORDS, existing_tables
 
-__all__ = ["PERSON_SOURCES", "SCOPES", "Quality", "evaluate", "false_merges"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["PERSON_SOURCES", "SCOPES", "Quality", "evaluate", "false_merges", "pairs_figure"]
 
 PERSON_SOURCES = ("crm_contacts", "accounts", "orders", "support_tickets")
 SCOPES = ("person records", "all records")
@@ -182,3 +187,31 @@ def false_merges(
         ORDER BY people DESC, records DESC, customer_id LIMIT {int(limit)}
     """).fetchall()
     return [dict(zip(("customer_id", "people", "records"), row, strict=True)) for row in rows]
+
+
+def pairs_figure(qualities: Sequence[Quality]) -> Figure:
+    """Where each scope's true pairs went: found on exact evidence, found by fuzzy matching
+    alone, evidenced but missed, and without any evidence (out of reach)."""
+    from matplotlib.figure import Figure
+
+    shares = {}
+    for q in qualities:
+        evidenced = q.evidenced_recall * q.evidence_ceiling
+        fuzzy = q.pairwise_recall - evidenced
+        shares[q.scope] = {
+            "found, evidenced": evidenced,
+            "found by fuzzy matching": fuzzy,
+            "evidenced, missed": q.evidence_ceiling - evidenced,
+            "no evidence, missed": 1 - q.evidence_ceiling - fuzzy,
+        }
+    figure = Figure(figsize=(9, 2.6), layout="constrained")
+    axes = figure.subplots()
+    scopes = list(shares)
+    left = np.zeros(len(scopes))
+    for label in shares[scopes[0]]:
+        widths = np.array([shares[scope][label] for scope in scopes])
+        axes.barh(scopes, widths, left=left, label=label)
+        left += widths
+    axes.set(xlim=(0, 1), title="share of true pairs")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)
+    return figure

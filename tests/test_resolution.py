@@ -610,6 +610,8 @@ def test_quality_floor_on_the_generated_universe_logged_to_mlflow(
     assert run["metrics.person_evidenced_f1"] >= 0.95
     artifacts = mlflow.MlflowClient().list_artifacts(run["run_id"], "splink")
     assert {Path(a.path).name for a in artifacts} >= {"model.json", "match_weights.html"}
+    charts = mlflow.MlflowClient().list_artifacts(run["run_id"], "quality")
+    assert [Path(a.path).name for a in charts] == ["pairs.png"]
     con = duckdb.connect(str(universe_copy.paths.warehouse), read_only=True)
     pair = con.execute("""
         SELECT list(source || ':' || record_key ORDER BY source, record_key)[1:2]

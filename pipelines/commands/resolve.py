@@ -145,8 +145,9 @@ def _evaluate_and_log(
         )
         mlflow.log_metrics({k.replace(" ", "_"): float(v) for k, v in result.figures.items()})
         for q in qualities:
-            prefix = q.scope.split()[0] + "_"  # person_, identifiable_, all_
+            prefix = q.scope.split()[0] + "_"  # person_, all_
             mlflow.log_metrics({k: float(v) for k, v in q.as_dict(prefix).items()})
+        mlflow.log_figure(resolution.pairs_figure(qualities), "quality/pairs.png")
         model = resolution.MatchModel.load(settings.paths.resolution)
         if model is not None:
             mlflow.log_dict(model.settings, "splink/model.json")
