@@ -61,7 +61,8 @@ request = function()
     '{"customers":[' .. table.concat(items, ",") .. '],"reasons":' .. reasons .. '}')
 end
 if pause > 0 then
-  delay = function() return pause end
+  -- random pauses around the mean, so that the connections do not march in step
+  delay = function() return math.random() * 2 * pause end
 end
 """
 

@@ -39,7 +39,8 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"customer_id": "C0000001", "reasons": true}'
 local pause = %(pause)f
 if pause > 0 then
-  delay = function() return pause end
+  -- random pauses around the mean, so that the connections do not march in step
+  delay = function() return math.random() * 2 * pause end
 end
 """
 

@@ -120,6 +120,7 @@ class Scoring:
         self.settings = settings
         self.runtime = Runtime(settings=settings, tracking_uri=tracking_uri(settings))
         self._refresh()
+        gc.set_threshold(50_000, 20, 100)  # far fewer collections: see `_refresh`
         self._watcher: asyncio.Task[None] | None = None
 
     def _refresh(self) -> None:
