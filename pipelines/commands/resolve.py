@@ -136,7 +136,7 @@ def _evaluate_and_log(
         values = [q.as_dict()[name] for q in qualities]
         table.add_row(name, *(f"{v:,}" if isinstance(v, int) else f"{v:.4f}" for v in values))
     console.print(table)
-    for q in qualities[:2]:
+    for q in qualities:
         report.add(f"pairwise F1 ({q.scope})", f"{q.pairwise_f1:.4f}")
     use_mlflow(settings, "resolution")
     with mlflow.start_run(run_name=f"resolve-{result.mode}-{result.run_id}"):
