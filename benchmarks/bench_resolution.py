@@ -56,8 +56,7 @@ def measure(data_dir: Path) -> dict[str, float]:
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
     truth = data_dir / "truth" / "record_truth.parquet"
-    person = evaluate(con, truth_path=truth, scope="person records")
-    everything = evaluate(con, truth_path=truth, scope="all records")
+    person, everything = evaluate(con, truth_path=truth)
     con.close()
     records = result.figures["records"]
     return {

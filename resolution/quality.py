@@ -124,14 +124,19 @@ def _label_evidence(con: duckdb.DuckDBPyConnection, truth_path: Path) -> None:
 
 
 def evaluate(
-    con: duckdb.DuckDBPyConnection, *, truth_path: Path, scope: str = "person records"
-) -> Quality:
-    """Compare `identity_map` with `truth_path` in one of `SCOPES`."""
+    con: duckdb.DuckDBPyConnection, *, truth_path: Path, scopes: Sequence[str] = SCOPES
+) -> list[Quality]:
+    """Compare `identity_map` with `truth_path`, one `Quality` per scope of `SCOPES`."""
     if not truth_path.exists():
         raise FileNotFoundError(f"no truth file at {truth_path}")
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}: one of {', '.join(SCOPES)}")
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scope {unknown[0]!r}: one of {', '.join(SCOPES)}")
     _label_evidence(con, truth_path)
+    return [_scope_quality(con, scope) for scope in scopes]
+
+
+def _scope_quality(con: duckdb.DuckDBPyConnection, scope: str) -> Quality:
     where = "is_person" if scope == "person records" else "TRUE"
     con.execute(f"CREATE OR REPLACE TEMP TABLE res_eval AS FROM res_eval_all WHERE {where}")
     (records, people, customers, both, pred, true, bp, br, evidenced, found) = con.execute("""

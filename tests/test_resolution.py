@@ -576,7 +576,7 @@ def test_quality_counts_only_evidenced_pairs_as_findable(settings: Settings) -> 
     )
     collect_records(con, phone_region="US")
 
-    q = evaluate(con, truth_path=truth, scope="person records")
+    (q,) = evaluate(con, truth_path=truth, scopes=["person records"])
 
     # 7 pairs made (A 3, C 3, D 1), 4 right; 11 true pairs (Anna's 5 records make 10).
     assert (q.records, q.people, q.customers) == (9, 4, 4)

@@ -125,9 +125,7 @@ def _evaluate_and_log(
     truth: Path,
     report: StageReport,
 ) -> None:
-    qualities = [
-        resolution.evaluate(con, truth_path=truth, scope=scope) for scope in resolution.SCOPES
-    ]
+    qualities = resolution.evaluate(con, truth_path=truth)
     table = Table(title="quality against the synthetic truth", title_justify="left")
     table.add_column("metric")
     for q in qualities:
