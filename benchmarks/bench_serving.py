@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -80,6 +81,7 @@ class Scenario:
         return self.concurrency * 1000 / self.rate if self.rate else 0.0
 
 
+WARM_UP = Scenario("warm-up", 4, True)
 SCENARIOS = [
     Scenario("/score with reasons", 1, True),
     Scenario("/score with reasons", 16, True),
@@ -106,33 +108,35 @@ def main(
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = _start(settings.data_dir, port=port, workers=workers, key=key)
-    rows = []
     try:
         _wait_ready(base, server)
-        with tempfile.TemporaryDirectory() as scratch:
-            for scenario in [Scenario("warm-up", 4, True), *SCENARIOS]:
-                script = Path(scratch) / "bench.lua"
-                script.write_text(_lua(ids, key=key, scenario=scenario))
-                seconds = 3 if scenario.name == "warm-up" else duration
-                with console.status(f"{scenario.name} at concurrency {scenario.concurrency}"):
-                    result = _wrk(base, script, scenario.concurrency, seconds)
-                if scenario.name != "warm-up":
-                    rows.append((scenario, result))
+        _wrk(base, _lua(ids, key=key, scenario=WARM_UP), WARM_UP.concurrency, 3)
+        rows = measure(base, SCENARIOS, lambda s: _lua(ids, key=key, scenario=s), duration)
     finally:
         os.killpg(server.pid, signal.SIGINT)
         server.wait(timeout=60)
-    table = Table("scenario", "concurrency", "req/s", "p50 ms", "p99 ms", "errors")
-    for scenario, r in rows:
-        table.add_row(
-            scenario.name,
-            str(scenario.concurrency),
-            f"{r['rps']:.0f}",
-            f"{r['p50']:.1f}",
-            f"{r['p99']:.1f}",
-            str(r["errors"]),
-        )
-    console.print(table)
+    console.print(table("scenario", rows))
     console.print(f"{len(ids):,} scored customers, {workers} worker(s), {duration} s each")
+
+
+def measure(
+    base: str, scenarios: list[Scenario], lua: Callable[[Scenario], str], duration: int
+) -> list[tuple[Scenario, dict[str, float]]]:
+    """Run `wrk` with each scenario's Lua script for `duration` seconds against `base`."""
+    rows = []
+    for scenario in scenarios:
+        with console.status(f"{scenario.name} at concurrency {scenario.concurrency}"):
+            rows.append((scenario, _wrk(base, lua(scenario), scenario.concurrency, duration)))
+    return rows
+
+
+def table(title: str, rows: list[tuple[Scenario, dict[str, float]]]) -> Table:
+    """The figures of `measure` as a table, one row per scenario."""
+    out = Table(title, "concurrency", "req/s", "p50 ms", "p99 ms", "errors")
+    for scenario, r in rows:
+        out.add_row(scenario.name, str(scenario.concurrency), f"{r['rps']:.0f}",
+                    f"{r['p50']:.1f}", f"{r['p99']:.1f}", str(r["errors"]))  # fmt: skip
+    return out
 
 
 def _scored_customers(warehouse: Path, limit: int = 5000) -> list[str]:
@@ -197,15 +201,19 @@ def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 300) -> No
     raise RuntimeError(f"cip serve not ready after {timeout} s")
 
 
-def _wrk(base: str, script: Path, concurrency: int, seconds: int) -> dict[str, float]:
+def _wrk(base: str, lua: str, concurrency: int, seconds: int) -> dict[str, float]:
+    """One `wrk` run of the Lua script `lua`: requests/s, p50 and p99 ms, errors."""
     threads = min(concurrency, 2)
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script)]
-        + ["--timeout", "10s", base],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(lua)
+        script.flush()
+        out = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency"]
+            + ["-s", script.name, "--timeout", "10s", base],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     socket_errors = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if socket_errors:

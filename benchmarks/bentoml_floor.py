@@ -21,7 +21,6 @@ from typing import Annotated
 
 import bentoml
 import typer
-from rich.table import Table
 
 from pipelines.console import console
 
@@ -35,6 +34,7 @@ class Noop:
 
 LUA = """
 wrk.method = "POST"
+wrk.path = "/score"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"customer_id": "C0000001", "reasons": true}'
 local pause = %(pause)f
@@ -47,7 +47,7 @@ end
 
 def main(duration: Annotated[int, typer.Option(help="Seconds per scenario.")] = 10) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
-    from bench_serving import SCENARIOS, _free_port, _wait_ready, _wrk
+    from bench_serving import SCENARIOS, _free_port, _wait_ready, measure, table
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -60,25 +60,14 @@ def main(duration: Annotated[int, typer.Option(help="Seconds per scenario.")] = 
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        rows = []
         try:
             _wait_ready(base, server)
-            script = Path(scratch) / "noop.lua"
             scenarios = [s for s in SCENARIOS if s.batch == 0 and s.reasons and s.concurrency < 64]
-            for scenario in scenarios:
-                script.write_text(LUA % {"pause": scenario.pause_ms})
-                with console.status(f"{scenario.name} at concurrency {scenario.concurrency}"):
-                    result = _wrk(f"{base}/score", script, scenario.concurrency, duration)
-                rows.append((scenario, result))
+            rows = measure(base, scenarios, lambda s: LUA % {"pause": s.pause_ms}, duration)
         finally:
             os.killpg(server.pid, signal.SIGINT)
             server.wait(timeout=60)
-    table = Table("no-op /score", "concurrency", "req/s", "p50 ms", "p99 ms", "errors")
-    for scenario, r in rows:
-        name = scenario.name.replace("/score with reasons", "no work")
-        table.add_row(name, str(scenario.concurrency), f"{r['rps']:.0f}", f"{r['p50']:.1f}",
-                      f"{r['p99']:.1f}", str(r["errors"]))  # fmt: skip
-    console.print(table)
+    console.print(table("no-op /score", rows))
 
 
 if __name__ == "__main__":
