@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -29,6 +28,7 @@ from pipelines.tracking import tracking_uri
 from serving.auth import ApiKeyAuth, api_key
 from serving.collector import create_app
 from serving.directory import Directory
+from serving.heap import settle_heap
 from serving.runtime import ApiError, Runtime
 from serving.schemas import (
     BatchItem,
@@ -120,21 +120,12 @@ class Scoring:
         self.settings = settings
         self.runtime = Runtime(settings=settings, tracking_uri=tracking_uri(settings))
         self._refresh()
-        gc.set_threshold(50_000, 20, 100)  # far fewer collections: see `_refresh`
         self._watcher: asyncio.Task[None] | None = None
 
     def _refresh(self) -> None:
-        """Reload what changed; after a load, freeze the heap out of the garbage collector.
-
-        Models, lookup tables, Feast and MLflow make millions of long-lived objects; without
-        the freeze every full collection walks them all, a pause of a tenth of a second in
-        the middle of some request (BentoML keeps each request's timeout timer alive for the
-        whole timeout, so full collections come often). Unfreezing first lets the collection
-        free what the previous load left behind."""
+        """Reload what changed; after a load, settle the heap (see `serving.heap`)."""
         if self.runtime.refresh():
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
+            settle_heap()
 
     def __is_ready__(self) -> bool:
         return self.runtime.ready
