@@ -2,8 +2,9 @@
 
 `resolve` turns the warehouse's raw tables into `identity_map`,
 `customer_identifiers`, `profiles` and `customer_id_changes` (see
-docs/tables.md); `resolve_table` / `resolve_file` cluster any person table
-given a mapping of its columns to roles. `normalize.email` and
+docs/tables.md); `resolve_table` clusters any person table
+given a mapping of its columns to roles, configuring and training a Splink model
+from the table itself (`configure`). `normalize.email` and
 `normalize.phone` are the lookup keys every other package uses.
 
 Names are imported on first use (lazy_loader), so that reading the settings
@@ -23,10 +24,11 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "explain_records",
         ],
         "graph": ["SkippedIdentifier"],
-        "mapping": ["ROLES", "read_table", "resolve_file", "resolve_table"],
+        "configure": ["ModelChoices", "NoUsableColumn"],
         "model": ["BlockingTooLoose", "MatchModel"],
         "quality": ["SCOPES", "Quality", "evaluate", "false_merges", "pairs_figure"],
         "resolver": ["ResolutionResult", "STEPS", "resolve"],
         "settings": ["ResolutionSettings"],
+        "table": ["ROLES", "InputError", "TableResolution", "read_table", "resolve_table"],
     },
 )

@@ -1,7 +1,8 @@
 """Clusters into customers: stable customer ids, the change log and the identity map.
 
-Deterministic components and stored Splink matches are combined into
-clusters (connected components once more). Each cluster then gets a
+Deterministic components are merged on Splink's scored pairs (strongest
+first, checked by average linkage: `resolution.linkage`) and on forced links
+such as name links, into clusters (connected components once more). Each cluster then gets a
 `customer_id` that survives re-runs: the previous identity map says which
 customer each record belonged to, and ids are handed out greedily by overlap
 (largest first), so
@@ -29,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from resolution.graph import IDENTIFIERS, components
-from resolution.matching import MATCHES
+from resolution.linkage import PAIRS, accepted_merges
 from resolution.records import RECORDS, existing_tables
 
 __all__ = [
@@ -50,24 +51,29 @@ LINK_TYPES = ("deterministic", "probabilistic", "singleton")
 NO_IDENTIFYING_DATA = "no identifying data"
 
 
-def cluster(con: duckdb.DuckDBPyConnection, *, links: Sequence[str] = ()) -> int:
-    """Write `res_clusters(uid, cluster)` from the deterministic components and matches.
-
-    `links` names further tables of pairs (`unique_id_l`, `unique_id_r`) to merge.
-    """
+def cluster(con: duckdb.DuckDBPyConnection, *, threshold: float, links: Sequence[str] = ()) -> int:
+    """Write `res_clusters(uid, cluster)`: deterministic components merged on Splink's
+    evidence at `threshold` (`resolution.linkage`) and on the pairs (`unique_id_l`,
+    `unique_id_r`) of the tables `links` names."""
     n_records = con.execute("SELECT count(*) FROM res_record_nodes").fetchall()[0][0]
-    tables = [MATCHES, *links] if MATCHES in existing_tables(con) else list(links)
-    matches = " UNION ALL ".join(f"SELECT unique_id_l, unique_id_r FROM {t}" for t in tables)
-    matches = matches or "SELECT NULL AS unique_id_l, NULL AS unique_id_r WHERE FALSE"
+    forced = " UNION ALL ".join(f"SELECT unique_id_l, unique_id_r FROM {t}" for t in links)
+    forced = forced or "SELECT NULL AS unique_id_l, NULL AS unique_id_r WHERE FALSE"
     edges = con.execute(f"""
         SELECT node AS a, {n_records} + det_component AS b FROM res_record_nodes
         UNION ALL
-        SELECT l.node, r.node FROM ({matches}) m
+        SELECT l.node, r.node FROM ({forced}) m
         JOIN res_record_nodes l ON l.uid = m.unique_id_l
         JOIN res_record_nodes r ON r.uid = m.unique_id_r
     """).fetchnumpy()
-    n_nodes = n_records + int(edges["b"].max(initial=-1)) + 1
-    labels = components(max(n_nodes, n_records), edges["a"], edges["b"])[:n_records]
+    merges = (
+        accepted_merges(con, threshold=threshold) + n_records
+        if PAIRS in existing_tables(con)
+        else np.empty((0, 2), dtype=np.int64)
+    )
+    left = np.concatenate([edges["a"], merges[:, 0]])
+    right = np.concatenate([edges["b"], merges[:, 1]])
+    n_nodes = n_records + int(max(right.max(initial=-1), left.max(initial=-1))) + 1
+    labels = components(max(n_nodes, n_records), left, right)[:n_records]
     con.register("res_labels", pa.table({"node": np.arange(n_records), "cluster": labels}))
     con.execute("""
         CREATE OR REPLACE TEMP TABLE res_clusters AS
@@ -189,18 +195,25 @@ def _write_changes(
         con.unregister("res_change_rows")
 
 
-def write_identity_map(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict[str, int]:
-    """Replace `identity_map` and `customer_identifiers`; returns records per link type."""
+def write_identity_map(
+    con: duckdb.DuckDBPyConnection, *, now: datetime, threshold: float
+) -> dict[str, int]:
+    """Replace `identity_map` and `customer_identifiers`; returns records per link type.
+
+    A record linked by Splink names its strongest pair at or above `threshold` inside
+    its customer."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE res_assignment AS
         SELECT c.uid, k.customer_id, c.cluster
         FROM res_clusters c JOIN res_customers k USING (cluster)
     """)
     matches = (
-        f"SELECT unique_id_l AS uid, match_probability AS p FROM {MATCHES} "
-        f"UNION ALL SELECT unique_id_r, match_probability FROM {MATCHES}"
-        if MATCHES in existing_tables(con)
-        else "SELECT NULL::VARCHAR AS uid, NULL::DOUBLE AS p WHERE FALSE"
+        f"""SELECT unique_id_l AS uid, unique_id_r AS other, match_probability AS p
+            FROM {PAIRS} WHERE match_probability >= {float(threshold)}
+            UNION ALL SELECT unique_id_r, unique_id_l, match_probability FROM {PAIRS}
+            WHERE match_probability >= {float(threshold)}"""
+        if PAIRS in existing_tables(con)
+        else "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS other, NULL::DOUBLE AS p WHERE FALSE"
     )
     con.execute(
         f"""
@@ -214,7 +227,11 @@ def write_identity_map(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict
             FROM {IDENTIFIERS} i LEFT JOIN counts c USING (id_type, id_value)
             GROUP BY i.uid
         ),
-        best AS (SELECT uid, max(p) AS p FROM ({matches}) GROUP BY uid),
+        best AS (
+            SELECT m.uid, max(m.p) AS p FROM ({matches}) m
+            JOIN res_assignment a ON a.uid = m.uid JOIN res_assignment o ON o.uid = m.other
+            WHERE a.cluster = o.cluster GROUP BY m.uid
+        ),
         sizes AS (SELECT cluster, count(*) AS n FROM res_assignment GROUP BY cluster),
         det_sizes AS (SELECT det_component, count(*) AS n FROM res_record_nodes GROUP BY 1)
         SELECT r.source, r.record_key, a.customer_id,

@@ -17,7 +17,7 @@ import duckdb
 
 from resolution.clusters import IDENTIFIER_TABLE, IDENTITY_MAP
 from resolution.graph import ID_TYPES, mask
-from resolution.matching import MATCHES
+from resolution.linkage import PAIRS
 from resolution.model import MatchModel
 from resolution.records import RECORDS, collect_records, existing_tables
 
@@ -157,12 +157,12 @@ def explain_customer(
         ).fetchall()
     ]
     pairs: list[tuple[str, str]] = []
-    if MATCHES in existing_tables(con):
+    if PAIRS in existing_tables(con):
         pairs = con.execute(
             f"""
             WITH mine AS (SELECT source || '|' || record_key AS uid FROM {IDENTITY_MAP}
                           WHERE customer_id = ?)
-            SELECT unique_id_l, unique_id_r FROM {MATCHES}
+            SELECT unique_id_l, unique_id_r FROM {PAIRS}
             WHERE unique_id_l IN (SELECT uid FROM mine) AND unique_id_r IN (SELECT uid FROM mine)
             ORDER BY match_weight LIMIT ?
             """,

@@ -10,12 +10,18 @@ from functools import cache
 
 from nicknames import NickNamer
 
-__all__ = ["nickname_related"]
+__all__ = ["nickname_related", "related_names"]
 
 
 @cache
 def _namer() -> NickNamer:
     return NickNamer()
+
+
+def related_names(name: str) -> set[str]:
+    """The known nicknames of a lower-case given name, and the names it is a nickname of."""
+    namer = _namer()
+    return namer.nicknames_of(name) | namer.canonicals_of(name)
 
 
 def nickname_related(a: str, b: str) -> bool:

@@ -11,6 +11,7 @@ full run would score is either stored from an earlier run or scored now.
 from __future__ import annotations
 
 import duckdb
+import pyarrow.compute as pc
 
 from resolution.matching import CANDIDATES, MATCH_SCHEMA, build_candidates, store_matches
 from resolution.model import MatchModel
@@ -46,13 +47,14 @@ def score_new(
         matches, comparisons = MATCH_SCHEMA.empty_table(), 0
     elif existing.num_rows == 0:
         comparisons = model.check_blocking([new], max_comparisons=max_comparisons)
-        matches = model.predict(new, threshold=threshold)
+        matches = model.predict(new)
     else:
         comparisons = model.check_blocking(
             [new, existing], max_comparisons=max_comparisons, link_type="link_only"
         )
         if new.num_rows > 1:
             comparisons += model.check_blocking([new], max_comparisons=max_comparisons)
-        matches = model.predict_new(existing, new, threshold=threshold)
+        matches = model.predict_new(existing, new)
     store_matches(con, candidates=new, matches=matches)
-    return {"new_records": n_new, "comparisons": comparisons, "matches": matches.num_rows}
+    above = pc.sum(pc.greater_equal(matches.column("match_probability"), threshold)).as_py()
+    return {"new_records": n_new, "comparisons": comparisons, "matches": above or 0}

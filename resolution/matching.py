@@ -1,4 +1,4 @@
-"""Probabilistic matching of person-like records, and the stored matches.
+"""Probabilistic matching of person-like records, and the stored scored pairs.
 
 The Splink input ("candidates") is one row per distinct set of person
 attributes within a deterministic component: records that already share an
@@ -7,9 +7,10 @@ that share nothing (two "John Smith" store orders) stay separate rows, so
 collapsing never links anyone by itself. Each candidate is named by its
 smallest record uid, which keeps a stored match meaningful across runs.
 
-The warehouse keeps the scored candidates (`resolution_candidates`) and the
-matches above the threshold (`resolution_matches`); incremental runs add to
-both and clustering reads the matches.
+The warehouse keeps the scored candidates (`resolution_candidates`) and every
+pair Splink scored with its match probability (`resolution_pairs`): clustering
+merges on the pairs above the threshold and checks them against all the others
+(`resolution.linkage`); incremental runs add to both.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Sequence
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from resolution.linkage import PAIRS
 from resolution.model import MATCH_COLUMNS, MatchModel
 from resolution.records import RECORDS, existing_tables
 
 __all__ = [
     "CANDIDATES",
-    "MATCHES",
     "MATCH_SCHEMA",
     "build_candidates",
     "score_all",
@@ -32,7 +34,6 @@ __all__ = [
 ]
 
 CANDIDATES = "resolution_candidates"
-MATCHES = "resolution_matches"
 
 MATCH_SCHEMA = pa.schema(
     [
@@ -73,17 +74,18 @@ def score_all(
     threshold: float,
     max_comparisons: int,
 ) -> dict[str, int]:
-    """Score every blocked pair of `candidates`; replace the stored candidates and matches."""
+    """Score every blocked pair of `candidates`; replace the stored candidates and pairs."""
     if model is None or candidates.num_rows < 2:
         matches = MATCH_SCHEMA.empty_table()
         comparisons = 0
     else:
         comparisons = model.check_blocking([candidates], max_comparisons=max_comparisons)
-        matches = model.predict(candidates, threshold=threshold)
+        matches = model.predict(candidates)
     con.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
-    con.execute(f"DROP TABLE IF EXISTS {MATCHES}")
+    con.execute(f"DROP TABLE IF EXISTS {PAIRS}")
     store_matches(con, candidates=candidates, matches=matches)
-    return {"comparisons": comparisons, "matches": matches.num_rows}
+    above = pc.sum(pc.greater_equal(matches.column("match_probability"), threshold)).as_py()
+    return {"comparisons": comparisons, "matches": above or 0}
 
 
 def store_matches(
@@ -95,13 +97,13 @@ def store_matches(
     con.register("res_new_matches", _typed_matches(matches))
     if CANDIDATES not in present:
         con.execute(f"CREATE TABLE {CANDIDATES} AS SELECT * FROM res_new_candidates LIMIT 0")
-    if MATCHES not in present:
+    if PAIRS not in present:
         con.execute(f"""
-            CREATE TABLE {MATCHES} (unique_id_l VARCHAR, unique_id_r VARCHAR,
+            CREATE TABLE {PAIRS} (unique_id_l VARCHAR, unique_id_r VARCHAR,
                                     match_weight DOUBLE, match_probability DOUBLE)
         """)
     con.execute(f"INSERT INTO {CANDIDATES} BY NAME SELECT * FROM res_new_candidates")
-    con.execute(f"INSERT INTO {MATCHES} BY NAME SELECT * FROM res_new_matches")
+    con.execute(f"INSERT INTO {PAIRS} BY NAME SELECT * FROM res_new_matches")
     con.unregister("res_new_candidates")
     con.unregister("res_new_matches")
 

@@ -19,6 +19,14 @@ _DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 _EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NON_NAME = re.compile(r"[^\w\s'-]+")
 _SPACES = re.compile(r"\s+")
+# Words typed where a name was required but not known: they name no one.
+PLACEHOLDER_NAMES = frozenset(
+    {
+        "test", "testing", "tester", "customer", "client", "guest", "unknown", "anonymous",
+        "none", "null", "nil", "na", "n a", "no name", "noname", "xxx", "xx", "asdf", "dummy",
+        "sample", "тест", "клиент", "покупатель", "гость", "неизвестно", "нет", "аноним",
+    }
+)  # fmt: skip
 
 
 def email(value: str | None) -> str | None:
@@ -62,11 +70,13 @@ def text(value: str | None) -> str | None:
 
 
 def name(value: str | None) -> str | None:
-    """A person's name for matching: lower case, no punctuation, hyphens as spaces."""
+    """A person's name for matching: lower case, no punctuation, hyphens as spaces;
+    None for a placeholder (`Test`, `Guest`, `n/a`)."""
     value = text(value)
     if value is None:
         return None
-    return _SPACES.sub(" ", value.replace("-", " ").replace("'", "")).strip() or None
+    value = _SPACES.sub(" ", value.replace("-", " ").replace("'", "")).strip()
+    return None if not value or value in PLACEHOLDER_NAMES else value
 
 
 def postcode(value: str | None) -> str | None:
@@ -83,4 +93,4 @@ def split_full_name(value: str | None) -> tuple[str | None, str | None]:
     if not full:
         return None, None
     first, _, last = full.rpartition(" ")
-    return (first or None), last
+    return name(first), name(last)

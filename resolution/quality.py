@@ -117,7 +117,7 @@ def _label_evidence(con: duckdb.DuckDBPyConnection, truth_path: Path) -> None:
     con.register("res_eval_labels", {"node": np.arange(n_nodes), "component": labels})
     con.execute("""
         CREATE OR REPLACE TEMP TABLE res_eval_all AS
-        SELECT n.predicted, n.actual, n.is_person, l.component
+        SELECT n.*, l.component
         FROM res_eval_nodes n JOIN res_eval_labels l USING (node)
     """)
     con.unregister("res_eval_labels")

@@ -126,8 +126,11 @@ def normalize_table(
                nullif(trim(r.anonymous_id), '') AS anonymous_id,
                nullif(trim(r.previous_id), '') AS previous_id,
                nullif(trim(r.contact_id), '') AS contact_id,
-               coalesce(m_first_name.norm, m_full.first_name) AS first_name,
-               coalesce(m_last_name.norm, m_full.last_name) AS last_name,
+               nullif(coalesce(m_first_name.norm, m_full.first_name),
+                      coalesce(m_last_name.norm, m_full.last_name)) AS first_name,
+               CASE WHEN coalesce(m_first_name.norm, m_full.first_name)
+                         IS DISTINCT FROM coalesce(m_last_name.norm, m_full.last_name)
+                    THEN coalesce(m_last_name.norm, m_full.last_name) END AS last_name,
                m_address.norm AS address, m_city.norm AS city, m_postcode.norm AS postcode,
                r.date_of_birth, r.store_id, r.consent_email, r.consent_sms, r.consent_ads,
                r.is_person

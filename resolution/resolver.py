@@ -18,7 +18,10 @@ from pathlib import Path
 import duckdb
 
 from resolution import clusters, golden, graph, incremental, matching, names, records
+from resolution.comparisons import ROLE_KINDS
+from resolution.configure import ModelChoices
 from resolution.model import MATCH_COLUMNS, MatchModel
+from resolution.profile import TableProfile, profile_columns
 from resolution.settings import ResolutionSettings
 
 __all__ = ["STEPS", "ResolutionResult", "link_records", "resolve"]
@@ -43,6 +46,8 @@ class ResolutionResult:
     trained: bool = False
     figures: dict[str, int] = field(default_factory=dict)
     skipped: list[graph.SkippedIdentifier] = field(default_factory=list)
+    choices: ModelChoices | None = None  # what training chose, when this run trained
+    model: MatchModel | None = None
 
 
 def resolve(
@@ -86,19 +91,23 @@ def link_records(
     settings: ResolutionSettings,
     model_dir: Path | None,
     columns: Sequence[str] = MATCH_COLUMNS,
+    profile: TableProfile | None = None,
+    model: MatchModel | None = None,
     incremental_run: bool = False,
     retrain: bool = False,
     on_step: Callable[[str], None] | None = None,
 ) -> ResolutionResult:
     """Link the normalized `res_records` into customers and write `identity_map`.
 
-    The model is loaded from `model_dir` unless `retrain` (or there is none); a
-    newly trained model is saved there. Without `model_dir` it is trained afresh.
+    The model is `model` if given, else loaded from `model_dir` unless `retrain`
+    (or there is none); a newly trained model is saved there. Without either it
+    is trained afresh, on `profile` (the candidates' own profile by default).
     """
     step = on_step or (lambda _name: None)
     now = datetime.now(UTC).replace(tzinfo=None)
     retrain = retrain or settings.retrain
-    model = None if retrain or model_dir is None else MatchModel.load(model_dir)
+    if model is None and not retrain and model_dir is not None:
+        model = MatchModel.load(model_dir)
     mode = "full"
     if incremental_run and model is not None and incremental.can_run_incrementally(con):
         mode = "incremental"
@@ -121,7 +130,10 @@ def link_records(
     else:
         candidates = matching.build_candidates(con, columns=columns)
         if model is None and candidates.num_rows >= MIN_TRAINING_ROWS:
-            model = MatchModel.train(candidates, settings=settings, columns=columns)
+            profile = profile or profile_columns(
+                candidates, kinds={c: ROLE_KINDS.get(c) for c in columns}
+            )
+            model, result.choices = MatchModel.train(candidates, settings=settings, profile=profile)
             if model_dir is not None:
                 model.save(model_dir)
             result.trained = True
@@ -134,15 +146,17 @@ def link_records(
         )
         figures["splink candidates"] = candidates.num_rows
     figures.update({f"splink {name}": value for name, value in scored.items()})
+    result.model = model
 
     step(STEPS[3])
-    clusters.cluster(con)
+    threshold = settings.match_threshold
+    clusters.cluster(con, threshold=threshold)
     figures["records linked by name"] = names.link_names(
         con, max_namesakes=settings.name_link_max_namesakes
     )
-    clusters.cluster(con, links=[names.NAME_LINKS])
+    clusters.cluster(con, threshold=threshold, links=[names.NAME_LINKS])
     changes = clusters.assign_customer_ids(con, run_id=result.run_id, now=now)
-    links = clusters.write_identity_map(con, now=now)
+    links = clusters.write_identity_map(con, now=now, threshold=threshold)
     figures.update({f"records linked {kind}": links.get(kind, 0) for kind in clusters.LINK_TYPES})
     figures.update({f"customer ids {kind}": n for kind, n in changes.items()})
     return result

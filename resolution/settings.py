@@ -52,7 +52,7 @@ class ResolutionSettings(BaseModel):
         "(name initials, user ids) than this is not used to merge records.",
     )
     match_threshold: float = Field(
-        0.99, gt=0, lt=1, description="Splink match probability above which records are merged."
+        0.9, gt=0, lt=1, description="Splink match probability above which records are merged."
     )
     name_link_max_namesakes: float = Field(
         0.1,
@@ -61,29 +61,27 @@ class ResolutionSettings(BaseModel):
         "its store, or anywhere) when the namesakes expected by chance, from first- and "
         "last-name frequencies, are at most this; 0 turns name links off.",
     )
-    blocking_rules: list[str] = Field(
-        default_factory=lambda: [
-            "l.email = r.email",
-            "l.phone = r.phone",
-            "l.last_name = r.last_name AND l.date_of_birth = r.date_of_birth",
-            "l.first_name = r.first_name AND l.last_name = r.last_name AND l.postcode = r.postcode",
-            "l.first_name = r.first_name AND l.date_of_birth = r.date_of_birth",
-            "l.first_name = r.first_name AND l.last_name = r.last_name",
-        ],
-        description="Splink blocking rules (SQL on l and r) generating candidate pairs.",
+    comparisons_per_record: int = Field(
+        100,
+        ge=1,
+        description="Blocking budget: candidate blocking rules are kept, cheapest first, while "
+        "the comparisons they generate stay within this many per record (see min_comparisons).",
     )
-    em_blocking_rules: list[str] = Field(
-        default_factory=lambda: [
-            "l.date_of_birth = r.date_of_birth",
-            "l.first_name = r.first_name AND l.last_name = r.last_name",
-        ],
-        description="Blocking rules for the EM training sessions that estimate m.",
+    min_comparisons: int = Field(
+        1_000_000, ge=1, description="Blocking budget floor, whatever the table size."
+    )
+    prior_recall: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Share of true pairs assumed to agree exactly on the prior's rules (an "
+        "identifier, email or phone, or full name with date of birth).",
     )
     max_comparisons: int = Field(
         50_000_000,
         description="Refuse to predict when the blocking rules would generate more pairs.",
     )
-    max_pairs_u: float = Field(2e6, description="Pairs sampled to estimate u.")
+    max_pairs_u: float = Field(5e5, description="Pairs sampled to estimate u.")
     max_pairs_em: float = Field(1e6, description="Pairs used by each EM session to estimate m.")
     seed: int = 42
     retrain: bool = Field(

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -256,7 +255,16 @@ def file(
         str | None, typer.Option("--id", help="The record id column (default: row number).")
     ] = None,
     extra: Annotated[
-        list[str] | None, typer.Option("--extra", help="A further column compared exactly.")
+        list[str] | None,
+        typer.Option("--extra", help="A further column to compare, by its profile (repeatable)."),
+    ] = None,
+    reuse: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            help="A Splink JSON configuration to reuse or edit (as saved by an earlier run); "
+            "with trained m and u it is used as is, without them it is trained.",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -265,36 +273,95 @@ def file(
         ),
     ] = None,
 ) -> None:
-    """Cluster any person table: write record_id, cluster_id, link_type, link_detail."""
+    """Cluster any person table: write record_id, cluster_id, link_type, link_detail.
+
+    Prints how the columns were read, the blocking rules and comparisons chosen, the
+    prior and the m/u table, and saves the configuration as PATH.splink.json.
+    """
     settings: Settings = ctx.obj
     roles = {}
     for item in mapping:
         role, sep, column = item.partition("=")
         if not sep or not column:
-            raise typer.BadParameter(f"{item!r}: write --map ROLE=COLUMN")
+            console.print(f"[bold red]error:[/] {item!r}: write --map ROLE=COLUMN")
+            raise typer.Exit(code=2)
         roles[role.strip()] = column.strip()
     target = out or path.with_suffix(".clusters.csv")
     try:
         with progress() as bar:
             task = bar.add_task(f"resolving {path.name}", total=None)
-            assignment, result = resolution.resolve_file(
+            result = resolution.resolve_table(
                 path,
                 mapping=roles,
                 settings=settings.resolution,
                 id_column=id_column,
                 extra_columns=extra or [],
+                configuration=reuse,
             )
             bar.update(task, description=f"resolved {path.name}", total=1, completed=1)
-    except (FileNotFoundError, ValueError, resolution.BlockingTooLoose) as error:
+    except (resolution.InputError, resolution.BlockingTooLoose) as error:
         console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(code=1) from error
+        raise typer.Exit(code=2) from error
+    print_configuration(result)
+    saved = result.save_configuration(path.with_suffix(".splink.json"))
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() == ".parquet":
-        pq.write_table(assignment, target)
+        pq.write_table(result.clusters, target)
     else:
-        pacsv.write_csv(assignment, target)
-    clusters = len(set(assignment.column("cluster_id").to_pylist()))
+        pacsv.write_csv(result.clusters, target)
+    clusters = len(set(result.clusters.column("cluster_id").to_pylist()))
     console.print(
-        f"{assignment.num_rows:,} records -> {clusters:,} clusters; written to {target}\n"
-        + json.dumps({k: v for k, v in result.figures.items() if v}, indent=None)
+        f"{result.clusters.num_rows:,} records -> {clusters:,} clusters; written to {target}\n"
+        f"configuration (Splink JSON, reuse with --settings): {saved}"
     )
+
+
+def print_configuration(result: resolution.TableResolution) -> None:
+    """The profile, blocking, comparisons, prior and m/u table of a table resolution."""
+    table = Table(title="columns", title_justify="left")
+    rows = [c.as_row() for c in result.profile.columns]
+    for name in rows[0] if rows else ():
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+    console.print(table)
+    choices = result.choices
+    if choices is not None:
+        blocking = Table(
+            title=f"blocking rules (budget {choices.blocking.budget:,} comparisons)",
+            title_justify="left",
+        )
+        for name in ("rule", "comparisons alone", "new comparisons"):
+            blocking.add_column(name, justify="left" if name == "rule" else "right")
+        for rule in choices.blocking.kept:
+            blocking.add_row(rule.rule, f"{rule.comparisons:,}", f"{rule.marginal or 0:,}")
+        console.print(blocking)
+        training = choices.training
+        prior = (
+            f"{training.prior:.3g}, from {training.prior_pairs:,} pairs agreeing on "
+            + " | ".join(training.prior_rules)
+            if training.prior is not None
+            else f"{result.model.prior:.3g} (Splink's default)"
+        )
+        console.print(f"prior (probability two random records match): {prior}")
+        for session in training.sessions:
+            status = session.error or (
+                f"{session.pairs:,} pairs, about {session.matches:,.0f} true; "
+                f"m taken for {', '.join(session.used_for) or 'nothing'}"
+            )
+            console.print(f"EM blocked on {session.rule}: {status}")
+        for warning in training.warnings:
+            console.print(f"[yellow]note:[/] {warning}")
+    weights = Table(title="comparisons: m, u and match weight per level", title_justify="left")
+    for name in ("comparison", "level", "m", "u", "weight"):
+        weights.add_column(name, justify="left" if name in ("comparison", "level") else "right")
+    for row in result.m_u_table():
+        weight = row["match_weight"]
+        weights.add_row(
+            row["comparison"],
+            row["level"],
+            f"{row['m']:.4g}",
+            f"{row['u']:.4g}",
+            "" if weight is None else f"{weight:+.2f}",
+        )
+    console.print(weights)

@@ -1,0 +1,145 @@
+"""Which deterministic components to merge on Splink's evidence, without chaining strangers.
+
+Plain connected components over the pairs above the threshold let one weak
+link join whatever it touches: a till slip named "Sheryl White" scored above
+the threshold against two different Sheryl Whites would make them one customer,
+though every pair between the two of them says they are not. So components are
+merged greedily, strongest link first, and a merge is accepted only when the
+*average* match probability over every scored pair between the two groups
+built so far is at least `MIN_AVERAGE` (more likely than not): a true
+customer's records agree with one another, a chain of namesakes does not.
+Pairs the blocking rules never generated do not count either way.
+
+Before that, a component whose strong links point to groups that are not one
+person (no pair between them averages `MIN_AVERAGE`) is ambiguous, and none of
+those links is used: a till slip naming "Gary Boyd" when two customers bear
+that name belongs to neither as far as the data can tell.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import duckdb
+import numpy as np
+
+from resolution.graph import components
+
+__all__ = ["MIN_AVERAGE", "PAIRS", "accepted_merges"]
+
+PAIRS = "resolution_pairs"
+MIN_AVERAGE = 0.5
+
+
+def accepted_merges(con: duckdb.DuckDBPyConnection, *, threshold: float) -> np.ndarray:
+    """Pairs of `res_record_nodes` components to merge, as an (n, 2) array."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE res_component_pairs AS
+        SELECT least(l.det_component, r.det_component) AS a,
+               greatest(l.det_component, r.det_component) AS b,
+               max(p.match_probability) AS strongest, sum(p.match_probability) AS total,
+               count(*) AS n
+        FROM {PAIRS} p
+        JOIN res_record_nodes l ON l.uid = p.unique_id_l
+        JOIN res_record_nodes r ON r.uid = p.unique_id_r
+        WHERE l.det_component <> r.det_component
+        GROUP BY ALL
+    """)
+    strong = con.execute(
+        f"SELECT a, b FROM res_component_pairs WHERE strongest >= {float(threshold)}"
+    ).fetchnumpy()
+    if not len(strong["a"]):
+        return np.empty((0, 2), dtype=np.int64)
+    # Only components joined by strong links can merge: group them, keep their pairs.
+    nodes, inverse = np.unique(np.concatenate([strong["a"], strong["b"]]), return_inverse=True)
+    half = len(strong["a"])
+    group = components(len(nodes), inverse[:half], inverse[half:])
+    con.register("res_link_groups", {"component": nodes, "link_group": group})
+    rows = con.execute("""
+        SELECT p.a, p.b, p.strongest, p.total, p.n
+        FROM res_component_pairs p
+        JOIN res_link_groups ga ON ga.component = p.a
+        JOIN res_link_groups gb ON gb.component = p.b
+        WHERE ga.link_group = gb.link_group
+    """).fetchall()
+    con.unregister("res_link_groups")
+    sums: dict[int, dict[int, list[float]]] = defaultdict(dict)
+    edges = []
+    for a, b, top, total, n in rows:
+        sums[a][b] = sums[b][a] = [total, n]
+        if top >= threshold:
+            edges.append((-top, a, b))
+    ambiguous = _ambiguous_links(edges, sums)
+    kept = [e for e in edges if (e[1], e[2]) not in ambiguous]
+    return np.array(_greedy(sorted(kept), sums), dtype=np.int64).reshape(-1, 2)
+
+
+def _ambiguous_links(
+    edges: list[tuple[float, int, int]], sums: dict[int, dict[int, list[float]]]
+) -> set[tuple[int, int]]:
+    """Strong links of components whose strong neighbours are not all one person."""
+    neighbours: dict[int, list[int]] = defaultdict(list)
+    for _, a, b in edges:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    dropped: set[tuple[int, int]] = set()
+    for node, around in neighbours.items():
+        if len(around) > 1 and not _one_person(around, sums):
+            dropped |= {(min(node, other), max(node, other)) for other in around}
+    return dropped
+
+
+def _one_person(nodes: list[int], sums: dict[int, dict[int, list[float]]]) -> bool:
+    """Whether `nodes` form one group when joined wherever their pairs average enough."""
+    label = {node: node for node in nodes}
+
+    def find(x: int) -> int:
+        while label[x] != x:
+            x = label[x]
+        return x
+
+    for i, x in enumerate(nodes):
+        for y in nodes[:i]:
+            if _average(sums, x, y) >= MIN_AVERAGE:
+                label[find(x)] = find(y)
+    return len({find(x) for x in nodes}) == 1
+
+
+def _average(sums: dict[int, dict[int, list[float]]], a: int, b: int) -> float:
+    total, n = sums.get(a, {}).get(b, (0.0, 0))
+    return total / n if n else 0.0
+
+
+def _greedy(
+    edges: list[tuple[float, int, int]], sums: dict[int, dict[int, list[float]]]
+) -> list[tuple[int, int]]:
+    """Union strongest first while the average probability between the groups holds."""
+    parent: dict[int, int] = {}
+
+    def root(x: int) -> int:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    accepted = []
+    for _, a, b in edges:
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            continue
+        total, n = sums[ra].get(rb, (0.0, 0))
+        if not n or total / n < MIN_AVERAGE:
+            continue
+        if len(sums[ra]) < len(sums[rb]):
+            ra, rb = rb, ra
+        for other, (t, k) in sums.pop(rb).items():  # fold rb's cross sums into ra's
+            del sums[other][rb]
+            if other == ra:
+                continue
+            merged = sums[ra].setdefault(other, [0.0, 0])
+            merged[0] += t
+            merged[1] += k
+            sums[other][ra] = merged
+        parent[rb] = ra
+        accepted.append((a, b))
+    return accepted
