@@ -62,7 +62,7 @@ class ResolutionSettings(BaseModel):
         "last-name frequencies, are at most this; 0 turns name links off.",
     )
     comparisons_per_record: int = Field(
-        100,
+        30,
         ge=1,
         description="Blocking budget: candidate blocking rules are kept, cheapest first, while "
         "the comparisons they generate stay within this many per record (see min_comparisons).",
@@ -81,7 +81,7 @@ class ResolutionSettings(BaseModel):
         50_000_000,
         description="Refuse to predict when the blocking rules would generate more pairs.",
     )
-    max_pairs_u: float = Field(5e5, description="Pairs sampled to estimate u.")
+    max_pairs_u: float = Field(3e5, description="Pairs sampled to estimate u.")
     max_pairs_em: float = Field(1e6, description="Pairs used by each EM session to estimate m.")
     seed: int = 42
     retrain: bool = Field(

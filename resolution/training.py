@@ -108,7 +108,9 @@ def train(
     try:
         _estimate_prior(linker, columns, recall=prior_recall, report=report)
         candidates = [*candidates, *count_rules(db.register(table), _training_rules(columns))]
-        linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs_u, seed=seed)
+        linker.training.estimate_u_using_random_sampling(
+            max_pairs=max_pairs_u, seed=seed, num_chunks=1, min_count_per_level=None
+        )
         report.u_pairs = min(max_pairs_u, _total_pairs(table.num_rows))
         base = linker.misc.save_model_to_json()
     finally:
