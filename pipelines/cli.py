@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from pipelines.config import load_settings
+from pipelines.logs import log_to_file
 
 app = typer.Typer(
     help="Customer intelligence platform: ingest, resolve, featurize, predict, serve, segment.",
@@ -32,8 +33,11 @@ def main(
         ),
     ] = None,
 ) -> None:
-    """Load settings once; every subcommand reads them from the context."""
-    ctx.obj = load_settings(config)
+    """Load settings once; every subcommand reads them from the context. Dependencies'
+    chatter goes to the data folder's log file, not the console (`pipelines.logs`)."""
+    settings = load_settings(config)
+    log_to_file(settings.paths.log_file)
+    ctx.obj = settings
 
 
 # Modules in pipelines.commands; each offers `register(app)` to add its subcommands.

@@ -40,7 +40,7 @@ from starlette.routing import Route
 from serving.collector.loader import BackgroundLoader
 from serving.collector.log import AppendLog
 from serving.collector.settings import CollectorSettings
-from serving.collector.spec import MESSAGE_TYPES, SpecError, batch_values, normalize
+from serving.collector.spec import MESSAGE_TYPES, SpecError, batch_values, normalize, storable
 from serving.heap import settle_heap
 
 __all__ = ["create_app", "serve"]
@@ -261,12 +261,16 @@ def serve(
 
 
 def _rejected(item: Any, index: int, reason: str) -> dict[str, Any]:
+    """A refused message as the log keeps it for the quarantine (cut where it nests too
+    deeply to be written), with the reason the client was given."""
     if isinstance(item, dict):
         item = {key: value for key, value in item.items() if key != "writeKey"}
         message_id = item.get("messageId")
     else:
         message_id = None
-    return {"index": index, "messageId": message_id, "reason": reason, "item": item}
+    if not isinstance(message_id, str):
+        message_id = None if message_id is None else str(message_id)
+    return {"index": index, "messageId": message_id, "reason": reason, "item": storable(item)}
 
 
 def _basic_user(header: str | None) -> str | None:

@@ -9,6 +9,16 @@ message: a `messageId` when the client sent none, the server's `receivedAt`, the
 `context`, and a `timestamp` corrected for the client's clock skew:
 `timestamp = receivedAt - (sentAt - originalTimestamp)`. Reasons never quote the values sent,
 so personal data stays out of responses and logs.
+
+Hostile or broken clients are answered per message, never with a failure of the batch:
+- times: the spec's `timestamp` is when the event happened, on the server's clock, so a
+  corrected time after `receivedAt` (a device clock in the future, year 9999) is clamped to
+  `receivedAt`, and one before `EARLIEST` (1970, the Unix epoch: year 0001 is no clock
+  skew but a broken value) or beyond what a date can hold is rejected; the device's own
+  time stays in `originalTimestamp`;
+- nesting: a message nested deeper than `MAX_DEPTH` levels is rejected (the log stores
+  JSON at most 255 levels deep, and no real event comes near); `storable` cuts such a
+  message for the quarantine.
 """
 
 from __future__ import annotations
@@ -22,9 +32,22 @@ from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, with_confi
 from pydantic import ValidationError as PydanticValidationError
 from typing_extensions import TypedDict
 
-__all__ = ["MESSAGE_TYPES", "SpecError", "batch_values", "normalize"]
+__all__ = [
+    "EARLIEST",
+    "MAX_DEPTH",
+    "MESSAGE_TYPES",
+    "SpecError",
+    "batch_values",
+    "message_schemas",
+    "normalize",
+    "storable",
+]
 
 MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+MAX_DEPTH = 64
+"""How deeply objects and arrays may nest in one message."""
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest event time accepted (after clock-skew correction)."""
 
 
 class SpecError(ValueError):
@@ -120,6 +143,8 @@ def normalize(
     """
     if not isinstance(item, dict):
         raise SpecError(f"a message must be a JSON object, not {_json_type(item)}")
+    if _deeper_than(item, MAX_DEPTH):
+        raise SpecError(f"message nests objects or arrays deeper than {MAX_DEPTH} levels")
     if max_bytes is not None and (size := len(orjson.dumps(item))) > max_bytes:
         raise SpecError(f"message is {size:,} bytes, over the {max_bytes:,}-byte limit")
     if "writeKey" in item or kind is not None:  # the write key is a secret: never stored
@@ -153,6 +178,9 @@ def batch_values(body: dict[str, Any]) -> dict[str, Any]:
         )
     except PydanticValidationError as error:
         raise SpecError(_reason(error, nested=False)) from None
+    for key in ("context", "integrations"):
+        if _deeper_than(shared[key], MAX_DEPTH - 1):
+            raise SpecError(f"{key}: nests deeper than {MAX_DEPTH - 1} levels")
     return {
         "sent_at": shared["sentAt"],
         "context": shared["context"],
@@ -164,19 +192,118 @@ def _correct_skew(
     message: dict[str, Any], *, received_at: datetime, sent_at: datetime | None
 ) -> None:
     """Set `timestamp` on the server's clock; keep the client's as `originalTimestamp`.
-    Times without a UTC offset are taken as UTC."""
+    Times without a UTC offset are taken as UTC. A time after `received_at` becomes
+    `received_at`; one before `EARLIEST` or out of a date's range is a `SpecError`."""
     if sent_at is not None:
-        if sent_at.tzinfo is None:
-            sent_at = sent_at.replace(tzinfo=UTC)
+        sent_at = _utc(sent_at)
         message["sentAt"] = sent_at
     original = message.get("timestamp")
     if original is None:
         message["timestamp"] = received_at
         return
-    if original.tzinfo is None:
-        original = original.replace(tzinfo=UTC)
+    original = _utc(original)
     message["originalTimestamp"] = original
-    message["timestamp"] = original if sent_at is None else received_at - (sent_at - original)
+    try:
+        timestamp = original if sent_at is None else received_at - (sent_at - original)
+    except OverflowError:  # beyond year 1 or 9999 once corrected
+        timestamp = received_at if original > sent_at else None  # type: ignore[operator]
+    if timestamp is None or timestamp < EARLIEST:
+        raise SpecError(
+            f"timestamp: before {EARLIEST:%Y-%m-%d} once corrected for the device's clock "
+            "(timestamp and sentAt are both device times)"
+        )
+    message["timestamp"] = min(timestamp, received_at)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests dicts and lists more than `limit` levels deep."""
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
+        if not level:
+            return False
+    return any(isinstance(node, dict | list) for node in level)
+
+
+def storable(item: Any, *, depth: int = MAX_DEPTH) -> Any:
+    """`item` with whatever nests deeper than `depth` levels replaced by a note, so that a
+    rejected message can always be written to the log and the quarantine."""
+    if not isinstance(item, dict | list):
+        return item
+    if depth <= 0:
+        return f"<nested deeper than {MAX_DEPTH} levels: cut>"
+    if isinstance(item, dict):
+        return {key: storable(value, depth=depth - 1) for key, value in item.items()}
+    return [storable(value, depth=depth - 1) for value in item]
+
+
+def message_schemas() -> dict[str, dict[str, Any]]:
+    """OpenAPI (3.0) schemas of each call's body (`TrackMessage`, ...) and of `Batch`."""
+    nullable_text = {"type": "string", "nullable": True}
+    time = {"type": "string", "format": "date-time", "nullable": True}
+    obj = {"type": "object", "nullable": True, "additionalProperties": True}
+    common = {
+        "userId": nullable_text,
+        "anonymousId": nullable_text,
+        "messageId": nullable_text,
+        "timestamp": time,
+        "sentAt": time,
+        "context": obj,
+        "integrations": obj,
+        "writeKey": {"type": "string"},
+    }
+    own = {
+        "track": ({"event": {"type": "string", "minLength": 1}, "properties": obj}, ["event"]),
+        "identify": ({"traits": obj}, []),
+        "page": ({"name": nullable_text, "category": nullable_text, "properties": obj}, []),
+        "screen": ({"name": nullable_text, "category": nullable_text, "properties": obj}, []),
+        "group": ({"groupId": {"type": "string"}, "traits": obj}, ["groupId"]),
+        "alias": ({"previousId": {"type": "string"}}, ["previousId", "userId"]),
+    }
+    someone = [
+        {"required": [key], "properties": {key: {"type": "string", "minLength": 1}}}
+        for key in ("userId", "anonymousId")
+    ]
+    schemas: dict[str, dict[str, Any]] = {}
+    for kind, (fields, required) in own.items():
+        properties = {"type": {"type": "string", "enum": [kind]}, **common, **fields}
+        schema: dict[str, Any] = {
+            "type": "object",
+            "description": f"A `{kind}` call of the Segment spec; other keys are kept.",
+            "properties": properties,
+            "additionalProperties": True,
+            "anyOf": someone,
+        }
+        if required:
+            schema["required"] = required
+        schemas[f"{kind.capitalize()}Message"] = schema
+    items = [
+        {**schema, "required": [*schema.get("required", []), "type"]} for schema in schemas.values()
+    ]
+    schemas["Batch"] = {
+        "type": "object",
+        "description": "Messages, each with its `type`; `context`, `integrations` and "
+        "`sentAt` apply to every message that does not set its own.",
+        "properties": {
+            "batch": {"type": "array", "minItems": 1, "items": {"oneOf": items}},
+            "sentAt": time,
+            "context": obj,
+            "integrations": obj,
+            "writeKey": {"type": "string"},
+        },
+        "required": ["batch"],
+        "additionalProperties": True,
+    }
+    return schemas
 
 
 def _reason(error: PydanticValidationError, *, nested: bool = True) -> str:
