@@ -8,27 +8,39 @@
 - `ErrorShape`: BentoML answers its own 4xx as `{"error": ..., "detail": [...]}` or as a
   JSON array; these become the API's one error shape, `{"error": "<what is wrong>"}`,
   naming each field without echoing the values sent.
+- `DocumentedMethods`: 405 with an `Allow` header listing exactly the documented methods of
+  a path for any other method (the routers would list only one route's methods).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit", "ErrorShape", "JsonBodiesOnly", "problem_text"]
+__all__ = ["BodyLimit", "DocumentedMethods", "ErrorShape", "JsonBodiesOnly", "problem_text"]
 
 _FORMS = (b"multipart/form-data", b"application/x-www-form-urlencoded")
 
 
-async def _answer(send: Send, status: int, content: dict[str, Any]) -> None:
+async def _answer(
+    send: Send,
+    status: int,
+    content: dict[str, Any],
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = orjson.dumps(content)
+    kept = [
+        (k, v) for k, v in headers or [] if k.lower() not in (b"content-type", b"content-length")
+    ]
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
+                *kept,
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
             ],
@@ -118,11 +130,32 @@ class ErrorShape:
             elif message["type"] == "http.response.body" and start is not None:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    await _answer(send, start["status"], _reshaped(b"".join(chunks)))
+                    content = _reshaped(b"".join(chunks))
+                    await _answer(send, start["status"], content, start.get("headers"))
             else:
                 await send(message)
 
         await self.app(scope, receive, capture)
+
+
+class DocumentedMethods:
+    """405 and the right `Allow` header for a method a documented path does not take
+    (`methods()` maps each path to its methods; HEAD goes with GET)."""
+
+    def __init__(
+        self, app: ASGIApp, *, methods: Callable[[], Mapping[str, frozenset[str]]]
+    ) -> None:
+        self.app, self.methods = app, methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            allowed = self.methods().get(scope["path"])
+            if allowed is not None and scope["method"] not in allowed:
+                allow = ", ".join(sorted(allowed)).encode()
+                error = {"error": f"{scope['method']} is not allowed here: use {allow.decode()}"}
+                await _answer(send, 405, error, [(b"allow", allow)])
+                return
+        await self.app(scope, receive, send)
 
 
 def _reshaped(body: bytes) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import anyio.to_thread
 import bentoml
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
@@ -28,7 +29,13 @@ from serving.auth import ApiKeyAuth
 from serving.collector import create_app
 from serving.config import ServiceConfig
 from serving.directory import Directory
-from serving.guards import BodyLimit, ErrorShape, JsonBodiesOnly, problem_text
+from serving.guards import (
+    BodyLimit,
+    DocumentedMethods,
+    ErrorShape,
+    JsonBodiesOnly,
+    problem_text,
+)
 from serving.heap import settle_heap
 from serving.metrics import RouteMetrics, RouteTemplates, metrics_endpoint
 from serving.openapi import complete_spec
@@ -83,6 +90,10 @@ def build_service(*, config: ServiceConfig) -> bentoml.Service:
     @routes.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
+
+    @routes.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
     @routes.exception_handler(RequestValidationError)
     async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -240,12 +251,26 @@ def build_service(*, config: ServiceConfig) -> bentoml.Service:
         Scoring.add_asgi_middleware(RouteMetrics, templates=templates)
     Scoring.add_asgi_middleware(ApiKeyAuth, key=config.api_key, sessions=sessions)
     Scoring.add_asgi_middleware(
+        DocumentedMethods, methods=functools.cache(lambda: _methods(openapi()))
+    )
+    Scoring.add_asgi_middleware(
         BodyLimit, limit=serving.max_request_bytes, exempt=("/v1/", "/login")
     )
     Scoring.add_asgi_middleware(JsonBodiesOnly, paths=api_paths | {"/profile"})
     Scoring.add_asgi_middleware(ErrorShape, paths=api_paths)
     Scoring.mount_asgi_app(collector, path="/", name="collector")
     return Scoring
+
+
+def _methods(spec: dict[str, Any]) -> dict[str, frozenset[str]]:
+    """Each documented path's methods (HEAD with GET), but the collector's (CORS)."""
+    methods = {}
+    for path, item in spec["paths"].items():
+        if path.startswith("/v1/"):
+            continue
+        declared = {method.upper() for method in item if method != "parameters"}
+        methods[path] = frozenset(declared | ({"HEAD"} if "GET" in declared else set()))
+    return methods
 
 
 def _resolve(directory: Directory, ref: CustomerRef) -> tuple[str, str]:

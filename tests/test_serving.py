@@ -288,9 +288,32 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     paths = spec["paths"]
     assert {"post"} <= set(paths["/score"]) and {"post"} <= set(paths["/score_batch"])
     assert {"get", "post"} <= set(paths["/profile"])
-    assert {"/status", "/reload", "/report", "/readyz", "/livez"} <= set(paths)
+    assert {"/status", "/reload", "/report", "/readyz", "/livez", "/login"} <= set(paths)
     schemas = spec["components"]["schemas"]
     assert any("example" in schema for schema in schemas.values())
+    assert spec["info"]["title"] == "Customer intelligence platform"
+    assert spec["info"]["version"] == "0.1.0"
+    assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert set(paths["/score"]["post"]["responses"]) == {
+        "200", "400", "401", "404", "413", "415", "503"
+    }  # fmt: skip
+    assert set(paths["/profile"]["get"]["responses"]) == {"200", "400", "401", "404", "503"}
+    assert paths["/score"]["post"]["security"] == [{"apiKey": []}]
+    assert paths["/livez"]["get"]["security"] == []
+    collector = {f"/v1/{p}" for p in ("track", "identify", "page", "screen", "group", "alias")}
+    assert collector | {"/v1/batch", "/v1/import", "/v1/t", "/v1/b"} <= set(paths)
+    assert paths["/v1/batch"]["post"]["security"] == [{"writeKey": []}, {}]
+
+
+def test_an_undocumented_method_gets_405_with_the_documented_ones(client: TestClient) -> None:
+    for method, path, allow in (
+        ("PUT", "/score", "POST"), ("DELETE", "/profile", "GET, HEAD, POST"),
+        ("POST", "/status", "GET, HEAD"),
+    ):  # fmt: skip
+        response = client.request(method, path, headers=AUTH)
+        assert response.status_code == 405, (method, path)
+        assert response.headers["allow"] == allow
+        assert list(response.json()) == ["error"]
 
 
 def test_collector_is_mounted_under_v1(client: TestClient) -> None:

@@ -1,10 +1,12 @@
 """`cip serve` as a user runs it: a real `bentoml serve` over HTTP, on a copy of the built
 data folder. What a client, a marketer's browser and an operator see: answers, secrets kept,
-one-line logs, bounded metrics, body limits, the report behind a login form, and a clean
-stop on SIGTERM (for `cip mlflow-ui` too)."""
+one-line logs, bounded metrics, body limits, the report behind a login form, an OpenAPI
+document that schemathesis finds true, and a clean stop on SIGTERM (for `cip mlflow-ui`
+too)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -25,6 +27,7 @@ import pytest
 from pipelines.config import Settings
 
 API_KEY = "test-key-http-5c1e"
+WRITE_KEY = "write-key-http"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 CIP = str(Path(sys.executable).with_name("cip"))
 CHROMIUM = "/usr/bin/chromium"
@@ -54,7 +57,7 @@ def _environment(data_dir: Path) -> dict[str, str]:
         "CIP_DATA_DIR": str(data_dir),
         "CIP_SERVING__API_KEY": API_KEY,
         "CIP_SERVING__RELOAD_INTERVAL_SECONDS": "0",
-        "CIP_SERVING__COLLECTOR__WRITE_KEYS": json.dumps({"web": "write-key-http"}),
+        "CIP_SERVING__COLLECTOR__WRITE_KEYS": json.dumps({"web": WRITE_KEY}),
     }
 
 
@@ -175,6 +178,33 @@ def test_every_api_refuses_a_body_over_the_limit(server: Server) -> None:
 
         streamed = http.post("/score", content=chunks(), headers=AUTH)
         assert streamed.status_code == 413
+
+
+def test_schemathesis_finds_the_openapi_document_true(server: Server, tmp_path: Path) -> None:
+    """Generated requests, valid and invalid, to every documented operation (the collector's
+    included), checked against the document: no 5xx, only documented statuses, content types
+    and bodies, invalid data refused, auth enforced, 405 and `Allow` for other methods. Not
+    `positive_data_acceptance`: data a JSON schema calls valid may still be refused with a
+    400 for reasons a schema cannot say (an email that is no email, a time before 1970)."""
+    basic = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    (tmp_path / "schemathesis.toml").write_text(
+        "[[operations]]\n"
+        'include-path-regex = "^/v1/"\n'
+        f'headers = {{ Authorization = "Basic {basic}" }}\n\n'
+        "[[operations]]\n"
+        'exclude-path-regex = "^/v1/"\n'
+        f'headers = {{ Authorization = "Bearer {API_KEY}" }}\n'
+    )
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("schemathesis")), "--config-file",
+         "schemathesis.toml", "run", f"{server.base}/docs.json", "--checks", "all",
+         "--exclude-checks", "positive_data_acceptance", "--max-examples", "20",
+         "--workers", "1", "--seed", "20261130"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-8000:]
+    assert "Tested: 29" in run.stdout and " passed" in run.stdout
+    assert "failures" not in run.stdout.splitlines()[-1]
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")

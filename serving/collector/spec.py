@@ -248,7 +248,9 @@ def storable(item: Any, *, depth: int = MAX_DEPTH) -> Any:
 
 def message_schemas() -> dict[str, dict[str, Any]]:
     """OpenAPI (3.0) schemas of each call's body (`TrackMessage`, ...) and of `Batch`."""
-    nullable_text = {"type": "string", "nullable": True}
+    # Ids and names may be numbers: the spec allows it, and they are stored as text.
+    text = {"anyOf": [{"type": "string"}, {"type": "number"}]}
+    nullable_text = {**text, "nullable": True}
     time = {"type": "string", "format": "date-time", "nullable": True}
     obj = {"type": "object", "nullable": True, "additionalProperties": True}
     common = {
@@ -259,46 +261,53 @@ def message_schemas() -> dict[str, dict[str, Any]]:
         "sentAt": time,
         "context": obj,
         "integrations": obj,
-        "writeKey": {"type": "string"},
+        "writeKey": {
+            "description": "The write key, when no Authorization header names it; never stored."
+        },
     }
+    event = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "number"}]}
     own = {
-        "track": ({"event": {"type": "string", "minLength": 1}, "properties": obj}, ["event"]),
+        "track": ({"event": event, "properties": obj}, ["event"]),
         "identify": ({"traits": obj}, []),
         "page": ({"name": nullable_text, "category": nullable_text, "properties": obj}, []),
         "screen": ({"name": nullable_text, "category": nullable_text, "properties": obj}, []),
-        "group": ({"groupId": {"type": "string"}, "traits": obj}, ["groupId"]),
-        "alias": ({"previousId": {"type": "string"}}, ["previousId", "userId"]),
+        "group": ({"groupId": text, "traits": obj}, ["groupId"]),
+        "alias": ({"previousId": text}, ["previousId", "userId"]),
     }
     someone = [
-        {"required": [key], "properties": {key: {"type": "string", "minLength": 1}}}
+        {
+            "required": [key],
+            "properties": {
+                key: {"anyOf": [{"type": "string", "minLength": 1}, {"type": "number"}]}
+            },
+        }
         for key in ("userId", "anonymousId")
     ]
     schemas: dict[str, dict[str, Any]] = {}
     for kind, (fields, required) in own.items():
-        properties = {"type": {"type": "string", "enum": [kind]}, **common, **fields}
         schema: dict[str, Any] = {
             "type": "object",
-            "description": f"A `{kind}` call of the Segment spec; other keys are kept.",
-            "properties": properties,
+            "description": f"A `{kind}` call of the Segment spec (the path says the call: "
+            "a `type` sent is ignored); other keys are kept.",
+            "properties": {**common, **fields},
             "additionalProperties": True,
             "anyOf": someone,
         }
         if required:
             schema["required"] = required
         schemas[f"{kind.capitalize()}Message"] = schema
-    items = [
-        {**schema, "required": [*schema.get("required", []), "type"]} for schema in schemas.values()
-    ]
     schemas["Batch"] = {
         "type": "object",
-        "description": "Messages, each with its `type`; `context`, `integrations` and "
-        "`sentAt` apply to every message that does not set its own.",
+        "description": "Messages, each a call as documented above with its `type` "
+        "(`track`, `identify`, ...); `context`, `integrations` and `sentAt` apply to every "
+        "message that does not set its own. Each message is checked on its own: the good "
+        "ones are accepted, the others listed in `rejected` with the reason.",
         "properties": {
-            "batch": {"type": "array", "minItems": 1, "items": {"oneOf": items}},
+            "batch": {"type": "array", "minItems": 1, "items": {}},
             "sentAt": time,
             "context": obj,
             "integrations": obj,
-            "writeKey": {"type": "string"},
+            "writeKey": common["writeKey"],
         },
         "required": ["batch"],
         "additionalProperties": True,
