@@ -40,7 +40,14 @@ from starlette.routing import Route
 from serving.collector.loader import BackgroundLoader
 from serving.collector.log import AppendLog
 from serving.collector.settings import CollectorSettings
-from serving.collector.spec import MESSAGE_TYPES, SpecError, batch_values, normalize, storable
+from serving.collector.spec import (
+    MESSAGE_TYPES,
+    SpecError,
+    batch_values,
+    normalize,
+    storable,
+    too_deep,
+)
 from serving.heap import settle_heap
 
 __all__ = ["create_app", "serve"]
@@ -88,7 +95,9 @@ class Collector:
             except SpecError as error:
                 await self._log(source, [], [_rejected(body, 0, str(error))])
                 raise RequestError(400, "invalid_message", str(error)) from None
-            await self._log(source, [event], [])
+            _, rejected = await self._log(source, [(0, event)], [])
+            if rejected:
+                raise RequestError(400, "invalid_message", rejected[0]["reason"])
         except RequestError as error:
             return _error(error)
         return _json(200, {"success": True})
@@ -107,12 +116,11 @@ class Collector:
             events, rejected = [], []
             for index, item in enumerate(items):
                 try:
-                    events.append(
-                        normalize(item, received_at=received_at, max_bytes=max_bytes, **shared)
-                    )
+                    event = normalize(item, received_at=received_at, max_bytes=max_bytes, **shared)
+                    events.append((index, event))
                 except SpecError as error:
                     rejected.append(_rejected(item, index, str(error)))
-            await self._log(source, events, rejected)
+            events, rejected = await self._log(source, events, rejected)
         except RequestError as error:
             return _error(error)
         reported = [{key: r[key] for key in ("index", "messageId", "reason")} for r in rejected]
@@ -177,15 +185,32 @@ class Collector:
             raise RequestError(400, "unsupported_encoding", f"Content-Encoding {encoding!r}")
         return raw
 
-    async def _log(self, source: str, events: list[dict], rejected: list[dict]) -> None:
-        record = {"source": source, "events": events, "rejected": rejected}
+    async def _log(
+        self, source: str, events: list[tuple[int, dict]], rejected: list[dict]
+    ) -> tuple[list[tuple[int, dict]], list[dict]]:
+        """Append one record; the (index, event)s and rejections it holds. A message nested
+        deeper than the log can store is moved to the rejections (looked for only when the
+        record cannot be written, so that it costs the others nothing)."""
         try:
-            await self.log.append(orjson.dumps(record))
+            line = _record(source, events, rejected)
+        except orjson.JSONEncodeError:
+            kept = []
+            for index, event in events:
+                if (error := too_deep(event)) is None:
+                    kept.append((index, event))
+                else:
+                    rejected.append(_rejected(event, index, str(error)))
+            events = kept
+            rejected.sort(key=lambda r: r["index"])
+            line = _record(source, events, rejected)
+        try:
+            await self.log.append(line)
         except OSError as error:  # disk full, folder gone: nothing was acknowledged
             logger.error("collector: cannot write the log in %s: %s", self.log.folder, error)
             raise RequestError(
                 503, "unavailable", "the collector cannot write its log; retry later"
             ) from None
+        return events, rejected
 
 
 def create_app(
@@ -258,6 +283,11 @@ def serve(
         log_level="info",
         timeout_graceful_shutdown=10,
     )
+
+
+def _record(source: str, events: list[tuple[int, dict]], rejected: list[dict]) -> bytes:
+    record = {"source": source, "events": [event for _, event in events], "rejected": rejected}
+    return orjson.dumps(record)
 
 
 def _rejected(item: Any, index: int, reason: str) -> dict[str, Any]:

@@ -16,9 +16,10 @@ Hostile or broken clients are answered per message, never with a failure of the 
   `receivedAt`, and one before `EARLIEST` (1970, the Unix epoch: year 0001 is no clock
   skew but a broken value) or beyond what a date can hold is rejected; the device's own
   time stays in `originalTimestamp`;
-- nesting: a message nested deeper than `MAX_DEPTH` levels is rejected (the log stores
-  JSON at most 255 levels deep, and no real event comes near); `storable` cuts such a
-  message for the quarantine.
+- nesting: JSON deeper than the log can store (`MAX_DEPTH` levels: the log's JSON writer
+  stops at 255, the log's record wraps each message in three) is found when the record
+  cannot be written, which costs nothing for the events that can; `too_deep` says which
+  message it is, the collector refuses it alone, and `storable` cuts it for the quarantine.
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ __all__ = [
     "message_schemas",
     "normalize",
     "storable",
+    "too_deep",
 ]
 
 MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
-MAX_DEPTH = 64
-"""How deeply objects and arrays may nest in one message."""
+MAX_DEPTH = 252
+"""How deeply objects and arrays may nest in one message: what the log can store."""
+_QUARANTINE_DEPTH = 128  # a refused message is kept this deep (the rest is cut)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 """The earliest event time accepted (after clock-skew correction)."""
 
@@ -143,8 +146,6 @@ def normalize(
     """
     if not isinstance(item, dict):
         raise SpecError(f"a message must be a JSON object, not {_json_type(item)}")
-    if _deeper_than(item, MAX_DEPTH):
-        raise SpecError(f"message nests objects or arrays deeper than {MAX_DEPTH} levels")
     if max_bytes is not None and (size := len(orjson.dumps(item))) > max_bytes:
         raise SpecError(f"message is {size:,} bytes, over the {max_bytes:,}-byte limit")
     if "writeKey" in item or kind is not None:  # the write key is a secret: never stored
@@ -178,9 +179,6 @@ def batch_values(body: dict[str, Any]) -> dict[str, Any]:
         )
     except PydanticValidationError as error:
         raise SpecError(_reason(error, nested=False)) from None
-    for key in ("context", "integrations"):
-        if _deeper_than(shared[key], MAX_DEPTH - 1):
-            raise SpecError(f"{key}: nests deeper than {MAX_DEPTH - 1} levels")
     return {
         "sent_at": shared["sentAt"],
         "context": shared["context"],
@@ -219,28 +217,35 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def too_deep(message: Any) -> SpecError | None:
+    """Why `message` cannot be stored in the log (it nests deeper than `MAX_DEPTH`, or
+    holds what JSON cannot), or None."""
+    if _deeper_than(message, MAX_DEPTH):
+        return SpecError(f"message nests objects or arrays deeper than {MAX_DEPTH} levels")
+    try:
+        orjson.dumps(message)
+    except orjson.JSONEncodeError as error:
+        return SpecError(f"message cannot be stored as JSON: {error}")
+    return None
+
+
 def _deeper_than(value: Any, limit: int) -> bool:
     """Whether `value` nests dicts and lists more than `limit` levels deep."""
-    level = [value]
-    for _ in range(limit):
-        level = [
-            child
-            for node in level
-            if isinstance(node, dict | list)
-            for child in (node.values() if isinstance(node, dict) else node)
-        ]
-        if not level:
-            return False
-    return any(isinstance(node, dict | list) for node in level)
+    if not isinstance(value, dict | list):
+        return False
+    if limit == 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(_deeper_than(child, limit - 1) for child in children)
 
 
-def storable(item: Any, *, depth: int = MAX_DEPTH) -> Any:
+def storable(item: Any, *, depth: int = _QUARANTINE_DEPTH) -> Any:
     """`item` with whatever nests deeper than `depth` levels replaced by a note, so that a
-    rejected message can always be written to the log and the quarantine."""
+    refused message can always be written to the log and the quarantine."""
     if not isinstance(item, dict | list):
         return item
     if depth <= 0:
-        return f"<nested deeper than {MAX_DEPTH} levels: cut>"
+        return "<nested too deeply: cut>"
     if isinstance(item, dict):
         return {key: storable(value, depth=depth - 1) for key, value in item.items()}
     return [storable(value, depth=depth - 1) for value in item]
