@@ -36,9 +36,10 @@ def log_to_file(log_file: Path) -> None:
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
     # MLflow gives its loggers a console handler of their own on import unless told not
-    # to (`pipelines.tracking` then also silences its console notices); if it is imported
-    # already, its loggers are handed back to the root handlers above. Splink's linker
-    # calls basicConfig, which does nothing once the root logger has handlers.
+    # to; if it is imported already, its loggers are handed back to the root handlers
+    # above. (Its two registration notices, "Successfully registered model" and "Created
+    # version", are prints, not log records: they stay.) Splink's linker calls
+    # basicConfig, which does nothing once the root logger has handlers.
     os.environ["MLFLOW_CONFIGURE_LOGGING"] = "false"
     for name in ("mlflow", "alembic", "sqlalchemy.engine", "huey", "py.warnings"):
         logger = logging.getLogger(name)

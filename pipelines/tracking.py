@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import lazy_loader
 
 from pipelines.config import Settings
@@ -21,15 +19,7 @@ def tracking_uri(settings: Settings) -> str:
 
 
 def use_mlflow(settings: Settings, experiment: str) -> str:
-    """Point MLflow at the platform's store and select `experiment`; returns the URI.
-
-    When MLflow's own logging is off (`MLFLOW_CONFIGURE_LOGGING=false`: the CLI sends its
-    records to the log file), its console notices ("Successfully registered model ...")
-    are off too: the stage's report says what was registered."""
-    if os.environ.get("MLFLOW_CONFIGURE_LOGGING", "").lower() == "false":
-        from mlflow.utils.logging_utils import disable_logging
-
-        disable_logging()
+    """Point MLflow at the platform's store and select `experiment`; returns the URI."""
     uri = tracking_uri(settings)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
