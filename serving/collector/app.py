@@ -49,6 +49,7 @@ from serving.collector.spec import (
     too_deep,
 )
 from serving.heap import settle_heap
+from serving.logs import escape_control_characters
 
 __all__ = ["create_app", "serve"]
 
@@ -269,10 +270,12 @@ def serve(
     """Run the collector with uvicorn (uvloop, httptools) until interrupted.
 
     The process is the collector's own, so its garbage collector is tuned for it
-    (`serving.heap`): requests allocate many short-lived, acyclic JSON objects.
+    (`serving.heap`): requests allocate many short-lived, acyclic JSON objects; and its log
+    lines are one line each, whatever a client puts in a path (`serving.logs`).
     """
     app = create_app(settings=settings, log_dir=log_dir, warehouse=warehouse)
     settle_heap()
+    escape_control_characters()
     uvicorn.run(
         app,
         host=host,
