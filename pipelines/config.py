@@ -138,12 +138,12 @@ def project_dir(start: Path | None = None) -> Path:
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
     """The settings from `config_file` (default: `CIP_CONFIG`, else the project's
     `cip.yaml`, see `project_dir`) and the environment, with `data_dir` made absolute."""
+    if config_file is not None and not config_file.exists():
+        raise FileNotFoundError(f"config file not found: {config_file}")
     if config_file is None and "CIP_CONFIG" in os.environ:
-        config_file = Path(os.environ["CIP_CONFIG"])
+        config_file = Path(os.environ["CIP_CONFIG"])  # may name no file: no config then
     if config_file is None:
         config_file = project_dir() / DEFAULT_CONFIG
-    elif not config_file.exists():
-        raise FileNotFoundError(f"config file not found: {config_file}")
     token = _CONFIG_FILE.set(config_file)
     try:
         settings = Settings(**overrides)

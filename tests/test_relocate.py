@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 from typer.testing import CliRunner
 
@@ -77,5 +79,9 @@ def test_an_old_data_folder_is_placed_by_its_mlflow_store(served: Settings, tmp_
 
 
 @pytest.fixture(autouse=True)
-def _no_marker_in_the_shared_folder(served: Settings) -> None:
+def _no_marker_in_the_shared_folder(served: Settings) -> Iterator[None]:
+    uri = mlflow.get_tracking_uri()
     assert not (served.data_dir / LOCATION_FILE).exists()  # served stays untouched
+    yield
+    mlflow.set_tracking_uri(uri)  # the commands ran here point MLflow at their copies
+    mlflow.set_registry_uri(uri)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import mlflow
 import pytest
 from mlflow import MlflowClient
 from pydantic import SecretStr
@@ -211,7 +212,10 @@ def test_status_names_the_loaded_champions(
 def _new_churn_champion(settings: Settings) -> Iterator[tuple[str, str]]:
     """Register the churn champion's model again as a new version and promote it; yields
     (old, new) versions and puts the old champion back afterwards."""
-    registry = MlflowClient(tracking_uri(settings), registry_uri=tracking_uri(settings))
+    uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)  # the logged model is looked up in the global store
+    mlflow.set_registry_uri(uri)
+    registry = MlflowClient(uri, registry_uri=uri)
     old = registry.get_model_version_by_alias("churn", "champion")
     new = registry.create_model_version("churn", old.source, run_id=old.run_id)
     registry.set_registered_model_alias("churn", "champion", new.version)
