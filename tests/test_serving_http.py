@@ -232,11 +232,12 @@ def test_a_marketer_opens_the_report_in_a_browser_after_signing_in(server: Serve
             assert API_KEY not in cookie["value"]
         finally:
             browser.close()
-    with httpx.Client(base_url=server.base) as http:  # the cookie opens pages, not the APIs
-        cookies = {"cip_session": cookie["value"]}
-        assert http.get("/report", cookies=cookies).status_code == 307
-        assert http.get("/status", cookies=cookies).status_code == 401
-        assert http.get("/report", cookies={"cip_session": "1.forged"}).status_code == 401
+    session = {"cip_session": cookie["value"]}
+    with httpx.Client(base_url=server.base, cookies=session) as http:  # pages, not the APIs
+        assert http.get("/report").status_code == 307
+        assert http.get("/status").status_code == 401
+    with httpx.Client(base_url=server.base, cookies={"cip_session": "1.forged"}) as http:
+        assert http.get("/report").status_code == 401
 
 
 def test_sigterm_stops_cip_serve_and_every_server_process(data_dir: Path, tmp_path: Path) -> None:
