@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -32,6 +32,8 @@ __all__ = [
 
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
 ACTIVITY_SOURCES = ("orders", "events", "email_events", "support_tickets")
+EARLIEST_ACTIVITY = datetime(1970, 1, 1)
+"""Activity dated before this (year 0001, a broken clock) does not stretch the schedule."""
 
 
 class FeatureInputError(ValueError):
@@ -57,19 +59,27 @@ def default_schedule(
     con: duckdb.DuckDBPyConnection, *, settings: FeatureSettings
 ) -> list[datetime]:
     """Month starts (every `snapshot_every_months`) over the activity history, plus the day
-    after the last activity, so that the latest snapshot sees everything."""
+    after the last activity, so that the latest snapshot sees everything.
+
+    The history is the activity dated from 1970 to tomorrow: a stored time in year 0001 or
+    9999 (a broken device clock, a typo in a file) neither stretches the schedule over
+    centuries nor overflows it. Snapshots still count every row before their date."""
     tables = _tables(con)
     spans = [
-        f"SELECT min({link.time}) AS lo, max({link.time}) AS hi FROM {link.table}"
+        f"SELECT min({link.time}) AS lo, max({link.time}) AS hi FROM {link.table} "
+        f"WHERE {link.time} BETWEEN $earliest AND $latest"
         for link in (LINKED[source] for source in ACTIVITY_SOURCES)
         if link.table in tables
     ]
+    latest = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=1)
     lo, hi = con.execute(
-        f"SELECT min(lo), max(hi) FROM ({' UNION ALL '.join(spans) or 'SELECT NULL, NULL'})"
+        f"SELECT min(lo), max(hi) FROM ({' UNION ALL '.join(spans) or 'SELECT NULL, NULL'})",
+        {"earliest": EARLIEST_ACTIVITY, "latest": latest} if spans else {},
     ).fetchone()
     if lo is None:
         raise FeatureInputError(
-            "no orders, events, email events or tickets in the warehouse: run `cip load` first"
+            "no orders, events, email events or tickets dated between 1970 and today in the "
+            "warehouse: run `cip load` first"
         )
     latest = pd.Timestamp(hi).normalize() + pd.Timedelta(days=1)
     months = pd.date_range(

@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 
 from pipelines.config import load_settings
+from pipelines.console import console
+from pipelines.logs import log_to_file
+from pipelines.relocate import relocate
 
 app = typer.Typer(
     help="Customer intelligence platform: ingest, resolve, featurize, predict, serve, segment.",
@@ -32,8 +35,14 @@ def main(
         ),
     ] = None,
 ) -> None:
-    """Load settings once; every subcommand reads them from the context."""
-    ctx.obj = load_settings(config)
+    """Load settings once; every subcommand reads them from the context. Dependencies'
+    chatter goes to the data folder's log file, not the console (`pipelines.logs`); a data
+    folder copied or moved since it was last used is re-pointed (`pipelines.relocate`)."""
+    settings = load_settings(config)
+    log_to_file(settings.paths.log_file)
+    for line in relocate(settings):
+        console.print(f"data folder moved to {settings.data_dir}: {line}")
+    ctx.obj = settings
 
 
 # Modules in pipelines.commands; each offers `register(app)` to add its subcommands.

@@ -1,15 +1,22 @@
 """One settings object for the whole platform.
 
 Values come, lowest priority first, from the defaults below, the YAML config
-file (`cip.yaml`, or the file named by `CIP_CONFIG` / `cip --config`), and
-environment variables prefixed `CIP_` with `__` between nested names, e.g.
-`CIP_RESOLUTION__MAX_PEOPLE_PER_IDENTIFIER=5`. Each stage's settings model lives
+file (`cip --config FILE`, else the file named by `CIP_CONFIG`, else the project's
+`cip.yaml`), and environment variables prefixed `CIP_` with `__` between nested names,
+e.g. `CIP_RESOLUTION__MAX_PEOPLE_PER_IDENTIFIER=5`. Each stage's settings model lives
 in its own package; this module only composes them and derives the data paths.
+
+The project folder is the nearest folder at or above the working directory that holds
+`cip.yaml`, so the CLI, a notebook opened from `notebooks/` and a script anywhere in the
+project find the same data folder: a relative `data_dir` from the config file or the
+default is relative to the config file's folder; one given in `CIP_DATA_DIR` is relative
+to the working directory, as a shell user expects.
 """
 
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,7 @@ from serving.settings import ServingSettings
 from warehouse.settings import GenerateSettings
 
 DEFAULT_CONFIG = Path("cip.yaml")
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("cip_config_file", default=None)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,17 @@ class DataPaths:
     def bentoml(self) -> Path:
         return self.root / "bentoml"
 
+    @property
+    def api_key(self) -> Path:
+        """The API key generated when none is configured (owner-only)."""
+        return self.bentoml / "api_key"
+
+    @property
+    def log_file(self) -> Path:
+        """What the CLI and the servers keep out of the console (dependencies' warnings,
+        MLflow's and Splink's chatter)."""
+        return self.root / "logs" / "cip.log"
+
 
 class Settings(BaseSettings):
     """Everything the platform can be told, grouped by stage."""
@@ -101,15 +120,37 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = Path(os.environ.get("CIP_CONFIG", DEFAULT_CONFIG))
+        config_file = _CONFIG_FILE.get() or Path(os.environ.get("CIP_CONFIG", DEFAULT_CONFIG))
         yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=config_file, deep_merge=True)
         return init_settings, env_settings, yaml_source, file_secret_settings
 
 
+def project_dir(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: the working directory) holding
+    `cip.yaml`; `start` itself when there is none."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / DEFAULT_CONFIG).is_file():
+            return folder
+    return start
+
+
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
-    """Load settings from `config_file` (default `cip.yaml`) and the environment."""
-    if config_file is not None:
-        if not config_file.exists():
-            raise FileNotFoundError(f"config file not found: {config_file}")
-        os.environ["CIP_CONFIG"] = str(config_file)
-    return Settings(**overrides)
+    """The settings from `config_file` (default: `CIP_CONFIG`, else the project's
+    `cip.yaml`, see `project_dir`) and the environment, with `data_dir` made absolute."""
+    if config_file is not None and not config_file.exists():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+    if config_file is None and "CIP_CONFIG" in os.environ:
+        config_file = Path(os.environ["CIP_CONFIG"])  # may name no file: no config then
+    if config_file is None:
+        config_file = project_dir() / DEFAULT_CONFIG
+    token = _CONFIG_FILE.set(config_file)
+    try:
+        settings = Settings(**overrides)
+    finally:
+        _CONFIG_FILE.reset(token)
+    if settings.data_dir.is_absolute():
+        return settings
+    given_here = "CIP_DATA_DIR" in os.environ or "data_dir" in overrides
+    base = Path.cwd() if given_here else config_file.resolve().parent
+    return settings.model_copy(update={"data_dir": base / settings.data_dir})

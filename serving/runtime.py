@@ -13,13 +13,14 @@ import logging
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from feast import FeatureStore
 from starlette.responses import JSONResponse
 
 from features import freshness, open_store
 from models import Champions, load_champions
+from serving.config import ServiceConfig
 from serving.directory import (
     Directory,
     DirectoryUnavailable,
@@ -28,9 +29,6 @@ from serving.directory import (
 )
 from serving.schemas import StatusResponse
 from serving.scorer import FeaturesMismatch, LiveScorer
-
-if TYPE_CHECKING:
-    from pipelines.config import Settings
 
 __all__ = ["ApiError", "Runtime"]
 
@@ -52,9 +50,9 @@ class ApiError(Exception):
 class Runtime:
     """The loaded directory, champions and feature store; each swapped whole on reload."""
 
-    def __init__(self, *, settings: Settings, tracking_uri: str) -> None:
-        self.settings = settings
-        self.tracking_uri = tracking_uri
+    def __init__(self, *, config: ServiceConfig) -> None:
+        self.config = config
+        self.tracking_uri = config.tracking_uri
         self._directory: Directory | None = None
         self._warehouse_stamp: tuple[float, ...] = ()
         self._champions: Champions | None = None
@@ -117,7 +115,7 @@ class Runtime:
         )
 
     def _refresh_directory(self) -> bool:
-        warehouse = self.settings.paths.warehouse
+        warehouse = self.config.warehouse
         current, stamp = self._directory, _file_stamp(warehouse)
         if current is not None and stamp == self._warehouse_stamp:
             return False  # untouched since the last look: do not even open it
@@ -125,7 +123,7 @@ class Runtime:
             if current is None or warehouse_version(warehouse=warehouse) != current.version:
                 self._directory = load_directory(
                     warehouse=warehouse,
-                    default_region=self.settings.resolution.default_phone_region,
+                    default_region=self.config.default_phone_region,
                 )
                 log.info("customer directory loaded: %d customers", len(self._directory.index))
         except DirectoryUnavailable as exc:
@@ -154,11 +152,11 @@ class Runtime:
         return True
 
     def _refresh_features(self) -> bool:
-        feast_dir, current = self.settings.paths.feast, self._store
+        feast_dir, current = self.config.feast_dir, self._store
         try:
             if not (feast_dir / "registry.db").exists():
                 raise FileNotFoundError(f"no Feast registry in {feast_dir}: run `cip features`")
-            store = current or open_store(feast_dir=feast_dir, settings=self.settings.features)
+            store = current or open_store(feast_dir=feast_dir, settings=self.config.features)
             store.refresh_registry()
             done = [f.at for f in freshness(store) if f.at is not None]
             if not done:
@@ -180,7 +178,7 @@ class Runtime:
             self._scorer = LiveScorer.build(
                 champions=self._champions,
                 store=self._store,
-                top_reasons=self.settings.models.top_reasons,
+                top_reasons=self.config.top_reasons,
             )
         except FeaturesMismatch as exc:
             self._scorer = None

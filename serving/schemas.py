@@ -61,7 +61,9 @@ class ScoreRequest(CustomerRef):
         json_schema_extra={"example": {"email": _EXAMPLE_EMAIL, "reasons": True}},
     )
 
-    reasons: bool = Field(True, description="Include the top reasons behind each score.")
+    reasons: bool = Field(
+        True, strict=True, description="Include the top reasons behind each score."
+    )
 
 
 class BatchRequest(BaseModel):
@@ -78,7 +80,9 @@ class BatchRequest(BaseModel):
     )
 
     customers: list[CustomerRef] = Field(min_length=1)
-    reasons: bool = Field(False, description="Reasons (SHAP) cost milliseconds per customer.")
+    reasons: bool = Field(
+        False, strict=True, description="Reasons (SHAP) cost milliseconds per customer."
+    )
 
 
 class Reason(BaseModel):

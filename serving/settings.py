@@ -27,6 +27,15 @@ class ServingSettings(BaseModel):
     batch_limit: int = Field(default=100, ge=1)
     """Most customers one `/score_batch` call may ask for."""
 
+    max_request_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Largest request body the API reads (a full batch of 100 customers is about 10 KB);
+    bigger ones are refused with 413 before they are read. The collector under `/v1` has
+    the Segment spec's own limits (`collector.max_request_bytes`)."""
+
+    session_hours: float = Field(default=12.0, gt=0)
+    """How long a browser stays logged in to the report after entering the API key at
+    `/login`."""
+
     reload_interval_seconds: float = Field(default=30.0, ge=0)
     """How often the service checks for a new champion model or new lookup tables (0: never;
     `POST /reload` always works)."""

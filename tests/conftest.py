@@ -217,3 +217,55 @@ def universe_copy(small_universe: Settings, tmp_path: Path) -> Settings:
     root = tmp_path / "data"
     shutil.copytree(small_universe.data_dir, root)
     return small_universe.model_copy(update={"data_dir": root})
+
+
+# The scoring service's data: the small universe through the pipeline's own stages.
+
+
+@pytest.fixture(scope="session")
+def served(small_universe: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """READ-ONLY: the small universe resolved, featurized, trained (champions registered)
+    and scored (tests/test_serving*.py serve it)."""
+    import shutil
+
+    from pipelines.commands import features, resolve, score, train
+
+    root = tmp_path_factory.mktemp("served") / "data"
+    shutil.copytree(small_universe.data_dir, root)
+    settings = small_universe.model_copy(
+        update={
+            "data_dir": root,
+            "models": small_universe.models.model_copy(
+                update={
+                    "search": small_universe.models.search.model_copy(update={"trials": 1}),
+                    "train_cutoffs": 3,
+                }
+            ),
+        }
+    )
+    for stage in (resolve.stage, features.stage, train.stage, score.stage):
+        stage(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def facts(served: Settings) -> dict[str, list[tuple]]:
+    """What `cip score` and resolution wrote, read before the service (and the collector's
+    loader inside it, which opens the warehouse for writing) starts."""
+    import duckdb
+
+    queries = {
+        "scores": "SELECT customer_id, churn_probability, churn_decile, predicted_ltv,"
+        " ltv_decile, churn_reasons, ltv_reasons, churn_model_version, ltv_model_version,"
+        " feature_service FROM current_scores ORDER BY churn_reasons IS NULL, customer_id",
+        "email_and_cookie": "SELECT e.customer_id, e.id_value, a.id_value"
+        " FROM customer_identifiers e JOIN customer_identifiers a USING (customer_id)"
+        " JOIN current_scores USING (customer_id)"
+        " WHERE e.id_type = 'email' AND a.id_type = 'anonymous_id' ORDER BY 1",
+        "customers": "SELECT count(*) FROM profiles",
+    }
+    con = duckdb.connect(str(served.paths.warehouse), read_only=True)
+    try:
+        return {name: con.execute(sql).fetchall() for name, sql in queries.items()}
+    finally:
+        con.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import subprocess
 import sys
 import threading
@@ -484,3 +485,83 @@ def test_cip_collect_flush_loads_the_log(settings, monkeypatch):
         assert con.execute("SELECT count(*) FROM raw_events").fetchall() == [(2,)]
     finally:
         con.close()
+
+
+def _nested(levels: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def test_hostile_messages_get_a_400_each_and_the_rest_of_the_batch_is_kept(url, data):
+    """Year 0001 with a sentAt (an overflow once corrected for clock skew) and properties
+    nested 260 levels deep (past what the log's JSON writer can store) are refused one by
+    one: a real client would otherwise drop 48 good events with them. A message nested as
+    deep as the log can store is kept."""
+    now = datetime.now(UTC)
+    items = [item(messageId=f"good-{i}") for i in range(48)]
+    items.insert(10, item(messageId="year-1", timestamp="0001-01-01T00:00:00Z"))
+    items.insert(20, item(messageId="deep", properties=_nested(260)))
+    items.append(item(messageId="deep-but-storable", properties=_nested(251)))
+    response = httpx.post(
+        f"{url}/v1/batch",
+        json=analytics_python_body(items, now),
+        headers=basic(KEYS["backend"]),
+    )
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["accepted"] == 49
+    assert [(r["index"], r["messageId"]) for r in answer["rejected"]] == [
+        (10, "year-1"),
+        (20, "deep"),
+    ]
+    assert "timestamp: before 1970-01-01" in answer["rejected"][0]["reason"]
+    assert "deeper than 252 levels" in answer["rejected"][1]["reason"]
+    report = load(data)
+    assert (report.loaded, report.quarantined) == (49, 2)
+    [(reason, row)] = query(
+        data, "SELECT reason, row FROM quarantine WHERE row->>'messageId' = 'deep'"
+    )
+    assert "deeper than 252" in reason and "cut" in row  # kept for the record, cut to fit
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"timestamp": "0001-01-01T00:00:00Z", "sentAt": "2026-01-01T00:00:00Z"}, "timestamp"),
+        ({"timestamp": "1969-12-31T23:59:59Z"}, "timestamp"),
+        ({"timestamp": "2026-01-01T00:00:00Z", "sentAt": "9999-12-31T00:00:00Z"}, "timestamp"),
+        ({"properties": _nested(260)}, "deeper than 252 levels"),
+        ({"context": _nested(253)}, "deeper than 252 levels"),
+    ],
+    ids=["year 1 with sentAt", "before 1970", "sentAt in year 9999", "260 deep", "253 deep"],
+)
+def test_a_single_hostile_message_is_a_400_not_a_500(shared_url, fields, words):
+    message = {k: v for k, v in item(**fields).items() if v is not None}
+    body = json.dumps(message).encode()  # orjson itself writes at most 255 levels
+    response = httpx.post(f"{shared_url}/v1/track", content=body, headers=WEB)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_message"
+    assert words in response.json()["message"]
+
+
+def test_future_timestamps_are_clamped_to_the_time_received(url, data):
+    before = datetime.now(UTC)
+    items = [
+        item(messageId="y9999", timestamp="9999-12-31T23:59:59Z"),
+        item(messageId="y2300", timestamp="2300-06-01T00:00:00Z"),
+        item(messageId="ahead", timestamp=(before + timedelta(days=2)).isoformat()),
+    ]
+    body = {"batch": items, "writeKey": KEYS["backend"]}  # no sentAt: times taken as sent
+    response = httpx.post(f"{url}/v1/batch", json=body)
+    assert response.json() == {"success": True, "accepted": 3, "rejected": []}
+
+    load(data)
+
+    rows = query(data, "SELECT message_id, timestamp, received_at FROM raw_events ORDER BY 1")
+    assert [m for m, _, _ in rows] == ["ahead", "y2300", "y9999"]
+    assert all(timestamp == received for _, timestamp, received in rows)
+    assert all(timestamp <= datetime.now(UTC).replace(tzinfo=None) for _, timestamp, _ in rows)

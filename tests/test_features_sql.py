@@ -340,3 +340,28 @@ def test_missing_inputs_are_named(tmp_path: Path) -> None:
         build_snapshots(
             con, as_of=[AS_OF], feast_dir=tmp_path / "feast", settings=FeatureSettings()
         )
+
+
+def test_any_stored_timestamp_is_tolerated(tmp_path: Path) -> None:
+    """Times a broken clock or a typo leaves (year 0001, 2300, 9999) neither stretch the
+    schedule over centuries nor break the snapshots."""
+    con = duckdb.connect(str(tmp_path / "odd_times.duckdb"))
+    schema = SOURCES["orders"]
+    con.execute(
+        f"CREATE TABLE raw_orders ({', '.join(f'{c.name} {c.type}' for c in schema.columns)})"
+    )
+    resolution_tables(con)
+    con.execute(
+        "INSERT INTO raw_orders (order_id, channel, ordered_at, amount) VALUES "
+        "('o1', 'online', '2025-01-05', 10), ('o2', 'store', '2025-02-05', 30), "
+        "('o3', 'online', '0001-01-01', 5), ('o4', 'online', '2300-06-01', 7), "
+        "('o5', 'online', '9999-12-31 23:59:59', 9)"
+    )
+    con.execute("INSERT INTO identity_map SELECT 'orders', order_id, 'c1' FROM raw_orders")
+    settings = FeatureSettings()
+    dates = default_schedule(con, settings=settings)
+    assert dates == [datetime(2025, 2, 1), datetime(2025, 2, 6)]
+    report = build_snapshots(con, as_of=dates, feast_dir=tmp_path / "feast", settings=settings)
+    assert report.rows["order"] == 2
+    row = snapshot(con, "order", "c1", datetime(2025, 2, 6))
+    assert (row["orders_total"], row["spend_total"]) == (3, 45.0)  # 0001 is before, 2300 after

@@ -2,34 +2,30 @@
 
 The session builds the artifacts once with the pipeline's own stages (Splink resolution,
 Feast snapshots and materialization, LightGBM champions in a SQLite MLflow registry,
-`cip score`), then the tests call the BentoML service through `Service.to_asgi()`, and one
-test through a real `cip serve` subprocess.
+`cip score`), then the tests call the BentoML service built by `build_service` through
+`Service.to_asgi()`, and some through a real `cip serve` subprocess.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-import httpx
+import mlflow
 import pytest
 from mlflow import MlflowClient
+from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from pipelines.commands.serve import bentoml_serve
 from pipelines.config import Settings
+from pipelines.services import service_config
 from pipelines.tracking import tracking_uri
+from serving.service import build_service
 
 TASKS = ("churn", "ltv")
 API_KEY = "test-key-7f3a"
@@ -38,74 +34,26 @@ FAST_MODELS = {"search": {"trials": 1}, "train_cutoffs": 3}
 
 
 @contextmanager
-def service_client(settings: Settings, **env: str) -> Iterator[TestClient]:
-    """The service's ASGI app on `settings.data_dir`, with its lifespan running.
-
-    The service reads its settings at import, as `bentoml serve` does, so the module is
-    (re)imported with the environment pointing at the test's data folder.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {**_environment(settings), **env}.items():
-            patch.setenv(name, value)
-        module = sys.modules.get("serving.service")
-        module = importlib.reload(module) if module else importlib.import_module("serving.service")
-        with TestClient(module.Scoring.to_asgi(), raise_server_exceptions=False) as client:
-            yield client
+def service_client(settings: Settings, **serving: object) -> Iterator[TestClient]:
+    """The service built for `settings` (with `serving` settings changed), as an ASGI app
+    with its lifespan running."""
+    config = service_config(_test_settings(settings, **serving))
+    with TestClient(
+        build_service(config=config).to_asgi(), raise_server_exceptions=False
+    ) as client:
+        yield client
 
 
-def _environment(settings: Settings) -> dict[str, str]:
-    return {
-        "CIP_DATA_DIR": str(settings.data_dir),
-        "CIP_SERVING__API_KEY": API_KEY,
-        "CIP_SERVING__RELOAD_INTERVAL_SECONDS": "0",
-        "CIP_SERVING__METRICS": "false",  # Prometheus allows one app's metrics per process
-        "CIP_SERVING__COLLECTOR__WRITE_KEYS": json.dumps({"web": "write-key-1"}),
-        "BENTOML_HOME": str(settings.paths.bentoml),
+def _test_settings(settings: Settings, **serving: object) -> Settings:
+    changes = {
+        "api_key": SecretStr(API_KEY),
+        "reload_interval_seconds": 0,
+        "collector": settings.serving.collector.model_copy(
+            update={"write_keys": {"web": SecretStr("write-key-1")}}
+        ),
+        **serving,
     }
-
-
-@pytest.fixture(scope="session")
-def served(small_universe: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The small universe resolved, featurized, trained (champions registered) and scored."""
-    from pipelines.commands import features, resolve, score, train
-
-    root = tmp_path_factory.mktemp("served") / "data"
-    shutil.copytree(small_universe.data_dir, root)
-    settings = small_universe.model_copy(
-        update={
-            "data_dir": root,
-            "models": small_universe.models.model_copy(
-                update={
-                    "search": small_universe.models.search.model_copy(update={"trials": 1}),
-                    "train_cutoffs": 3,
-                }
-            ),
-        }
-    )
-    for stage in (resolve.stage, features.stage, train.stage, score.stage):
-        stage(settings)
-    return settings
-
-
-@pytest.fixture(scope="session")
-def facts(served: Settings) -> dict[str, list[tuple]]:
-    """What `cip score` and resolution wrote, read before the service (and the collector's
-    loader inside it, which opens the warehouse for writing) starts."""
-    queries = {
-        "scores": "SELECT customer_id, churn_probability, churn_decile, predicted_ltv,"
-        " ltv_decile, churn_reasons, ltv_reasons, churn_model_version, ltv_model_version,"
-        " feature_service FROM current_scores ORDER BY churn_reasons IS NULL, customer_id",
-        "email_and_cookie": "SELECT e.customer_id, e.id_value, a.id_value"
-        " FROM customer_identifiers e JOIN customer_identifiers a USING (customer_id)"
-        " JOIN current_scores USING (customer_id)"
-        " WHERE e.id_type = 'email' AND a.id_type = 'anonymous_id' ORDER BY 1",
-        "customers": "SELECT count(*) FROM profiles",
-    }
-    con = duckdb.connect(str(served.paths.warehouse), read_only=True)
-    try:
-        return {name: con.execute(sql).fetchall() for name, sql in queries.items()}
-    finally:
-        con.close()
+    return settings.model_copy(update={"serving": settings.serving.model_copy(update=changes)})
 
 
 @pytest.fixture(scope="session")
@@ -207,7 +155,7 @@ def test_api_key_is_required_and_never_echoed(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "status", "message"),
     [
-        ("/score", b'{"email": ', 400, "Invalid JSON"),
+        ("/score", b'{"email": ', 400, "malformed JSON body"),
         ("/profile", b'{"email": ', 400, "malformed JSON body"),
         ("/score", b"{}", 400, "name the customer by one of customer_id, email"),
         ("/profile", b"{}", 400, "name the customer by one of customer_id, email"),
@@ -218,7 +166,7 @@ def test_api_key_is_required_and_never_echoed(client: TestClient) -> None:
         ("/score", b'{"email": 42}', 400, "string"),
         ("/score", b'{"mail": "a@b.com"}', 400, "xtra"),
         ("/score_batch", b'{"customers": []}', 400, "at least 1"),
-        ("/score_batch", b'{"customers": [{"customer_id": "x"}]} x', 400, "Invalid JSON"),
+        ("/score_batch", b'{"customers": [{"customer_id": "x"}]} x', 400, "malformed JSON"),
     ],
 )
 def test_bad_input_gets_a_4xx_saying_what_is_wrong(
@@ -227,7 +175,8 @@ def test_bad_input_gets_a_4xx_saying_what_is_wrong(
     headers = {**AUTH, "Content-Type": "application/json"}
     response = client.post(path, content=body, headers=headers)
     assert response.status_code == status, response.text
-    assert message in response.text
+    assert list(response.json()) == ["error"]  # the one documented error shape
+    assert message in response.json()["error"]
     assert "not-an-email" not in response.text  # submitted values are not echoed
 
 
@@ -263,7 +212,10 @@ def test_status_names_the_loaded_champions(
 def _new_churn_champion(settings: Settings) -> Iterator[tuple[str, str]]:
     """Register the churn champion's model again as a new version and promote it; yields
     (old, new) versions and puts the old champion back afterwards."""
-    registry = MlflowClient(tracking_uri(settings), registry_uri=tracking_uri(settings))
+    uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)  # the logged model is looked up in the global store
+    mlflow.set_registry_uri(uri)
+    registry = MlflowClient(uri, registry_uri=uri)
     old = registry.get_model_version_by_alias("churn", "champion")
     new = registry.create_model_version("churn", old.source, run_id=old.run_id)
     registry.set_registered_model_alias("churn", "champion", new.version)
@@ -340,9 +292,32 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     paths = spec["paths"]
     assert {"post"} <= set(paths["/score"]) and {"post"} <= set(paths["/score_batch"])
     assert {"get", "post"} <= set(paths["/profile"])
-    assert {"/status", "/reload", "/report", "/readyz", "/livez"} <= set(paths)
+    assert {"/status", "/reload", "/report", "/readyz", "/livez", "/login"} <= set(paths)
     schemas = spec["components"]["schemas"]
     assert any("example" in schema for schema in schemas.values())
+    assert spec["info"]["title"] == "Customer intelligence platform"
+    assert spec["info"]["version"] == "0.1.0"
+    assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert set(paths["/score"]["post"]["responses"]) == {
+        "200", "400", "401", "404", "413", "415", "503"
+    }  # fmt: skip
+    assert set(paths["/profile"]["get"]["responses"]) == {"200", "400", "401", "404", "503"}
+    assert paths["/score"]["post"]["security"] == [{"apiKey": []}]
+    assert paths["/livez"]["get"]["security"] == []
+    collector = {f"/v1/{p}" for p in ("track", "identify", "page", "screen", "group", "alias")}
+    assert collector | {"/v1/batch", "/v1/import", "/v1/t", "/v1/b"} <= set(paths)
+    assert paths["/v1/batch"]["post"]["security"] == [{"writeKey": []}, {}]
+
+
+def test_an_undocumented_method_gets_405_with_the_documented_ones(client: TestClient) -> None:
+    for method, path, allow in (
+        ("PUT", "/score", "POST"), ("DELETE", "/profile", "GET, HEAD, POST"),
+        ("POST", "/status", "GET, HEAD"),
+    ):  # fmt: skip
+        response = client.request(method, path, headers=AUTH)
+        assert response.status_code == 405, (method, path)
+        assert response.headers["allow"] == allow
+        assert list(response.json()) == ["error"]
 
 
 def test_collector_is_mounted_under_v1(client: TestClient) -> None:
@@ -352,68 +327,7 @@ def test_collector_is_mounted_under_v1(client: TestClient) -> None:
     assert accepted.status_code == 200, accepted.text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_cip_serve_answers_over_real_http_without_leaking_secrets(
-    client: TestClient, served: Settings, facts: dict[str, list[tuple]], tmp_path: Path
-) -> None:
-    """`bentoml serve` as `cip serve` runs it (same command line and environment)."""
-    cid, email, _ = facts["email_and_cookie"][0]
-    port = _free_port()
-    serving = served.serving.model_copy(update={"port": port})
-    argv, env = bentoml_serve(served.model_copy(update={"serving": serving}))
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            argv,
-            env={**env, **_environment(served)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, server, log)
-        with httpx.Client(base_url=base, timeout=30) as http:
-            live = http.post("/score", json={"email": email}, headers=AUTH)
-            assert live.status_code == 200, live.text
-            expected = _score(client, {"customer_id": cid})
-            assert live.json()["customer_id"] == cid
-            assert live.json()["churn_probability"] == expected["churn_probability"]
-            assert http.post("/score", json={"email": email}).status_code == 401
-            assert http.get("/profile", params={"email": email}, headers=AUTH).status_code == 200
-    finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-    output = log.read_text()
-    assert "/score" in output  # the access log is on, and it names paths only
-    assert email not in output and API_KEY not in output
-
-
-def _wait_ready(base: str, server: subprocess.Popen, log: Path, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"cip serve exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"cip serve not ready after {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-# The tests below start a second app in this process. BentoML keeps one "current service"
-# per process for the mounted FastAPI routes, so they run after every test of `client`.
+# The tests below build a second service in this process.
 
 
 def test_a_newly_promoted_champion_is_picked_up_by_the_periodic_check(
@@ -421,7 +335,7 @@ def test_a_newly_promoted_champion_is_picked_up_by_the_periodic_check(
 ) -> None:
     cid = facts["scores"][0][0]
     with (
-        service_client(served, CIP_SERVING__RELOAD_INTERVAL_SECONDS="0.2") as client,
+        service_client(served, reload_interval_seconds=0.2) as client,
         _new_churn_champion(served) as (_, new),
     ):
         deadline = time.monotonic() + 20

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pipelines.config import Settings
 from pipelines.console import console
-from serving.auth import key_file
+from pipelines.processes import run_server
+from pipelines.services import bentoml_serve
 
-__all__ = ["bentoml_serve", "command", "register"]
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+__all__ = ["command", "register"]
 
 
 def register(app: typer.Typer) -> None:
@@ -38,38 +33,10 @@ def command(
     console.rule("[bold cyan]serve")
     console.print(f"scoring and profile API on [bold]{url}[/] (OpenAPI: {url}/docs.json)")
     if serving.api_key is None:
-        console.print(f"API key: generated in [bold]{key_file(settings)}[/] (owner-only)")
+        console.print(f"API key: generated in [bold]{settings.paths.api_key}[/] (owner-only)")
     else:
         console.print("API key: from the settings (CIP_SERVING__API_KEY)")
+    console.print(f"marketers' report: {url}/report (sign in with the API key)")
     console.print(f"collector: {url}/v1/track, /v1/batch, ...; stop with Ctrl-C")
-    argv, env = bentoml_serve(settings)
-    raise typer.Exit(subprocess.run(argv, env=env, check=False).returncode)
-
-
-def bentoml_serve(settings: Settings) -> tuple[list[str], dict[str, str]]:
-    """The `bentoml serve` command line and environment for `settings`.
-
-    BENTOML_HOME lives in the data folder; the settings go along as absolute paths and
-    `CIP_SERVING__*` variables, so the service reads the same ones from any directory; and
-    each worker gets one OpenMP thread: a request scores one row, where LightGBM's thread
-    hand-off costs far more than the prediction (tens of ms on a busy machine).
-    """
-    serving = settings.serving
-    bentoml_home = settings.paths.bentoml.resolve()
-    bentoml_home.mkdir(parents=True, exist_ok=True)
-    config = Path(os.environ.get("CIP_CONFIG", "cip.yaml")).resolve()
-    env = {
-        **os.environ,
-        "BENTOML_HOME": str(bentoml_home),
-        "BENTOML_DO_NOT_TRACK": "true",
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-        "CIP_CONFIG": str(config),
-        "CIP_DATA_DIR": str(settings.data_dir.resolve()),
-        "CIP_SERVING__HOST": serving.host,
-        "CIP_SERVING__PORT": str(serving.port),
-        "CIP_SERVING__WORKERS": str(serving.workers),
-    }
-    argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Scoring"]
-    argv += ["--host", serving.host, "--port", str(serving.port)]
-    argv += ["--working-dir", str(PROJECT_DIR)]
-    return argv, env
+    with bentoml_serve(settings) as (argv, env):
+        raise typer.Exit(run_server(argv, env=env))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ import warehouse
 from pipelines.config import Settings
 from pipelines.console import console, progress
 from pipelines.console import stage as stage_report
+from pipelines.processes import run_server
 from pipelines.tracking import tracking_uri, use_mlflow
 
 if TYPE_CHECKING:
@@ -312,4 +312,4 @@ def mlflow_ui(
     uri = tracking_uri(ctx.obj)
     console.print(f"MLflow UI on http://127.0.0.1:{port} for {uri} (Ctrl-C stops it)")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    subprocess.run([*command, "--host", "127.0.0.1", "--port", str(port)], check=False)
+    raise typer.Exit(run_server([*command, "--host", "127.0.0.1", "--port", str(port)]))

@@ -40,8 +40,16 @@ from starlette.routing import Route
 from serving.collector.loader import BackgroundLoader
 from serving.collector.log import AppendLog
 from serving.collector.settings import CollectorSettings
-from serving.collector.spec import MESSAGE_TYPES, SpecError, batch_values, normalize
+from serving.collector.spec import (
+    MESSAGE_TYPES,
+    SpecError,
+    batch_values,
+    normalize,
+    storable,
+    too_deep,
+)
 from serving.heap import settle_heap
+from serving.logs import escape_control_characters
 
 __all__ = ["create_app", "serve"]
 
@@ -88,7 +96,9 @@ class Collector:
             except SpecError as error:
                 await self._log(source, [], [_rejected(body, 0, str(error))])
                 raise RequestError(400, "invalid_message", str(error)) from None
-            await self._log(source, [event], [])
+            _, rejected = await self._log(source, [(0, event)], [])
+            if rejected:
+                raise RequestError(400, "invalid_message", rejected[0]["reason"])
         except RequestError as error:
             return _error(error)
         return _json(200, {"success": True})
@@ -107,12 +117,11 @@ class Collector:
             events, rejected = [], []
             for index, item in enumerate(items):
                 try:
-                    events.append(
-                        normalize(item, received_at=received_at, max_bytes=max_bytes, **shared)
-                    )
+                    event = normalize(item, received_at=received_at, max_bytes=max_bytes, **shared)
+                    events.append((index, event))
                 except SpecError as error:
                     rejected.append(_rejected(item, index, str(error)))
-            await self._log(source, events, rejected)
+            events, rejected = await self._log(source, events, rejected)
         except RequestError as error:
             return _error(error)
         reported = [{key: r[key] for key in ("index", "messageId", "reason")} for r in rejected]
@@ -177,15 +186,32 @@ class Collector:
             raise RequestError(400, "unsupported_encoding", f"Content-Encoding {encoding!r}")
         return raw
 
-    async def _log(self, source: str, events: list[dict], rejected: list[dict]) -> None:
-        record = {"source": source, "events": events, "rejected": rejected}
+    async def _log(
+        self, source: str, events: list[tuple[int, dict]], rejected: list[dict]
+    ) -> tuple[list[tuple[int, dict]], list[dict]]:
+        """Append one record; the (index, event)s and rejections it holds. A message nested
+        deeper than the log can store is moved to the rejections (looked for only when the
+        record cannot be written, so that it costs the others nothing)."""
         try:
-            await self.log.append(orjson.dumps(record))
+            line = _record(source, events, rejected)
+        except orjson.JSONEncodeError:
+            kept = []
+            for index, event in events:
+                if (error := too_deep(event)) is None:
+                    kept.append((index, event))
+                else:
+                    rejected.append(_rejected(event, index, str(error)))
+            events = kept
+            rejected.sort(key=lambda r: r["index"])
+            line = _record(source, events, rejected)
+        try:
+            await self.log.append(line)
         except OSError as error:  # disk full, folder gone: nothing was acknowledged
             logger.error("collector: cannot write the log in %s: %s", self.log.folder, error)
             raise RequestError(
                 503, "unavailable", "the collector cannot write its log; retry later"
             ) from None
+        return events, rejected
 
 
 def create_app(
@@ -244,10 +270,12 @@ def serve(
     """Run the collector with uvicorn (uvloop, httptools) until interrupted.
 
     The process is the collector's own, so its garbage collector is tuned for it
-    (`serving.heap`): requests allocate many short-lived, acyclic JSON objects.
+    (`serving.heap`): requests allocate many short-lived, acyclic JSON objects; and its log
+    lines are one line each, whatever a client puts in a path (`serving.logs`).
     """
     app = create_app(settings=settings, log_dir=log_dir, warehouse=warehouse)
     settle_heap()
+    escape_control_characters()
     uvicorn.run(
         app,
         host=host,
@@ -260,13 +288,22 @@ def serve(
     )
 
 
+def _record(source: str, events: list[tuple[int, dict]], rejected: list[dict]) -> bytes:
+    record = {"source": source, "events": [event for _, event in events], "rejected": rejected}
+    return orjson.dumps(record)
+
+
 def _rejected(item: Any, index: int, reason: str) -> dict[str, Any]:
+    """A refused message as the log keeps it for the quarantine (cut where it nests too
+    deeply to be written), with the reason the client was given."""
     if isinstance(item, dict):
         item = {key: value for key, value in item.items() if key != "writeKey"}
         message_id = item.get("messageId")
     else:
         message_id = None
-    return {"index": index, "messageId": message_id, "reason": reason, "item": item}
+    if not isinstance(message_id, str):
+        message_id = None if message_id is None else str(message_id)
+    return {"index": index, "messageId": message_id, "reason": reason, "item": storable(item)}
 
 
 def _basic_user(header: str | None) -> str | None:

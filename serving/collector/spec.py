@@ -9,6 +9,17 @@ message: a `messageId` when the client sent none, the server's `receivedAt`, the
 `context`, and a `timestamp` corrected for the client's clock skew:
 `timestamp = receivedAt - (sentAt - originalTimestamp)`. Reasons never quote the values sent,
 so personal data stays out of responses and logs.
+
+Hostile or broken clients are answered per message, never with a failure of the batch:
+- times: the spec's `timestamp` is when the event happened, on the server's clock, so a
+  corrected time after `receivedAt` (a device clock in the future, year 9999) is clamped to
+  `receivedAt`, and one before `EARLIEST` (1970, the Unix epoch: year 0001 is no clock
+  skew but a broken value) or beyond what a date can hold is rejected; the device's own
+  time stays in `originalTimestamp`;
+- nesting: JSON deeper than the log can store (`MAX_DEPTH` levels: the log's JSON writer
+  stops at 255, the log's record wraps each message in three) is found when the record
+  cannot be written, which costs nothing for the events that can; `too_deep` says which
+  message it is, the collector refuses it alone, and `storable` cuts it for the quarantine.
 """
 
 from __future__ import annotations
@@ -22,9 +33,24 @@ from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, with_confi
 from pydantic import ValidationError as PydanticValidationError
 from typing_extensions import TypedDict
 
-__all__ = ["MESSAGE_TYPES", "SpecError", "batch_values", "normalize"]
+__all__ = [
+    "EARLIEST",
+    "MAX_DEPTH",
+    "MESSAGE_TYPES",
+    "SpecError",
+    "batch_values",
+    "message_schemas",
+    "normalize",
+    "storable",
+    "too_deep",
+]
 
 MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+MAX_DEPTH = 252
+"""How deeply objects and arrays may nest in one message: what the log can store."""
+_QUARANTINE_DEPTH = 128  # a refused message is kept this deep (the rest is cut)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest event time accepted (after clock-skew correction)."""
 
 
 class SpecError(ValueError):
@@ -164,19 +190,134 @@ def _correct_skew(
     message: dict[str, Any], *, received_at: datetime, sent_at: datetime | None
 ) -> None:
     """Set `timestamp` on the server's clock; keep the client's as `originalTimestamp`.
-    Times without a UTC offset are taken as UTC."""
+    Times without a UTC offset are taken as UTC. A time after `received_at` becomes
+    `received_at`; one before `EARLIEST` or out of a date's range is a `SpecError`."""
     if sent_at is not None:
-        if sent_at.tzinfo is None:
-            sent_at = sent_at.replace(tzinfo=UTC)
+        sent_at = _utc(sent_at)
         message["sentAt"] = sent_at
     original = message.get("timestamp")
     if original is None:
         message["timestamp"] = received_at
         return
-    if original.tzinfo is None:
-        original = original.replace(tzinfo=UTC)
+    original = _utc(original)
     message["originalTimestamp"] = original
-    message["timestamp"] = original if sent_at is None else received_at - (sent_at - original)
+    try:
+        timestamp = original if sent_at is None else received_at - (sent_at - original)
+    except OverflowError:  # beyond year 1 or 9999 once corrected
+        timestamp = received_at if original > sent_at else None  # type: ignore[operator]
+    if timestamp is None or timestamp < EARLIEST:
+        raise SpecError(
+            f"timestamp: before {EARLIEST:%Y-%m-%d} once corrected for the device's clock "
+            "(timestamp and sentAt are both device times)"
+        )
+    message["timestamp"] = min(timestamp, received_at)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def too_deep(message: Any) -> SpecError | None:
+    """Why `message` cannot be stored in the log (it nests deeper than `MAX_DEPTH`, or
+    holds what JSON cannot), or None."""
+    if _deeper_than(message, MAX_DEPTH):
+        return SpecError(f"message nests objects or arrays deeper than {MAX_DEPTH} levels")
+    try:
+        orjson.dumps(message)
+    except orjson.JSONEncodeError as error:
+        return SpecError(f"message cannot be stored as JSON: {error}")
+    return None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests dicts and lists more than `limit` levels deep."""
+    if not isinstance(value, dict | list):
+        return False
+    if limit == 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(_deeper_than(child, limit - 1) for child in children)
+
+
+def storable(item: Any, *, depth: int = _QUARANTINE_DEPTH) -> Any:
+    """`item` with whatever nests deeper than `depth` levels replaced by a note, so that a
+    refused message can always be written to the log and the quarantine."""
+    if not isinstance(item, dict | list):
+        return item
+    if depth <= 0:
+        return "<nested too deeply: cut>"
+    if isinstance(item, dict):
+        return {key: storable(value, depth=depth - 1) for key, value in item.items()}
+    return [storable(value, depth=depth - 1) for value in item]
+
+
+def message_schemas() -> dict[str, dict[str, Any]]:
+    """OpenAPI (3.0) schemas of each call's body (`TrackMessage`, ...) and of `Batch`."""
+    # Ids and names may be numbers: the spec allows it, and they are stored as text.
+    text = {"anyOf": [{"type": "string"}, {"type": "number"}]}
+    nullable_text = {**text, "nullable": True}
+    time = {"type": "string", "format": "date-time", "nullable": True}
+    obj = {"type": "object", "nullable": True, "additionalProperties": True}
+    common = {
+        "userId": nullable_text,
+        "anonymousId": nullable_text,
+        "messageId": nullable_text,
+        "timestamp": time,
+        "sentAt": time,
+        "context": obj,
+        "integrations": obj,
+        "writeKey": {
+            "description": "The write key, when no Authorization header names it; never stored."
+        },
+    }
+    event = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "number"}]}
+    own = {
+        "track": ({"event": event, "properties": obj}, ["event"]),
+        "identify": ({"traits": obj}, []),
+        "page": ({"name": nullable_text, "category": nullable_text, "properties": obj}, []),
+        "screen": ({"name": nullable_text, "category": nullable_text, "properties": obj}, []),
+        "group": ({"groupId": text, "traits": obj}, ["groupId"]),
+        "alias": ({"previousId": text}, ["previousId", "userId"]),
+    }
+    someone = [
+        {
+            "required": [key],
+            "properties": {
+                key: {"anyOf": [{"type": "string", "minLength": 1}, {"type": "number"}]}
+            },
+        }
+        for key in ("userId", "anonymousId")
+    ]
+    schemas: dict[str, dict[str, Any]] = {}
+    for kind, (fields, required) in own.items():
+        schema: dict[str, Any] = {
+            "type": "object",
+            "description": f"A `{kind}` call of the Segment spec (the path says the call: "
+            "a `type` sent is ignored); other keys are kept.",
+            "properties": {**common, **fields},
+            "additionalProperties": True,
+            "anyOf": someone,
+        }
+        if required:
+            schema["required"] = required
+        schemas[f"{kind.capitalize()}Message"] = schema
+    schemas["Batch"] = {
+        "type": "object",
+        "description": "Messages, each a call as documented above with its `type` "
+        "(`track`, `identify`, ...); `context`, `integrations` and `sentAt` apply to every "
+        "message that does not set its own. Each message is checked on its own: the good "
+        "ones are accepted, the others listed in `rejected` with the reason.",
+        "properties": {
+            "batch": {"type": "array", "minItems": 1, "items": {}},
+            "sentAt": time,
+            "context": obj,
+            "integrations": obj,
+            "writeKey": common["writeKey"],
+        },
+        "required": ["batch"],
+        "additionalProperties": True,
+    }
+    return schemas
 
 
 def _reason(error: PydanticValidationError, *, nested: bool = True) -> str:
