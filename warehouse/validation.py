@@ -25,7 +25,6 @@ from warehouse.database import QUARANTINE_TABLE, first_row, literal, quote
 from warehouse.schemas import LINEAGE_COLUMNS, Column, SourceSchema
 from warehouse.staging import Staged
 from warehouse.timestamps import ISO, choose_reading, read_as
-from warehouse.timestamps import ISO, choose_reading, read_as
 
 __all__ = ["Counts", "route"]
 
