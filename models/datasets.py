@@ -3,7 +3,9 @@
 For a list of cutoffs, `examples_with_features` builds the population and labels
 (`models.labels.build_examples`), makes sure the feature snapshots exist at
 exactly those cutoffs (`features.build_snapshots`, which only sees data strictly
-before each one) and joins the service's features point in time through Feast.
+before each one), joins the service's features point in time through Feast, and
+fits the label-free model (`models.btyd`) at each cutoff on that cutoff's own
+customers, adding its outputs for the horizon (`BTYD_OUTPUTS`) as columns.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from features import FeatureSettings, build_snapshots, service_features, training_set
+from models.btyd import BTYD_INPUTS, BTYD_OUTPUTS, BTYDModel
 from models.labels import ORDERS_SQL, CutoffPlan, build_examples
 from models.settings import ModelSettings
 from models.training import numeric_features
@@ -33,6 +36,17 @@ class ExampleSet:
     feature_names: list[str]
     dropped: list[str]
     services: tuple[str, ...]
+    btyd: dict[pd.Timestamp, BTYDModel]
+    btyd_failures: dict[pd.Timestamp, str]
+
+    @property
+    def model_features(self) -> list[str]:
+        """What the supervised models read: the services' features and the BTYD outputs."""
+        return [*self.feature_names, *BTYD_OUTPUTS]
+
+    def at(self, cutoff: datetime) -> pd.DataFrame:
+        """The rows of one cutoff."""
+        return self.frame[self.frame["cutoff"] == pd.Timestamp(cutoff)]
 
     def split(self, plan: CutoffPlan) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """(train, valid, test) rows of the plan's cutoffs."""
@@ -56,13 +70,14 @@ def examples_with_features(
     settings: ModelSettings,
     with_labels: bool = True,
     orders: str = ORDERS_SQL,
+    label_free: bool = True,
 ) -> ExampleSet:
-    """Active customers at each cutoff with their labels and the services' features then."""
+    """Customers at each cutoff with their labels, the services' features then, and the
+    label-free model's outputs for `horizon_days` (fitted per cutoff)."""
     examples = build_examples(
         con,
         cutoffs=cutoffs,
         horizon_days=horizon_days,
-        activity_days=settings.activity_days,
         min_orders=settings.min_orders,
         orders=orders,
         with_labels=with_labels,
@@ -82,4 +97,26 @@ def examples_with_features(
         names += new
     frame = frame.rename(columns={"event_timestamp": "cutoff"})
     kept, dropped = numeric_features(frame, names)
-    return ExampleSet(frame=frame, feature_names=kept, dropped=dropped, services=tuple(services))
+    missing = [n for n in BTYD_INPUTS if n not in kept]
+    if missing:
+        raise ValueError(f"feature services {list(services)} lack the order features {missing}")
+    fitted, failures, outputs = {}, {}, []
+    for cutoff, rows in frame.groupby("cutoff", sort=True) if label_free else ():
+        try:
+            fitted[cutoff] = BTYDModel(fit_sample=settings.btyd_fit_sample, seed=settings.seed).fit(
+                rows
+            )
+            outputs.append(fitted[cutoff].outputs(rows, horizon_days=horizon_days))
+        except ValueError as error:
+            failures[cutoff] = str(error)
+            outputs.append(pd.DataFrame(index=rows.index, columns=list(BTYD_OUTPUTS), dtype=float))
+    if outputs:
+        frame = frame.join(pd.concat(outputs).reindex(frame.index))
+    return ExampleSet(
+        frame=frame,
+        feature_names=kept,
+        dropped=dropped,
+        services=tuple(services),
+        btyd=fitted,
+        btyd_failures=failures,
+    )

@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from models.settings import SearchSettings
 
-__all__ = ["ChurnClassifier", "LTVRegressor", "search"]
+__all__ = ["ChurnClassifier", "LTVRegressor", "OrdersRegressor", "search"]
 
 
 class _LightGBMModel(BaseEstimator):
@@ -181,6 +181,16 @@ class LTVRegressor(RegressorMixin, _LightGBMModel):
         return self._raw(X)
 
 
+class OrdersRegressor(RegressorMixin, _LightGBMModel):
+    """Number of orders within the horizon: Poisson objective (a count, log link)."""
+
+    def _objective(self) -> dict[str, object]:
+        return {"objective": "poisson", "metric": "poisson"}
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self._raw(X)
+
+
 def _frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
     return X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
 
@@ -199,14 +209,22 @@ def search(
     """Random search within `bounds`, each candidate early-stopped on the validation set.
 
     Returns the candidate with the lowest validation loss and every trial's
-    parameters with its `valid_loss` and `trees`. The first trial is
-    `estimator`'s own parameters. `on_trial` is called after each trial.
+    parameters with its `valid_loss` and `trees`. The first trial is the middle of
+    every bound (geometric for the learning rate), the others are drawn within them,
+    so that every candidate respects the bounds. `on_trial` is called after each trial.
     """
     rng = np.random.default_rng(seed)
     trials: list[dict[str, float]] = []
     best: _LightGBMModel | None = None
     for i in range(bounds.trials):
-        params: dict[str, float] = {}
+        params = {
+            "num_leaves": int(np.mean(bounds.num_leaves)),
+            "max_depth": int(np.mean(bounds.max_depth)),
+            "learning_rate": float(np.sqrt(np.prod(bounds.learning_rate))),
+            "min_child_samples": int(np.mean(bounds.min_child_samples)),
+            "feature_fraction": float(np.mean(bounds.feature_fraction)),
+            "lambda_l2": float(np.mean(bounds.lambda_l2)),
+        }
         if i > 0:
             params = {
                 "num_leaves": int(rng.integers(*bounds.num_leaves, endpoint=True)),

@@ -143,7 +143,8 @@ def segment_world(settings: Settings) -> Path:
 
 @pytest.fixture
 def orders_history(settings: Settings) -> Path:
-    """An orders-only warehouse (raw_orders + identity_map, nothing else) with a churn signal.
+    """An orders-only warehouse (raw_orders, identity_map and customer_identifiers: each
+    customer known by a user id, nothing else) with a churn signal.
 
     400 customers join over two years (2024-2025); each buys at their own rate until an
     unseen dropout date, at their own typical order value. Returns the warehouse path.
@@ -177,6 +178,10 @@ def orders_history(settings: Settings) -> Path:
         "CREATE TABLE identity_map AS SELECT 'orders' AS source, order_id AS record_key,"
         " customer_id, 'deterministic' AS link_type, 'user_id' AS link_detail,"
         " now() AS resolved_at FROM _orders"
+    )
+    con.execute(
+        "CREATE TABLE customer_identifiers AS SELECT DISTINCT 'user_id' AS id_type,"
+        " customer_id AS id_value, customer_id FROM _orders"
     )
     con.close()
     return settings.paths.warehouse

@@ -35,28 +35,38 @@ def invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
 def test_train_score_status_and_rollback(cli_env: dict[str, str], settings: Settings) -> None:
     code, output = invoke(cli_env, "train")
     assert code == 0, output
-    assert "churn: no champion yet" in output and "rfm_logistic" in output
-    assert "ltv: no champion yet" in output and "btyd" in output
+    for task in ("churn", "ltv", "orders"):
+        assert f"{task}: no champion yet" in output
+    assert "rfm_logistic" in output and "past_revenue" in output and "btyd" in output
 
     assert invoke(cli_env, "score")[0] == 0
     assert invoke(cli_env, "score", "--as-of", "2025-06-30")[0] == 0
     con = warehouse.connect(settings.paths.warehouse, read_only=True)
     by_scoring = con.execute(
-        "SELECT as_of, count(*), count(churn_reasons), min(churn_model_version) FROM scores "
-        "GROUP BY ALL ORDER BY as_of"
+        "SELECT as_of, count(*), count(churn_reasons), min(churn_model_version), "
+        "count(expected_orders), min(orders_model_version), count(DISTINCT churn_decile), "
+        "count(*) FILTER (WHERE churn_decile = 10) FROM scores GROUP BY ALL ORDER BY as_of"
     ).fetchall()
-    active = build_examples(
-        con,
-        cutoffs=[by_scoring[1][0]],
-        horizon_days=180,
-        activity_days=365,
-        min_orders=1,
-        with_labels=False,
-    )
+    everyone, quiet = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE last < $at - INTERVAL 365 DAY) FROM ("
+        "  SELECT m.customer_id, max(o.ordered_at) AS last FROM raw_orders o JOIN identity_map m"
+        "  ON m.source = 'orders' AND m.record_key = o.order_id WHERE o.ordered_at < $at"
+        "  GROUP BY 1)",
+        {"at": by_scoring[1][0]},
+    ).fetchone()
+    quiet_scored = con.execute(
+        "SELECT count(*) FROM current_scores s WHERE customer_id IN (SELECT m.customer_id FROM "
+        "raw_orders o JOIN identity_map m ON m.source = 'orders' AND m.record_key = o.order_id "
+        "GROUP BY 1 HAVING max(o.ordered_at) < TIMESTAMP '2024-12-31')"
+    ).fetchone()[0]
     con.close()
     assert [str(row[0].date()) for row in by_scoring] == ["2025-07-01", "2025-12-31"]
-    assert by_scoring[1][1] == len(active)  # every active customer, once
-    assert all(0 < row[2] < row[1] and row[3] == "1" for row in by_scoring)
+    assert by_scoring[1][1] == everyone  # everyone with an order before, once
+    assert quiet > 0 and quiet_scored == quiet  # a year without orders is no reason to skip
+    for _, rows, reasons, churn_version, orders, orders_version, deciles, top in by_scoring:
+        assert 0 < reasons < rows and churn_version == "1" and orders_version == "1"
+        assert orders == rows and deciles == 10  # deciles cut on the scored population itself
+        assert 0.05 * rows <= top <= 0.15 * rows
 
     code, output = invoke(cli_env, "models", "status")
     assert code == 0 and "no champion yet" in output
