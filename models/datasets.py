@@ -49,8 +49,16 @@ class ExampleSet:
         return self.frame[self.frame["cutoff"] == pd.Timestamp(cutoff)]
 
     def split(self, plan: CutoffPlan) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """(train, valid, test) rows of the plan's cutoffs."""
+        """(train, valid, test) rows of the plan's cutoffs (and customers, `by_customer`)."""
         cutoff = self.frame["cutoff"]
+        if plan.by_customer:
+            bucket = pd.util.hash_pandas_object(self.frame["customer_id"], index=False) % 5
+            at_train = cutoff.isin(pd.to_datetime(list(plan.train)))
+            return (
+                self.frame[at_train & (bucket < 3)],
+                self.frame[at_train & (bucket == 3)],
+                self.frame[(cutoff == pd.Timestamp(plan.test)) & (bucket == 4)],
+            )
         return (
             self.frame[cutoff.isin(pd.to_datetime(list(plan.train)))],
             self.frame[cutoff == pd.Timestamp(plan.valid)],

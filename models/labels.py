@@ -93,12 +93,19 @@ class HorizonError(ValueError):
 
 @dataclass(frozen=True)
 class CutoffPlan:
-    """Training, validation and held-out test cutoffs for one horizon."""
+    """Training, validation and held-out test cutoffs for one horizon.
+
+    `by_customer`: a young history with room for labelled cutoffs but not for three
+    horizons one after another; customers are split instead (60% train, 20% validation
+    at the `train` cutoffs, 20% held out at `test`, the latest), so the test customers'
+    outcomes reach no training, but the windows share their period.
+    """
 
     horizon_days: int
     train: tuple[datetime, ...]
     valid: datetime
     test: datetime
+    by_customer: bool = False
 
     @property
     def all(self) -> tuple[datetime, ...]:
@@ -106,6 +113,11 @@ class CutoffPlan:
 
     def describe(self) -> str:
         train = f"{self.train[0]:%Y-%m-%d}..{self.train[-1]:%Y-%m-%d} ({len(self.train)})"
+        if self.by_customer:
+            return (
+                f"young history: cutoffs {train}, customers split 60/20/20 into train, "
+                f"valid and test (at {self.test:%Y-%m-%d}), horizon {self.horizon_days} d"
+            )
         return (
             f"train {train}, valid {self.valid:%Y-%m-%d}, test {self.test:%Y-%m-%d}, "
             f"horizon {self.horizon_days} d"

@@ -127,8 +127,8 @@ def fit_models(
     for task in horizons:
         groups.setdefault((horizons[task], services[task]), []).append(task)
     for (horizon, service), tasks in groups.items():
-        plan, why = _plan(first=first, as_of=as_of, horizon=horizon, settings=settings)
         refit = _refit_cutoffs(first=first, end=end, horizon=horizon, settings=settings)
+        plan, why = _plan(first=first, as_of=as_of, horizon=horizon, refit=refit, settings=settings)
         cutoffs = sorted({*(plan.all if plan else ()), *refit, end})
         say(f"{'/'.join(tasks)}: features and label-free models at {len(cutoffs)} cutoffs")
         examples = examples_with_features(
@@ -165,8 +165,10 @@ def fit_models(
 
 
 def _plan(
-    *, first: date, as_of: date, horizon: int, settings: ModelSettings
+    *, first: date, as_of: date, horizon: int, refit: tuple[datetime, ...], settings: ModelSettings
 ) -> tuple[CutoffPlan | None, str]:
+    """Cutoffs one after another when the history allows; else, with labelled cutoffs at
+    all, customers split at them (`CutoffPlan.by_customer`); else none, and why."""
     try:
         plan = plan_cutoffs(
             first_order=first,
@@ -177,7 +179,13 @@ def _plan(
             min_history_days=settings.min_history_days,
         )
     except HorizonError as error:
-        return None, f"no supervised model: {error}"
+        if refit:
+            return CutoffPlan(horizon, refit, refit[-1], refit[-1], by_customer=True), ""
+        return None, (
+            f"the label-free model (BG/NBD + Gamma-Gamma) is the model: the history holds no "
+            f"labelled {horizon}-day window after {settings.min_history_days} days of history "
+            f"(models.min_history_days) before {as_of}; {error}"
+        )
     return plan, ""
 
 

@@ -46,6 +46,7 @@ COMMAND_MODULES = [
     "serve",
     "train",
     "score",
+    "backtest",
     "resolve",
     "segments",
     "activate",
