@@ -61,7 +61,9 @@ def summary(X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, ...]:
         X = X[list(BTYD_INPUTS)].to_numpy(dtype=float)
     days, since_first, since_last, value = (np.nan_to_num(c, nan=0.0) for c in np.asarray(X).T)
     T = np.maximum(since_first, 0.0)
-    return np.maximum(days - 1, 0.0), np.clip(T - since_last, 0.0, T), T, value
+    frequency = np.maximum(days - 1, 0.0)
+    recency = np.where(frequency > 0, np.clip(T - since_last, 0.0, T), 0.0)
+    return frequency, recency, T, value
 
 
 class BTYDModel(BaseEstimator):

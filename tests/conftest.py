@@ -141,8 +141,7 @@ def segment_world(settings: Settings) -> Path:
     return path
 
 
-@pytest.fixture
-def orders_history(settings: Settings) -> Path:
+def write_orders_history(settings: Settings) -> Path:
     """An orders-only warehouse (raw_orders, identity_map and customer_identifiers: each
     customer known by a user id, nothing else) with a churn signal.
 
@@ -185,6 +184,23 @@ def orders_history(settings: Settings) -> Path:
     )
     con.close()
     return settings.paths.warehouse
+
+
+@pytest.fixture
+def orders_history(settings: Settings) -> Path:
+    """`write_orders_history` in the test's own data folder."""
+    return write_orders_history(settings)
+
+
+@pytest.fixture(scope="module")
+def orders_features(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """READ-ONLY within a module: `write_orders_history` with its features built (Feast)."""
+    from pipelines.commands import features as features_command
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("orders") / "data")
+    write_orders_history(settings)
+    features_command.stage(settings)
+    return settings
 
 
 SMALL_UNIVERSE = {"people": 400, "seed": 7}
