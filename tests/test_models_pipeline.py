@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import features
 import warehouse
-from models import ModelSettings, build_examples, examples_with_features
+from models import ModelSettings, examples_with_features
 from pipelines.cli import app
 from pipelines.commands import features as features_command
 from pipelines.config import Settings

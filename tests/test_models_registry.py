@@ -8,6 +8,7 @@ refit) and as of its sixth month (too young for a 180-day label: the label-free 
 from __future__ import annotations
 
 from datetime import date, datetime
+
 import mlflow
 import numpy as np
 import pandas as pd
