@@ -79,9 +79,15 @@ def examples_with_features(
     with_labels: bool = True,
     orders: str = ORDERS_SQL,
     label_free: bool = True,
+    build: bool = True,
+    fitted: dict[pd.Timestamp, BTYDModel] | None = None,
 ) -> ExampleSet:
     """Customers at each cutoff with their labels, the services' features then, and the
-    label-free model's outputs for `horizon_days` (fitted per cutoff)."""
+    label-free model's outputs for `horizon_days` (fitted per cutoff).
+
+    `build=False` uses snapshots already built at those cutoffs; `fitted` holds label-free
+    models already fitted at some cutoffs (on the same orders), and receives the new ones.
+    """
     examples = build_examples(
         con,
         cutoffs=cutoffs,
@@ -90,7 +96,8 @@ def examples_with_features(
         orders=orders,
         with_labels=with_labels,
     )
-    build_snapshots(con, as_of=list(cutoffs), feast_dir=feast_dir, settings=feature_settings)
+    if build:
+        build_snapshots(con, as_of=list(cutoffs), feast_dir=feast_dir, settings=feature_settings)
     frame = examples.rename(columns={"cutoff": "event_timestamp"})
     names: list[str] = []
     for service in services:
@@ -108,12 +115,13 @@ def examples_with_features(
     missing = [n for n in BTYD_INPUTS if n not in kept]
     if missing:
         raise ValueError(f"feature services {list(services)} lack the order features {missing}")
-    fitted, failures, outputs = {}, {}, []
+    fitted = {} if fitted is None else fitted
+    failures, outputs = {}, []
     for cutoff, rows in frame.groupby("cutoff", sort=True) if label_free else ():
         try:
-            fitted[cutoff] = BTYDModel(fit_sample=settings.btyd_fit_sample, seed=settings.seed).fit(
-                rows
-            )
+            if cutoff not in fitted:
+                model = BTYDModel(fit_sample=settings.btyd_fit_sample, seed=settings.seed)
+                fitted[cutoff] = model.fit(rows)
             outputs.append(fitted[cutoff].outputs(rows, horizon_days=horizon_days))
         except ValueError as error:
             failures[cutoff] = str(error)
@@ -125,6 +133,6 @@ def examples_with_features(
         feature_names=kept,
         dropped=dropped,
         services=tuple(services),
-        btyd=fitted,
+        btyd={c: fitted[c] for c in frame["cutoff"].unique() if c in fitted},
         btyd_failures=failures,
     )

@@ -27,7 +27,8 @@ import duckdb
 import pandas as pd
 from feast import FeatureStore
 
-from features import FeatureSettings
+from features import FeatureSettings, build_snapshots
+from models.btyd import BTYDModel
 from models.champions import ChampionModel
 from models.datasets import ExampleSet, examples_with_features
 from models.labels import (
@@ -126,10 +127,17 @@ def fit_models(
     groups: dict[tuple[int, str], list[str]] = {}
     for task in horizons:
         groups.setdefault((horizons[task], services[task]), []).append(task)
-    for (horizon, service), tasks in groups.items():
+    plans = {}
+    for horizon, _ in groups:
         refit = _refit_cutoffs(first=first, end=end, horizon=horizon, settings=settings)
         plan, why = _plan(first=first, as_of=as_of, horizon=horizon, refit=refit, settings=settings)
-        cutoffs = sorted({*(plan.all if plan else ()), *refit, end})
+        plans[horizon] = (plan, why, refit, sorted({*(plan.all if plan else ()), *refit, end}))
+    every = sorted({c for *_, cutoffs in plans.values() for c in cutoffs})
+    say(f"feature snapshots at {len(every)} cutoffs")
+    build_snapshots(con, as_of=every, feast_dir=feast_dir, settings=feature_settings)
+    label_free: dict[pd.Timestamp, BTYDModel] = {}  # one fit per cutoff, whatever the horizon
+    for (horizon, service), tasks in groups.items():
+        plan, why, refit, cutoffs = plans[horizon]
         say(f"{'/'.join(tasks)}: features and label-free models at {len(cutoffs)} cutoffs")
         examples = examples_with_features(
             con,
@@ -141,6 +149,8 @@ def fit_models(
             horizon_days=horizon,
             settings=settings,
             orders=visible,
+            build=False,
+            fitted=label_free,
         )
         if end not in {c.to_pydatetime() for c in examples.btyd}:
             raise HorizonError(
