@@ -30,6 +30,7 @@ import pandas as pd
 __all__ = [
     "CONTACTABLE",
     "ORDERS_SQL",
+    "PEOPLE_ORDERS_SQL",
     "CutoffPlan",
     "HorizonError",
     "build_examples",
@@ -43,8 +44,9 @@ __all__ = [
 # Identifier types that make a resolved cluster a person one can reach or who logs in.
 CONTACTABLE = ("email", "phone", "user_id")
 
-# The orders of resolved customers: one row per order, keyed to its customer.
-ALL_ORDERS_SQL = """
+# The orders of resolved customers, fragments included: one row per order, keyed to its
+# customer (what segments and reports count).
+ORDERS_SQL = """
     SELECT m.customer_id, o.ordered_at, o.amount
     FROM raw_orders o
     JOIN identity_map m ON m.source = 'orders' AND m.record_key = o.order_id
@@ -54,13 +56,13 @@ _PEOPLE = (
     + ", ".join(f"'{t}'" for t in CONTACTABLE)
     + ")"
 )
-# ... of people only (the default population of the models).
-ORDERS_SQL = f"{ALL_ORDERS_SQL} WHERE m.customer_id IN ({_PEOPLE})"
+# ... of people only: the models' population by default.
+PEOPLE_ORDERS_SQL = f"{ORDERS_SQL} WHERE m.customer_id IN ({_PEOPLE})"
 
 
 def orders_sql(*, include_fragments: bool = False) -> str:
-    """The models' orders: people's only (`ORDERS_SQL`), or every resolved customer's."""
-    return ALL_ORDERS_SQL if include_fragments else ORDERS_SQL
+    """The models' orders: people's only (`PEOPLE_ORDERS_SQL`), or every customer's."""
+    return ORDERS_SQL if include_fragments else PEOPLE_ORDERS_SQL
 
 
 def population_counts(con: duckdb.DuckDBPyConnection, *, before: datetime) -> dict[str, float]:
@@ -68,7 +70,7 @@ def population_counts(con: duckdb.DuckDBPyConnection, *, before: datetime) -> di
     orders and revenue: what the models leave out by default."""
     people, fragments, orders, revenue = con.execute(
         f"""
-        WITH o AS ({ALL_ORDERS_SQL} WHERE o.ordered_at < $before),
+        WITH o AS ({ORDERS_SQL} WHERE o.ordered_at < $before),
         people AS ({_PEOPLE})
         SELECT count(DISTINCT customer_id) FILTER (WHERE customer_id IN (FROM people)),
             count(DISTINCT customer_id) FILTER (WHERE customer_id NOT IN (FROM people)),

@@ -57,7 +57,7 @@ def con() -> duckdb.DuckDBPyConnection:
 
 
 def examples(con: duckdb.DuckDBPyConnection, **kw: object) -> pd.DataFrame:
-    params = {"cutoffs": [CUTOFF], "horizon_days": 90, "min_orders": 1}
+    params = {"cutoffs": [CUTOFF], "horizon_days": 90, "min_orders": 1, "orders": orders_sql()}
     return build_examples(con, **{**params, **kw}).set_index("customer_id")
 
 

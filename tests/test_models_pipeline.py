@@ -130,9 +130,7 @@ def test_backtest_compares_the_models_and_logs_to_mlflow(
     from pipelines.tracking import tracking_uri
 
     client = MlflowClient(tracking_uri(settings))
-    (run,) = client.search_runs(
-        [client.get_experiment_by_name("cip-backtests").experiment_id]
-    )
+    (run,) = client.search_runs([client.get_experiment_by_name("cip-backtests").experiment_id])
     assert run.data.params["horizon_days"] == "90"
     assert {"champion.revenue_mae", "bgnbd.any_purchase_roc_auc"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -196,7 +196,8 @@ def test_champions_score_and_the_scores_table(world: World, settings: Settings) 
     assert len(scores) == len(population)
     assert scores["churn_probability"].between(0, 1).all() and (scores["predicted_ltv"] > 0).all()
     assert (scores["expected_orders"] >= 0).all()
-    assert set(scores["churn_decile"]) == set(range(1, 11))
+    assert set(scores["churn_decile"]) <= set(range(1, 11))  # ties may leave a decile empty
+    assert scores["ltv_decile"].nunique() >= 8
     one = champions.score(population.iloc[[3]])  # a single customer alone: same answer
     assert one["churn_decile"].iloc[0] == scores["churn_decile"].iloc[3]
     assert np.isclose(one["predicted_ltv"].iloc[0], scores["predicted_ltv"].iloc[3])
@@ -221,5 +222,7 @@ def test_champions_score_and_the_scores_table(world: World, settings: Settings) 
     assert total == 2 * len(scores) and current == orders == len(scores) and latest
     con.close()
 
-    world.client.set_registered_model_alias("churn", "champion", "1")
+    other = world.register(world.grown["churn"])
+    assert champions.is_current(tracking_uri=world.uri)  # registered, not promoted
+    world.client.set_registered_model_alias("churn", "champion", other)
     assert not champions.is_current(tracking_uri=world.uri)  # a server would reload now

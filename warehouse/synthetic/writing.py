@@ -47,12 +47,15 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path, options: str) 
 
 
 def _columns(con: duckdb.DuckDBPyConnection, source: str) -> str:
-    """The declared columns the generated relation has, in declared order (the generated
-    shop keeps no customer id of its own on orders: those come with accounts or a phone)."""
+    """The declared columns in declared order; those the generated relation lacks are null
+    (the generated shop keeps no customer id of its own on orders: accounts and phones)."""
     if source == "events":
         return "* EXCLUDE (person_id)"
     present = {row[0] for row in con.execute(f"DESCRIBE {source}").fetchall()}
-    return ", ".join(f'"{c}"' for c in SOURCES[source].column_names if c in present)
+    return ", ".join(
+        f'"{c.name}"' if c.name in present else f'NULL::{c.type} AS "{c.name}"'
+        for c in SOURCES[source].columns
+    )
 
 
 def write_sources(con: duckdb.DuckDBPyConnection, *, directory: Path) -> dict[str, int]:
