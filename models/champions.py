@@ -159,8 +159,16 @@ class Champions:
         None for the others.
         """
         out = pd.DataFrame(index=features.index)
+        matrices: dict[tuple[str, ...], np.ndarray] = {}  # one float matrix per feature set
+
+        def matrix(model: ChampionModel) -> np.ndarray:
+            names = tuple(model.feature_names)
+            if names not in matrices:
+                matrices[names] = features[list(names)].astype(float).to_numpy()
+            return matrices[names]
+
         for model, value in ((self.churn, "churn_probability"), (self.ltv, "predicted_ltv")):
-            X = features[model.feature_names].astype(float).to_numpy()
+            X = matrix(model)
             raw = model.raw(X)
             deciles = model.deciles(raw)
             out[value] = model.calibrate(raw)
@@ -172,7 +180,7 @@ class Champions:
                 for row, found in zip(rows, model.reasons(X[rows], k=reasons), strict=True):
                     explained[row] = found
                 out[f"{model.task}_reasons"] = explained
-        out["expected_orders"] = self.orders.predict_frame(features)
+        out["expected_orders"] = self.orders.predict(matrix(self.orders))
         return out
 
 
