@@ -4,7 +4,8 @@ With `--data-dir`, loads the champions `cip train` registered in that data
 folder; otherwise trains a churn and an LTV Booster of a chosen size (`--trees`,
 `--leaves`, `--depth`) and wraps them in `models.Champions`. Then it times:
 
-- scoring N customers (calibrated churn probability, deciles, Tweedie LTV), no reasons;
+- scoring N customers (calibrated churn probability, deciles, Tweedie LTV, expected orders,
+  each model computing the label-free outputs it reads), no reasons;
 - appending those N rows to a DuckDB `scores` table;
 - reasons (exact TreeSHAP via `pred_contrib`) per row, on a sample, per model.
 
@@ -27,27 +28,49 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models import ChampionModel, Champions, append_scores, load_champions
+from models import BTYD_INPUTS, BTYDModel, ChampionModel, Champions, append_scores, load_champions
 from models.calibration import PlattCalibrator
 from models.metrics import decile_cuts
 
+# Label-free parameters of the order of those fitted on the generated universe.
+BTYD = {
+    "kind": "bgnbd",
+    "params": {"r": 0.65, "alpha": 55.0, "a": 0.4, "b": 2.3, "p": 7.9, "q": 1.2, "v": 8.4},
+}
+
 
 def _champions(features: int, trees: int, leaves: int, depth: int, seed: int) -> Champions:
+    """Three LightGBM champions over `features` random features (the first four named as the
+    label-free model's inputs) and the label-free outputs, as the registry would hold them."""
     rng = np.random.default_rng(seed)
     X = rng.gamma(2.0, 10.0, (20_000, features))
+    names = [*BTYD_INPUTS, *(f"f{i:02d}" for i in range(features - len(BTYD_INPUTS)))]
+    btyd = BTYDModel.from_dict(BTYD)
     signal = X[:, :5].sum(axis=1)
     churned = (rng.random(len(X)) < 1 / (1 + np.exp((signal - signal.mean()) / 20))).astype(float)
     revenue = np.where(rng.random(len(X)) < 0.4, signal * rng.lognormal(0, 0.5, len(X)), 0.0)
-    names = [f"f{i:02d}" for i in range(features)]
+    orders = rng.poisson(signal / signal.mean())
     models = {}
-    for task, objective, y in (("churn", "binary", churned), ("ltv", "tweedie", revenue)):
+    for task, objective, y in (
+        ("churn", "binary", churned),
+        ("ltv", "tweedie", revenue),
+        ("orders", "poisson", orders),
+    ):
+        model = ChampionModel(
+            task=task, version="bench", kind="lightgbm", btyd=btyd, booster=None,
+            feature_names=names, decile_cuts=np.array([]), calibrator=None,
+            feature_service=f"{task}_v1", horizon_days=90,
+        )  # fmt: skip
+        matrix = model.model_matrix(X)
         params = {"objective": objective, "num_leaves": leaves, "max_depth": depth}
         params.update(verbosity=-1, num_threads=1, min_child_samples=5)
-        booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=trees)
-        raw = booster.predict(X[:5000])
+        booster = lgb.train(params, lgb.Dataset(matrix, y), num_boost_round=trees)
+        raw = booster.predict(matrix[:5000])
         models[task] = ChampionModel(
             task=task,
             version="bench",
+            kind="lightgbm",
+            btyd=btyd,
             booster=booster,
             feature_names=names,
             decile_cuts=decile_cuts(raw),
@@ -113,6 +136,8 @@ def main() -> None:
         con.close()
     per_row = {}
     for model in (champions.churn, champions.ltv):
+        if model.booster is None:
+            continue  # a label-free champion: nothing to explain
         sample = frame[model.feature_names].to_numpy()[: args.reason_sample]
         _timed(
             f"{model.task} reasons, {args.reason_sample} rows",
@@ -122,7 +147,10 @@ def main() -> None:
         per_row[model.task] = results[-1][1] / args.reason_sample
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    for model in (champions.churn, champions.ltv):
+    for model in champions.models:
+        if model.booster is None:
+            print(f"{model.task} v{model.version}: the label-free model")
+            continue
         trees, leaves = model.booster.num_trees(), model.booster.dump_model()["tree_info"]
         mean_leaves = np.mean([t["num_leaves"] for t in leaves])
         print(

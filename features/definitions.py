@@ -109,7 +109,8 @@ ORDER = FeatureGroup(
         channel = 'online' AS online,
         (epoch(ts) - epoch(lag(ts) OVER (PARTITION BY customer_id ORDER BY ts, order_id)))
             / 86400 AS gap_days,
-        CAST(json_extract_string(items, '$[*].category') AS VARCHAR[]) AS categories
+        CAST(json_extract_string(items, '$[*].category') AS VARCHAR[]) AS categories,
+        ts::DATE = min(ts::DATE) OVER (PARTITION BY customer_id) AS first_day
     FROM linked_orders
     """,
     features=(
@@ -125,6 +126,19 @@ ORDER = FeatureGroup(
             "Money spent in the last {w} days.",
         ),
         F("avg_order_value", "avg(amount)", "float", "Average order value."),
+        F(
+            "purchase_days",
+            "count(DISTINCT ts::DATE)",
+            "int",
+            "Days with an order (BTYD frequency is this minus one).",
+        ),
+        F(
+            "repeat_purchase_value",
+            "coalesce((sum(amount) - coalesce(sum(amount) FILTER (first_day), 0))"
+            " / nullif(count(DISTINCT ts::DATE) - 1, 0), 0)",
+            "float",
+            "Mean spend of a repeat purchase day (after the first day): Gamma-Gamma's input.",
+        ),
         F(
             "spend_trend_90d",
             "(coalesce(sum(amount) FILTER (ts >= since_90d), 0)"

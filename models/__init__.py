@@ -1,18 +1,18 @@
-"""Churn and lifetime-value models: labels, LightGBM estimators, baselines, MLflow registry, scores.
+"""Churn, LTV and expected-orders models: labels, label-free and LightGBM models, MLflow, scores.
 
-Typical use (the CLI in `pipelines/commands/train.py` and `score.py` does this):
+Typical use (the CLI in `pipelines/commands/train.py`, `score.py` and `backtest.py`
+does this):
 
-    plan = plan_cutoffs(first_order=..., as_of=..., horizon_days=90, ...)
-    examples = examples_with_features(con, store=store, services=["churn_v1"],
-                                      cutoffs=plan.all, ...)
-    train, valid, test = examples.split(plan)
-    result = train_task("churn", train=train, valid=valid, test=test,
-                        feature_names=examples.feature_names, settings=model_settings)
-    version = log_task(result, plan=plan, feature_service="churn_v1", as_of="2025-06-30")
-    promote(client, challenge(client, task="churn", challenger_version=version, ...))
+    fitted = fit_models(con, store=store, feast_dir=..., feature_settings=...,
+                        settings=model_settings, as_of=date(2025, 6, 30))
+    for task, f in fitted.items():          # churn, ltv, orders
+        version = log_task(f, as_of="2025-06-30")      # inside an MLflow run
+        promote(client, challenge(client, task=task, challenger_version=version, ...))
 
     champions = load_champions(tracking_uri=uri)       # lean scorer for batch and HTTP
     champions.score(features_frame, reasons=3)
+
+    report = run_backtest(con, ..., as_of=date(2025, 6, 30), horizon_days=180)
 
 Names are imported on first use (lazy_loader), so that reading the settings
 (which every command does) does not load LightGBM and MLflow.
@@ -23,9 +23,12 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "baselines": ["BTYDRegressor", "past_revenue", "rfm_logistic"],
+        "backtests": ["Backtest", "run_backtest"],
+        "baselines": ["past_revenue", "rfm_logistic"],
+        "btyd": ["BTYD_INPUTS", "BTYD_OUTPUTS", "BTYDModel"],
         "calibration": ["PlattCalibrator"],
         "champions": [
+            "TASK_NAMES",
             "ChampionModel",
             "Champions",
             "NoChampionError",
@@ -33,7 +36,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "load_champions",
         ],
         "datasets": ["ExampleSet", "examples_with_features"],
-        "estimators": ["ChurnClassifier", "LTVRegressor", "search"],
+        "estimators": ["ChurnClassifier", "LTVRegressor", "OrdersRegressor", "search"],
         "explanations": ["top_reasons"],
         "labels": [
             "CutoffPlan",
@@ -41,14 +44,24 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "ORDERS_SQL",
             "build_examples",
             "data_span",
+            "orders_sql",
             "plan_cutoffs",
+            "population_counts",
             "visible_until",
         ],
-        "metrics": ["assign_deciles", "churn_metrics", "decile_table", "ltv_metrics"],
+        "metrics": [
+            "assign_deciles",
+            "better",
+            "churn_metrics",
+            "decile_table",
+            "ltv_metrics",
+            "orders_metrics",
+        ],
         "promotion": ["Decision", "challenge", "decide", "promote", "rollback"],
         "registry": ["CHAMPION", "champion_version", "log_task"],
         "scoring": ["append_scores", "ensure_scores_table"],
         "settings": ["ModelSettings"],
-        "training": ["TASKS", "TaskResult", "train_task"],
+        "training": ["TASKS", "TaskResult", "metric_of", "train_task"],
+        "workflow": ["Fitted", "fit_models"],
     },
 )

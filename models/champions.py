@@ -1,11 +1,13 @@
-"""The lean champion scorer: both champion Boosters loaded natively, plus plain numpy state.
+"""The lean champion scorer: the champions loaded natively, plus plain numpy state.
 
-`load_champions(tracking_uri=...)` downloads the `churn` and `ltv` versions the
-`champion` alias points at and keeps, per model, the Booster, the feature names
-in order, the decile cut points and (churn) the Platt calibrator. Scoring a
-float matrix costs microseconds per row; reasons (SHAP) 0.5 to 3.5 ms, so
-they are asked for explicitly. `Champions.is_current` tells a long-lived server
-that an alias moved, so that it can reload without a restart.
+`load_champions(tracking_uri=...)` downloads the `churn`, `ltv` and `orders`
+versions the `champion` alias points at and keeps, per model, its kind (a
+LightGBM Booster, or the label-free model alone), the label-free model's
+parameters, the feature names in order, the decile cut points and (churn) the
+Platt calibrator. Scoring a float matrix costs microseconds per row; reasons
+(SHAP) 0.15 to 3.5 ms, so they are asked for explicitly. `Champions.is_current`
+tells a long-lived server that an alias moved, so that it can reload without a
+restart.
 """
 
 from __future__ import annotations
@@ -20,12 +22,26 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import Model
 
+from models.btyd import BTYD_INPUTS, BTYD_OUTPUTS, BTYDModel
 from models.calibration import PlattCalibrator
 from models.explanations import top_reasons
 from models.metrics import assign_deciles
 from models.registry import CHAMPION, champion_version
 
-__all__ = ["ChampionModel", "Champions", "NoChampionError", "load_champion", "load_champions"]
+__all__ = [
+    "LABEL_FREE",
+    "TASK_NAMES",
+    "ChampionModel",
+    "Champions",
+    "NoChampionError",
+    "load_champion",
+    "load_champions",
+]
+
+# The registered models, and the label-free output that answers each on its own (churn is
+# one minus the probability of a purchase).
+TASK_NAMES = ("churn", "ltv", "orders")
+LABEL_FREE = {"churn": "btyd_p_purchase", "ltv": "btyd_revenue", "orders": "btyd_expected_orders"}
 
 
 class NoChampionError(LookupError):
@@ -34,53 +50,92 @@ class NoChampionError(LookupError):
 
 @dataclass(frozen=True)
 class ChampionModel:
-    """One registered model version, ready to score a float matrix in `feature_names` order."""
+    """One model, ready to score a float matrix in `feature_names` order.
+
+    `kind` is `lightgbm` (a Booster over the features and the label-free model's outputs)
+    or `btyd` (the label-free model alone: BG/NBD + Gamma-Gamma on the order summary).
+    Both carry the fitted label-free model, whose outputs are computed from the matrix.
+    """
 
     task: str
     version: str
-    booster: lgb.Booster
+    kind: str
+    btyd: BTYDModel
+    booster: lgb.Booster | None
     feature_names: list[str]
     decile_cuts: np.ndarray
     calibrator: PlattCalibrator | None
     feature_service: str
     horizon_days: int
 
+    @property
+    def model_features(self) -> list[str]:
+        """The columns of `model_matrix`: the features, then the label-free outputs."""
+        return [*self.feature_names, *BTYD_OUTPUTS]
+
+    def model_matrix(self, X: np.ndarray) -> np.ndarray:
+        """The features and the label-free model's outputs for the horizon, side by side."""
+        X = np.asarray(X, dtype=float)
+        inputs = X[:, [self.feature_names.index(n) for n in BTYD_INPUTS]]
+        outputs = self.btyd.outputs(inputs, horizon_days=self.horizon_days)
+        return np.hstack([X, outputs[list(BTYD_OUTPUTS)].to_numpy(dtype=float)])
+
     def raw(self, X: np.ndarray) -> np.ndarray:
-        """The Booster's own output (uncalibrated probability, or revenue)."""
-        return self.booster.predict(np.asarray(X, dtype=float), num_threads=0)
+        """The model's own output: uncalibrated churn probability, revenue or orders."""
+        matrix = self.model_matrix(X)
+        if self.booster is not None:
+            return self.booster.predict(matrix, num_threads=0)
+        column = matrix[:, len(self.feature_names) + BTYD_OUTPUTS.index(LABEL_FREE[self.task])]
+        return 1 - column if self.task == "churn" else column
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        """Raw scores to what is served: calibrated churn probability, or revenue as is."""
+        """Raw scores to what is served: calibrated churn probability, or the value as is."""
         return self.calibrator.transform(raw) if self.calibrator else raw
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Calibrated churn probability, or predicted revenue over the horizon."""
+        """Churn probability, predicted revenue or expected orders over the horizon."""
         return self.calibrate(self.raw(X))
 
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """`predict` on a frame holding the `feature_names` columns (nulls allowed)."""
+        return self.predict(frame[self.feature_names].astype(float).to_numpy())
+
     def deciles(self, raw: np.ndarray) -> np.ndarray:
-        """Decile 1..10 of raw scores, from the cut points fixed at training."""
+        """Decile 1..10 of raw scores, from the cut points fixed on the scored population."""
         return assign_deciles(raw, self.decile_cuts)
 
     def reasons(self, X: np.ndarray, *, k: int = 3) -> list[list[dict[str, object]]]:
-        """Top `k` features pushing each row's score up and down (exact SHAP, ms a row)."""
-        return top_reasons(self.booster, X, feature_names=self.feature_names, k=k)
+        """Top `k` features pushing each row's score up and down (exact SHAP, ms a row).
+
+        The label-free model has no trees to explain: its rows get no reasons (empty lists).
+        """
+        if self.booster is None:
+            return [[] for _ in range(len(X))]
+        return top_reasons(
+            self.booster, self.model_matrix(X), feature_names=self.model_features, k=k
+        )
 
 
 @dataclass(frozen=True)
 class Champions:
-    """The churn and LTV champions together."""
+    """The churn, LTV and expected-orders champions together."""
 
     churn: ChampionModel
     ltv: ChampionModel
+    orders: ChampionModel
+
+    @property
+    def models(self) -> tuple[ChampionModel, ...]:
+        return (self.churn, self.ltv, self.orders)
 
     @property
     def versions(self) -> dict[str, str]:
-        return {"churn": self.churn.version, "ltv": self.ltv.version}
+        return {m.task: m.version for m in self.models}
 
     @property
     def feature_names(self) -> list[str]:
-        """Every feature either model reads, churn's first, in order."""
-        return list(dict.fromkeys([*self.churn.feature_names, *self.ltv.feature_names]))
+        """Every feature the models read, churn's first, in order."""
+        return list(dict.fromkeys(n for m in self.models for n in m.feature_names))
 
     def is_current(self, *, tracking_uri: str) -> bool:
         """False when a `champion` alias has moved since these models were loaded."""
@@ -95,17 +150,25 @@ class Champions:
         reasons_min_decile: int = 1,
         reasons_max_rows: int | None = None,
     ) -> pd.DataFrame:
-        """Score a frame holding both models' feature columns (nulls allowed).
+        """Score a frame holding the models' feature columns (nulls allowed).
 
-        Returns `churn_probability`, `churn_decile`, `predicted_ltv` and
-        `ltv_decile` and, with `reasons=k`, `churn_reasons` and `ltv_reasons`:
+        Returns `churn_probability`, `churn_decile`, `predicted_ltv`, `ltv_decile` and
+        `expected_orders` and, with `reasons=k`, `churn_reasons` and `ltv_reasons`:
         lists of `{feature, value, effect}` for rows in `reasons_min_decile` or
         above (at most `reasons_max_rows` per model, highest scores first),
         None for the others.
         """
         out = pd.DataFrame(index=features.index)
+        matrices: dict[tuple[str, ...], np.ndarray] = {}  # one float matrix per feature set
+
+        def matrix(model: ChampionModel) -> np.ndarray:
+            names = tuple(model.feature_names)
+            if names not in matrices:
+                matrices[names] = features[list(names)].astype(float).to_numpy()
+            return matrices[names]
+
         for model, value in ((self.churn, "churn_probability"), (self.ltv, "predicted_ltv")):
-            X = features[model.feature_names].astype(float).to_numpy()
+            X = matrix(model)
             raw = model.raw(X)
             deciles = model.deciles(raw)
             out[value] = model.calibrate(raw)
@@ -117,6 +180,7 @@ class Champions:
                 for row, found in zip(rows, model.reasons(X[rows], k=reasons), strict=True):
                     explained[row] = found
                 out[f"{model.task}_reasons"] = explained
+        out["expected_orders"] = self.orders.predict(matrix(self.orders))
         return out
 
 
@@ -131,10 +195,13 @@ def load_champion(client: MlflowClient, *, task: str, version: str | None = None
     )
     meta = Model.load(local).metadata
     calibrator = meta.get("calibrator")
+    kind = meta.get("kind", "lightgbm")
     return ChampionModel(
         task=task,
         version=str(version),
-        booster=lgb.Booster(model_file=str(local / "model.lgb")),
+        kind=kind,
+        btyd=BTYDModel.from_dict(meta["btyd"]),
+        booster=lgb.Booster(model_file=str(local / "model.lgb")) if kind == "lightgbm" else None,
         feature_names=list(meta["feature_names"]),
         decile_cuts=np.asarray(meta["decile_cuts"], dtype=float),
         calibrator=PlattCalibrator.from_dict(calibrator) if calibrator else None,
@@ -144,8 +211,6 @@ def load_champion(client: MlflowClient, *, task: str, version: str | None = None
 
 
 def load_champions(*, tracking_uri: str) -> Champions:
-    """Both champions from the registry at `tracking_uri`."""
+    """The three champions from the registry at `tracking_uri`."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    return Champions(
-        churn=load_champion(client, task="churn"), ltv=load_champion(client, task="ltv")
-    )
+    return Champions(**{task: load_champion(client, task=task) for task in TASK_NAMES})

@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from models.settings import SearchSettings
 
-__all__ = ["ChurnClassifier", "LTVRegressor", "search"]
+__all__ = ["ChurnClassifier", "LTVRegressor", "OrdersRegressor", "search"]
 
 
 class _LightGBMModel(BaseEstimator):
@@ -85,13 +85,16 @@ class _LightGBMModel(BaseEstimator):
     ) -> _LightGBMModel:
         """Train; with `eval_set`, stop when its loss has not improved for a while."""
         X = _frame(X)
-        train = lgb.Dataset(X, label=np.asarray(y, dtype=float), free_raw_data=True)
+        train, valid = _datasets(X, y, eval_set)
+        return self.fit_datasets(train, valid, columns=list(X.columns))
+
+    def fit_datasets(
+        self, train: lgb.Dataset, valid: lgb.Dataset | None, *, columns: list[str]
+    ) -> _LightGBMModel:
+        """`fit` on LightGBM Datasets built once (`search` reuses them across trials)."""
         valid_sets, callbacks = [], []
-        if eval_set is not None:
-            X_val, y_val = eval_set
-            valid_sets = [
-                lgb.Dataset(_frame(X_val), label=np.asarray(y_val, float), reference=train)
-            ]
+        if valid is not None:
+            valid_sets = [valid]
             callbacks = [lgb.early_stopping(self.early_stopping_rounds, verbose=False)]
         self.booster_ = lgb.train(
             self.lightgbm_params(),
@@ -100,13 +103,13 @@ class _LightGBMModel(BaseEstimator):
             valid_sets=valid_sets,
             callbacks=callbacks,
         )
-        if eval_set is not None:
+        if valid is not None:
             self.best_score_ = float(next(iter(self.booster_.best_score["valid_0"].values())))
             best = self.booster_.model_to_string(num_iteration=self.booster_.best_iteration)
             self.booster_ = lgb.Booster(model_str=best)
         self.n_trees_ = self.booster_.num_trees()
-        self.feature_names_in_ = np.array(X.columns)
-        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = np.array(columns)
+        self.n_features_in_ = len(columns)
         return self
 
     def _raw(self, X: pd.DataFrame) -> np.ndarray:
@@ -181,8 +184,34 @@ class LTVRegressor(RegressorMixin, _LightGBMModel):
         return self._raw(X)
 
 
+class OrdersRegressor(RegressorMixin, _LightGBMModel):
+    """Number of orders within the horizon: Poisson objective (a count, log link)."""
+
+    def _objective(self) -> dict[str, object]:
+        return {"objective": "poisson", "metric": "poisson"}
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self._raw(X)
+
+
 def _frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
     return X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+
+
+def _datasets(
+    X: pd.DataFrame, y: np.ndarray, eval_set: tuple[pd.DataFrame, np.ndarray] | None
+) -> tuple[lgb.Dataset, lgb.Dataset | None]:
+    """Binned training (and validation) Datasets, reusable with any tree parameters."""
+    train = lgb.Dataset(
+        X,
+        label=np.asarray(y, dtype=float),
+        params={"feature_pre_filter": False, "verbosity": -1},
+        free_raw_data=False,
+    )
+    if eval_set is None:
+        return train, None
+    X_val, y_val = eval_set
+    return train, lgb.Dataset(_frame(X_val), label=np.asarray(y_val, float), reference=train)
 
 
 def search(
@@ -199,14 +228,24 @@ def search(
     """Random search within `bounds`, each candidate early-stopped on the validation set.
 
     Returns the candidate with the lowest validation loss and every trial's
-    parameters with its `valid_loss` and `trees`. The first trial is
-    `estimator`'s own parameters. `on_trial` is called after each trial.
+    parameters with its `valid_loss` and `trees`. The first trial is the middle of
+    every bound (geometric for the learning rate), the others are drawn within them,
+    so that every candidate respects the bounds. `on_trial` is called after each trial.
     """
     rng = np.random.default_rng(seed)
     trials: list[dict[str, float]] = []
     best: _LightGBMModel | None = None
+    X = _frame(X)
+    train, valid = _datasets(X, y, (X_val, y_val))
     for i in range(bounds.trials):
-        params: dict[str, float] = {}
+        params = {
+            "num_leaves": int(np.mean(bounds.num_leaves)),
+            "max_depth": int(np.mean(bounds.max_depth)),
+            "learning_rate": float(np.sqrt(np.prod(bounds.learning_rate))),
+            "min_child_samples": int(np.mean(bounds.min_child_samples)),
+            "feature_fraction": float(np.mean(bounds.feature_fraction)),
+            "lambda_l2": float(np.mean(bounds.lambda_l2)),
+        }
         if i > 0:
             params = {
                 "num_leaves": int(rng.integers(*bounds.num_leaves, endpoint=True)),
@@ -221,7 +260,7 @@ def search(
             n_estimators=bounds.max_trees,
             early_stopping_rounds=bounds.early_stopping_rounds,
         )
-        candidate.fit(X, y, eval_set=(X_val, y_val))
+        candidate.fit_datasets(train, valid, columns=list(X.columns))
         trials.append({**params, "valid_loss": candidate.best_score_, "trees": candidate.n_trees_})
         if best is None or candidate.best_score_ < best.best_score_:
             best = candidate

@@ -1,16 +1,22 @@
 """Cutoffs and labels: who is in the population at a cutoff, and what they did next.
 
-Time is split at cutoffs (midnight timestamps, UTC). At a cutoff `c` a customer
-is *active* with at least `min_orders` orders in the `activity_days` before `c`;
-the label window is `[c, c + horizon)`: the customer *churned* with no order in
-it, and their *revenue* is what they spent in it. Everything else computed for
-`c` (RFM, past revenue, the BTYD summary) uses orders strictly before `c` only.
+Time is split at cutoffs (midnight timestamps, UTC). The population at a cutoff `c`
+is every customer with at least `min_orders` orders before `c`, however long ago
+(recency is a feature, not a filter: quiet customers come back too); the label
+window is `[c, c + horizon)`: the customer *churned* with no order in it, their
+*orders* are how many they placed and their *revenue* what they spent. Everything
+else computed for `c` (RFM, past revenue) uses orders strictly before `c` only.
+
+Customers are people: resolved profiles with at least one contactable or login
+identifier (email, phone, user id). Orders of fragments (clusters nobody can
+contact, such as an anonymous till slip) are left out of the models, and counted
+apart (`population_counts`), unless `include_fragments` says otherwise.
 
 The cutoff plan keeps the held-out test cutoff honest: validation labels end at
 the test cutoff and training labels end before it, so no outcome of the test
 window reaches training or early stopping. Orders come from `raw_orders`
-joined to customers through `identity_map`, or from any relation with
-`customer_id, ordered_at, amount` (an orders-only history).
+joined to customers through `identity_map` (`orders_sql`), or from any relation
+with `customer_id, ordered_at, amount` (an orders-only history).
 """
 
 from __future__ import annotations
@@ -22,21 +28,65 @@ import duckdb
 import pandas as pd
 
 __all__ = [
+    "CONTACTABLE",
     "ORDERS_SQL",
+    "PEOPLE_ORDERS_SQL",
     "CutoffPlan",
     "HorizonError",
     "build_examples",
     "data_span",
+    "orders_sql",
     "plan_cutoffs",
+    "population_counts",
     "visible_until",
 ]
 
-# The orders of resolved customers: one row per order, keyed to its customer.
+# Identifier types that make a resolved cluster a person one can reach or who logs in.
+CONTACTABLE = ("email", "phone", "user_id")
+
+# The orders of resolved customers, fragments included: one row per order, keyed to its
+# customer (what segments and reports count).
 ORDERS_SQL = """
     SELECT m.customer_id, o.ordered_at, o.amount
     FROM raw_orders o
     JOIN identity_map m ON m.source = 'orders' AND m.record_key = o.order_id
 """
+_PEOPLE = (
+    "SELECT DISTINCT customer_id FROM customer_identifiers WHERE id_type IN ("
+    + ", ".join(f"'{t}'" for t in CONTACTABLE)
+    + ")"
+)
+# ... of people only: the models' population by default.
+PEOPLE_ORDERS_SQL = f"{ORDERS_SQL} WHERE m.customer_id IN ({_PEOPLE})"
+
+
+def orders_sql(*, include_fragments: bool = False) -> str:
+    """The models' orders: people's only (`PEOPLE_ORDERS_SQL`), or every customer's."""
+    return ORDERS_SQL if include_fragments else PEOPLE_ORDERS_SQL
+
+
+def population_counts(con: duckdb.DuckDBPyConnection, *, before: datetime) -> dict[str, float]:
+    """People and fragments with an order before `before`, and the fragments' share of the
+    orders and revenue: what the models leave out by default."""
+    people, fragments, orders, revenue = con.execute(
+        f"""
+        WITH o AS ({ORDERS_SQL} WHERE o.ordered_at < $before),
+        people AS ({_PEOPLE})
+        SELECT count(DISTINCT customer_id) FILTER (WHERE customer_id IN (FROM people)),
+            count(DISTINCT customer_id) FILTER (WHERE customer_id NOT IN (FROM people)),
+            count(*) FILTER (WHERE customer_id NOT IN (FROM people)) / greatest(count(*), 1),
+            coalesce(sum(amount) FILTER (WHERE customer_id NOT IN (FROM people))
+                / nullif(sum(amount), 0), 0)
+        FROM o
+        """,
+        {"before": before},
+    ).fetchone()
+    return {
+        "people": people,
+        "fragments": fragments,
+        "fragment_order_share": float(orders),
+        "fragment_revenue_share": float(revenue),
+    }
 
 
 class HorizonError(ValueError):
@@ -45,12 +95,19 @@ class HorizonError(ValueError):
 
 @dataclass(frozen=True)
 class CutoffPlan:
-    """Training, validation and held-out test cutoffs for one horizon."""
+    """Training, validation and held-out test cutoffs for one horizon.
+
+    `by_customer`: a young history with room for labelled cutoffs but not for three
+    horizons one after another; customers are split instead (60% train, 20% validation
+    at the `train` cutoffs, 20% held out at `test`, the latest), so the test customers'
+    outcomes reach no training, but the windows share their period.
+    """
 
     horizon_days: int
     train: tuple[datetime, ...]
     valid: datetime
     test: datetime
+    by_customer: bool = False
 
     @property
     def all(self) -> tuple[datetime, ...]:
@@ -58,6 +115,11 @@ class CutoffPlan:
 
     def describe(self) -> str:
         train = f"{self.train[0]:%Y-%m-%d}..{self.train[-1]:%Y-%m-%d} ({len(self.train)})"
+        if self.by_customer:
+            return (
+                f"young history: cutoffs {train}, customers split 60/20/20 into train, "
+                f"valid and test (at {self.test:%Y-%m-%d}), horizon {self.horizon_days} d"
+            )
         return (
             f"train {train}, valid {self.valid:%Y-%m-%d}, test {self.test:%Y-%m-%d}, "
             f"horizon {self.horizon_days} d"
@@ -126,28 +188,30 @@ def build_examples(
     *,
     cutoffs: list[datetime] | tuple[datetime, ...],
     horizon_days: int,
-    activity_days: int,
-    min_orders: int,
+    min_orders: int = 1,
     orders: str = ORDERS_SQL,
     with_labels: bool = True,
 ) -> pd.DataFrame:
-    """One row per (active customer, cutoff): RFM and BTYD summary before it, labels after it.
+    """One row per (customer with an order before it, cutoff): RFM before it, labels after it.
 
     Columns: `customer_id`, `cutoff`, `rfm_recency_days`, `rfm_frequency` (orders
     ever), `rfm_monetary` (mean order), `rfm_tenure_days`, `past_revenue` (in the
-    `horizon_days` before the cutoff),
-    `btyd_frequency`, `btyd_recency`, `btyd_t`, `btyd_monetary` (the `lifetimes`
-    summary: repeat purchase days, first-to-last purchase day, age in days, mean
-    value of repeat purchase days) and, with labels, `churned` and `revenue`.
+    `horizon_days` before the cutoff) and, with labels, `churned`, `orders` and
+    `revenue` in `[cutoff, cutoff + horizon_days)`.
     """
     labels = (
-        f""",
-        NOT EXISTS (SELECT 1 FROM orders f WHERE f.customer_id = a.customer_id
-            AND f.ordered_at >= a.cutoff
-            AND f.ordered_at < a.cutoff + INTERVAL {horizon_days} DAY) AS churned,
-        coalesce((SELECT sum(f.amount) FROM orders f WHERE f.customer_id = a.customer_id
-            AND f.ordered_at >= a.cutoff
-            AND f.ordered_at < a.cutoff + INTERVAL {horizon_days} DAY), 0.0) AS revenue"""
+        """,
+        coalesce(n.orders, 0) = 0 AS churned, coalesce(n.orders, 0) AS orders,
+        coalesce(n.revenue, 0.0) AS revenue"""
+        if with_labels
+        else ""
+    )
+    outcomes = (
+        f"""LEFT JOIN (
+            SELECT f.customer_id, c.cutoff, count(*) AS orders, sum(f.amount) AS revenue
+            FROM orders f JOIN cutoffs c ON f.ordered_at >= c.cutoff
+                AND f.ordered_at < c.cutoff + INTERVAL {horizon_days} DAY
+            GROUP BY ALL) n USING (customer_id, cutoff)"""
         if with_labels
         else ""
     )
@@ -158,19 +222,6 @@ def build_examples(
             SELECT o.customer_id, c.cutoff, o.ordered_at, o.amount
             FROM orders o JOIN cutoffs c ON o.ordered_at < c.cutoff
         ),
-        days AS (
-            SELECT customer_id, cutoff, ordered_at::DATE AS day, sum(amount) AS amount
-            FROM history GROUP BY ALL
-        ),
-        btyd AS (
-            SELECT customer_id, cutoff,
-                count(*) - 1 AS btyd_frequency,
-                date_diff('day', min(day), max(day)) AS btyd_recency,
-                date_diff('day', min(day), any_value(cutoff)::DATE) AS btyd_t,
-                coalesce((sum(amount) - arg_min(amount, day)) / nullif(count(*) - 1, 0), 0)
-                    AS btyd_monetary
-            FROM days GROUP BY customer_id, cutoff
-        ),
         active AS (
             SELECT customer_id, cutoff,
                 date_diff('day', max(ordered_at), cutoff) AS rfm_recency_days,
@@ -180,11 +231,10 @@ def build_examples(
                 coalesce(sum(amount) FILTER (
                     WHERE ordered_at >= cutoff - INTERVAL {horizon_days} DAY), 0.0) AS past_revenue
             FROM history GROUP BY customer_id, cutoff
-            HAVING count(*) FILTER (
-                WHERE ordered_at >= cutoff - INTERVAL {activity_days} DAY) >= {min_orders}
+            HAVING count(*) >= {min_orders}
         )
-        SELECT a.*, b.btyd_frequency, b.btyd_recency, b.btyd_t, b.btyd_monetary {labels}
-        FROM active a JOIN btyd b USING (customer_id, cutoff)
+        SELECT a.* {labels}
+        FROM active a {outcomes}
         ORDER BY a.cutoff, a.customer_id
     """
     return con.execute(sql, {"cutoffs": [pd.Timestamp(c).to_pydatetime() for c in cutoffs]}).df()

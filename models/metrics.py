@@ -20,14 +20,26 @@ from sklearn.metrics import (
 )
 
 __all__ = [
+    "LOWER_IS_BETTER",
     "assign_deciles",
+    "better",
     "churn_metrics",
     "decile_cuts",
     "decile_table",
     "ltv_metrics",
     "normalized_gini",
+    "orders_metrics",
     "reliability",
 ]
+
+
+# Metrics where a smaller value is the better model; every other metric: larger is better.
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "brier", "log_loss"})
+
+
+def better(metric: str, a: float, b: float) -> float:
+    """How far `a` is better than `b` on `metric` (positive: better), whichever its direction."""
+    return b - a if metric in LOWER_IS_BETTER else a - b
 
 
 def decile_cuts(scores: np.ndarray) -> np.ndarray:
@@ -107,6 +119,23 @@ def normalized_gini(actual: np.ndarray, predicted: np.ndarray) -> float:
     return gini(actual, predicted) / gini(actual, actual)
 
 
+def orders_metrics(*, actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Expected-orders quality: MAE, RMSE, Spearman, totals, any-purchase ROC-AUC of the count."""
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    bought = actual > 0
+    return {
+        "mae": float(mean_absolute_error(actual, predicted)),
+        "rmse": float(root_mean_squared_error(actual, predicted)),
+        "spearman": float(spearmanr(actual, predicted).statistic),
+        "total_actual": float(actual.sum()),
+        "total_predicted": float(predicted.sum()),
+        "any_purchase_roc_auc": float(roc_auc_score(bought, predicted))
+        if 0 < bought.sum() < len(bought)
+        else float("nan"),
+    }
+
+
 def ltv_metrics(*, actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """MAE, RMSE, Spearman, normalized Gini, totals predicted vs actual, top-decile capture."""
     actual = np.asarray(actual, dtype=float)
@@ -120,5 +149,6 @@ def ltv_metrics(*, actual: np.ndarray, predicted: np.ndarray) -> dict[str, float
         "total_actual": total_actual,
         "total_predicted": total_predicted,
         "total_ratio": total_predicted / total_actual if total_actual else float("nan"),
+        "total_error": total_predicted / total_actual - 1 if total_actual else float("nan"),
         "top_decile_capture": _top_decile(actual, predicted)[1],
     }

@@ -2,7 +2,9 @@
 
 A challenger becomes champion only when it beats the current champion on the
 same held-out cutoff: the champion is loaded from the registry and scored on
-the challenger's test rows with the same metric. Every promotion records the
+the challenger's test rows with the same metric. A label-free challenger fitted
+on a history too young for held-out labels replaces no supervised champion, only
+a label-free one (it saw more of the history). Every promotion records the
 version it replaced, so rolling back is one call.
 """
 
@@ -15,6 +17,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from models.champions import load_champion
+from models.metrics import better
 from models.registry import CHAMPION, champion_version
 from models.training import TASKS, task_metrics
 
@@ -56,7 +59,7 @@ def decide(
         promoted = True
         reason = f"{why}: v{challenger_version} ({metric} {challenger_score:.4f}) becomes champion"
     else:
-        margin = challenger_score - champion_score
+        margin = better(metric, challenger_score, champion_score)
         promoted = margin > min_improvement
         verdict = "beats" if promoted else "does not beat"
         reason = (
@@ -81,18 +84,23 @@ def challenge(
     *,
     task: str,
     challenger_version: str,
-    challenger_score: float,
-    test: pd.DataFrame,
+    challenger_score: float | None,
+    test: pd.DataFrame | None,
     metric: str,
     min_improvement: float = 0.0,
 ) -> Decision:
-    """Score the current champion on the challenger's held-out rows and apply `decide`."""
+    """Score the current champion on the challenger's held-out rows and apply `decide`.
+
+    Without held-out rows (`test` None: a label-free challenger on a young history) the
+    challenger replaces no champion but a label-free one."""
     current = champion_version(client, task)
+    if test is None or challenger_score is None:
+        return _label_free_challenge(client, task, challenger_version, current)
     champion_score = None
     if current is not None and current != challenger_version:
         champion = load_champion(client, task=task, version=current)
         if set(champion.feature_names) <= set(test.columns):
-            predicted = champion.predict(test[champion.feature_names].astype(float).to_numpy())
+            predicted = champion.predict_frame(test)
             labels = test[TASKS[task]].to_numpy(dtype=float)
             champion_score = task_metrics(task, labels, predicted)[metric]
     return decide(
@@ -103,6 +111,32 @@ def challenge(
         champion_version=current,
         champion_score=champion_score,
         min_improvement=min_improvement,
+    )
+
+
+def _label_free_challenge(
+    client: MlflowClient, task: str, version: str, current: str | None
+) -> Decision:
+    kind = None if current is None else client.get_model_version(task, current).tags.get("kind")
+    promoted = current is None or kind == "btyd"
+    if current is None:
+        reason = f"no champion yet: label-free v{version} becomes champion (no held-out labels)"
+    elif promoted:
+        reason = f"label-free v{version} replaces label-free v{current}, fitted on less history"
+    else:
+        reason = (
+            f"label-free v{version} keeps supervised champion v{current}: without held-out "
+            "labels in this history the two cannot be compared"
+        )
+    return Decision(
+        task=task,
+        metric="none",
+        challenger_version=version,
+        challenger_score=float("nan"),
+        champion_version=current,
+        champion_score=None,
+        promoted=promoted,
+        reason=reason,
     )
 
 

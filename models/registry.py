@@ -1,28 +1,36 @@
-"""MLflow registry: log a trained task into the active run and register it.
+"""MLflow registry: log a fitted task into the active run and register it.
 
-The registered models are `churn` and `ltv`. Each version is a native LightGBM
-Booster whose MLmodel metadata carries everything the scorer needs besides the
-trees: feature names in order, decile cut points, the churn calibrator's
-thresholds, the feature service and the horizon. The `champion` alias marks
-the version in use; `models.promotion` moves it.
+The registered models are `churn`, `ltv` and `orders`. A version is either a native
+LightGBM Booster (over the features and the label-free model's outputs) or, for a
+label-free champion, an MLflow pyfunc of the BG/NBD + Gamma-Gamma parameters. The
+MLmodel metadata carries everything the scorer needs besides the trees: the kind,
+the label-free parameters, feature names in order, decile cut points, the churn
+calibrator, the feature service and the horizon. The `champion` alias marks the
+version in use; `models.promotion` moves it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import lifetimes
 import lightgbm as lgb
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel
 
-from models.labels import CutoffPlan
-from models.training import TaskResult
+if TYPE_CHECKING:
+    from models.workflow import Fitted
 
-__all__ = ["CHAMPION", "champion_version", "log_task"]
+__all__ = ["CHAMPION", "LabelFreePyfunc", "champion_version", "log_task"]
 
 CHAMPION = "champion"
 PIP_REQUIREMENTS = [f"lightgbm=={lgb.__version__}"]
+LABEL_FREE_REQUIREMENTS = [f"lifetimes=={lifetimes.__version__}", f"numpy=={np.__version__}"]
 
 
 def champion_version(client: MlflowClient, task: str) -> str | None:
@@ -33,51 +41,103 @@ def champion_version(client: MlflowClient, task: str) -> str | None:
         return None
 
 
-def log_task(result: TaskResult, *, plan: CutoffPlan, feature_service: str, as_of: str) -> str:
-    """Log a task's metrics, plots and model into the active run, register the model and
-    return its new version."""
-    for model_name, metrics in result.metrics.items():
-        mlflow.log_metrics({f"{result.task}.{model_name}.{k}": v for k, v in metrics.items()})
-    mlflow.log_params(
-        {
-            f"{result.task}.feature_service": feature_service,
-            f"{result.task}.horizon_days": plan.horizon_days,
-            f"{result.task}.train_cutoffs": ",".join(f"{c:%Y-%m-%d}" for c in plan.train),
-            f"{result.task}.valid_cutoff": f"{plan.valid:%Y-%m-%d}",
-            f"{result.task}.test_cutoff": f"{plan.test:%Y-%m-%d}",
-            f"{result.task}.n_features": len(result.feature_names),
-            f"{result.task}.trees": result.model.n_trees_,
-            **{f"{result.task}.{k}": v for k, v in result.sizes.items()},
-            **{
-                f"{result.task}.lightgbm.{k}": v
-                for k, v in result.model.get_params().items()
-                if k not in ("n_jobs", "n_estimators")
-            },
-        }
-    )
-    if result.skipped:
-        mlflow.log_dict(result.skipped, f"{result.task}_skipped_baselines.json")
-    mlflow.log_table(pd.DataFrame(result.trials), f"{result.task}_search_trials.json")
-    for file_name, figure in result.figures().items():
-        mlflow.log_figure(figure, file_name)
-    example = result.test_sample.head(5)
-    metadata = {
-        "task": result.task,
-        "feature_names": result.feature_names,
-        "decile_cuts": result.decile_cuts.tolist(),
-        "calibrator": result.calibrator.to_dict() if result.calibrator else None,
-        "feature_service": feature_service,
-        "horizon_days": plan.horizon_days,
-        "as_of": as_of,
-        "test_cutoff": f"{plan.test:%Y-%m-%d}",
+class LabelFreePyfunc(PythonModel):
+    """A label-free champion as an MLflow pyfunc: features in, the task's answer out."""
+
+    def __init__(self, metadata: dict[str, object]) -> None:
+        self.metadata = metadata
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:  # noqa: ANN001, ARG002
+        from models.btyd import BTYDModel
+        from models.champions import ChampionModel
+
+        meta = self.metadata
+        model = ChampionModel(
+            task=str(meta["task"]),
+            version="",
+            kind="btyd",
+            btyd=BTYDModel.from_dict(meta["btyd"]),
+            booster=None,
+            feature_names=list(meta["feature_names"]),
+            decile_cuts=np.asarray(meta["decile_cuts"], dtype=float),
+            calibrator=None,
+            feature_service=str(meta["feature_service"]),
+            horizon_days=int(meta["horizon_days"]),
+        )
+        return model.predict_frame(model_input)
+
+
+def log_task(fitted: Fitted, *, as_of: str) -> str:
+    """Log a task's choice, metrics, plots and model into the active run, register the
+    model and return its new version."""
+    task, model, result = fitted.task, fitted.model, fitted.result
+    params: dict[str, object] = {
+        f"{task}.kind": model.kind,
+        f"{task}.feature_service": model.feature_service,
+        f"{task}.horizon_days": model.horizon_days,
+        f"{task}.n_features": len(model.feature_names),
+        f"{task}.population": len(fitted.population),
+        f"{task}.label_free": ",".join(f"{k}={v:.4g}" for k, v in model.btyd.params.items()),
     }
-    info = mlflow.lightgbm.log_model(
-        result.model.booster_,
-        name=f"{result.task}_model",
-        signature=infer_signature(example, result.model.booster_.predict(example)),
-        input_example=example,
-        metadata=metadata,
-        pip_requirements=PIP_REQUIREMENTS,
-        registered_model_name=result.task,
-    )
-    return str(info.registered_model_version)
+    if fitted.plan is not None:
+        plan = fitted.plan
+        params |= {
+            f"{task}.train_cutoffs": ",".join(f"{c:%Y-%m-%d}" for c in plan.train),
+            f"{task}.valid_cutoff": f"{plan.valid:%Y-%m-%d}",
+            f"{task}.test_cutoff": f"{plan.test:%Y-%m-%d}",
+            f"{task}.refit_cutoffs": ",".join(f"{c:%Y-%m-%d}" for c in fitted.refit_cutoffs),
+        }
+    if result is not None:
+        for name, metrics in result.metrics.items():
+            mlflow.log_metrics({f"{task}.{name}.{k}": v for k, v in metrics.items()})
+        params |= {f"{task}.{k}": v for k, v in result.sizes.items()}
+        params |= {
+            f"{task}.lightgbm.{k}": v
+            for k, v in result.best_params.items()
+            if k not in ("n_jobs", "early_stopping_rounds")
+        }
+        if result.skipped:
+            mlflow.log_dict(result.skipped, f"{task}_skipped_baselines.json")
+        mlflow.log_table(pd.DataFrame(result.trials), f"{task}_search_trials.json")
+        for file_name, figure in result.figures().items():
+            mlflow.log_figure(figure, file_name)
+    mlflow.log_params(params)
+    mlflow.set_tag(f"{task}.choice", fitted.reason)
+    example = fitted.population[model.feature_names].head(5).astype(float)
+    metadata = {
+        "task": task,
+        "kind": model.kind,
+        "btyd": model.btyd.to_dict(),
+        "feature_names": model.feature_names,
+        "decile_cuts": model.decile_cuts.tolist(),
+        "calibrator": model.calibrator.to_dict() if model.calibrator else None,
+        "feature_service": model.feature_service,
+        "horizon_days": model.horizon_days,
+        "as_of": as_of,
+        "test_cutoff": f"{fitted.plan.test:%Y-%m-%d}" if fitted.plan else None,
+        "choice": fitted.reason,
+    }
+    if model.booster is not None:
+        matrix = pd.DataFrame(model.model_matrix(example.to_numpy()), columns=model.model_features)
+        info = mlflow.lightgbm.log_model(
+            model.booster,
+            name=f"{task}_model",
+            signature=infer_signature(matrix, model.booster.predict(matrix)),
+            input_example=matrix,
+            metadata=metadata,
+            pip_requirements=PIP_REQUIREMENTS,
+            registered_model_name=task,
+        )
+    else:
+        info = mlflow.pyfunc.log_model(
+            name=f"{task}_model",
+            python_model=LabelFreePyfunc(metadata),
+            signature=infer_signature(example, model.predict_frame(example)),
+            input_example=example,
+            metadata=metadata,
+            pip_requirements=LABEL_FREE_REQUIREMENTS,
+            registered_model_name=task,
+        )
+    version = str(info.registered_model_version)
+    MlflowClient().set_model_version_tag(task, version, "kind", model.kind)
+    return version

@@ -24,10 +24,12 @@ SCORE_COLUMNS = {
     "churn_decile": "INTEGER",
     "predicted_ltv": "DOUBLE",
     "ltv_decile": "INTEGER",
+    "expected_orders": "DOUBLE",
     "churn_reasons": "JSON",
     "ltv_reasons": "JSON",
     "churn_model_version": "VARCHAR",
     "ltv_model_version": "VARCHAR",
+    "orders_model_version": "VARCHAR",
     "feature_service": "VARCHAR",
     "as_of": "TIMESTAMP",
     "scored_at": "TIMESTAMP",
@@ -38,6 +40,8 @@ def ensure_scores_table(con: duckdb.DuckDBPyConnection) -> None:
     """Create `scores` and the `current_scores` view when missing."""
     columns = ", ".join(f"{name} {kind}" for name, kind in SCORE_COLUMNS.items())
     con.execute(f"CREATE TABLE IF NOT EXISTS scores ({columns})")
+    for name, kind in SCORE_COLUMNS.items():  # columns added since the table was made
+        con.execute(f"ALTER TABLE scores ADD COLUMN IF NOT EXISTS {name} {kind}")
     con.execute(
         """CREATE OR REPLACE VIEW current_scores AS
         SELECT * FROM scores WHERE scoring_id = (
@@ -66,13 +70,14 @@ def append_scores(
         scoring_id=scoring_id,
         churn_model_version=versions["churn"],
         ltv_model_version=versions["ltv"],
+        orders_model_version=versions.get("orders"),
         feature_service=feature_service,
         as_of=pd.Timestamp(as_of),
         scored_at=pd.Timestamp(scored_at),
     ).reindex(columns=list(SCORE_COLUMNS))
     con.register("_new_scores", frame)
     try:
-        con.execute("INSERT INTO scores SELECT * FROM _new_scores")
+        con.execute(f"INSERT INTO scores ({', '.join(SCORE_COLUMNS)}) SELECT * FROM _new_scores")
     finally:
         con.unregister("_new_scores")
     return len(frame)

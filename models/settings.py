@@ -38,10 +38,12 @@ class ModelSettings(BaseModel):
     """A customer churns when they make no purchase in this many days after the cutoff."""
     ltv_horizon_days: int = Field(180, ge=7)
     """LTV is the revenue in this many days after the cutoff."""
-    activity_days: int = Field(365, ge=7)
-    """The population at a cutoff: customers with an order in this many days before it."""
     min_orders: int = Field(1, ge=1)
-    """... and at least this many orders in that window."""
+    """The population at a cutoff: every customer with at least this many orders before it
+    (no activity window: recency is a feature, quiet customers are scored too)."""
+    include_fragments: bool = False
+    """Model and score fragments too: resolved clusters without an email, phone or user id
+    (e.g. anonymous till slips). Off: they are counted and reported apart."""
     cutoff_step_days: int = Field(30, ge=1)
     """Spacing of the training cutoffs (monthly by default)."""
     train_cutoffs: int = Field(6, ge=1)
@@ -61,10 +63,15 @@ class ModelSettings(BaseModel):
     threads: int = Field(1, ge=1)
     """LightGBM training threads; one is fastest on small data and on a busy machine."""
 
-    churn_metric: Literal["roc_auc", "pr_auc", "top_decile_lift"] = "roc_auc"
-    """Held-out metric that decides churn promotion (higher is better)."""
-    ltv_metric: Literal["normalized_gini", "spearman"] = "normalized_gini"
-    """Held-out metric that decides LTV promotion (higher is better)."""
+    churn_metric: Literal["roc_auc", "pr_auc", "top_decile_lift", "log_loss"] = "roc_auc"
+    """Held-out metric that decides churn promotion (log loss: lower is better)."""
+    ltv_metric: Literal["mae", "normalized_gini", "spearman"] = "mae"
+    """Held-out metric that decides LTV promotion (MAE: lower is better; the others higher)."""
+    orders_metric: Literal["mae", "spearman"] = "mae"
+    """Held-out metric that decides the expected-orders model's promotion."""
+    btyd_fit_sample: int = Field(30_000, ge=100)
+    """Customers the label-free model (BG/NBD + Gamma-Gamma) is fitted on at most, per cutoff
+    (a random sample: the parameters describe the population)."""
     min_improvement: float = Field(0.0, ge=0.0)
     """A challenger must beat the champion by more than this to be promoted."""
 

@@ -1,26 +1,38 @@
-"""Train one task (churn or LTV) on a cutoff split, with its baselines, and measure all of them.
+"""Train one task on a cutoff split, choose between it and the label-free model, refit the winner.
 
-The inputs are example frames (`models.labels.build_examples` columns joined to
-the feature service's features) for the training, validation and held-out test
-cutoffs. LightGBM is tuned and early-stopped on validation; the churn model's
-probabilities are calibrated on validation too; everything is measured on test.
+The tasks: `churn` (no order in the horizon; LightGBM binary, Platt-calibrated),
+`ltv` (revenue in the horizon; Tweedie) and `orders` (orders in the horizon; Poisson).
+The inputs are example frames (`models.datasets.ExampleSet`: labels, the services'
+features and the label-free model's outputs at each cutoff) for the training,
+validation and held-out test cutoffs. LightGBM is tuned and early-stopped on
+validation; everything is measured on test, beside the label-free model (BG/NBD +
+Gamma-Gamma fitted on the test cutoff's own history, no labels) and the classic
+baselines. The supervised model is chosen only when it beats the label-free one on
+the task's metric there (`TaskResult.chosen`).
+
+The chosen model is then refit on the latest labelled cutoffs (`refit_model`) with
+the chosen hyperparameters and number of trees, or, for the label-free model, fitted
+on the whole history up to the as-of date (`label_free_model`); decile cut points come
+from the population it scores (`with_deciles`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from models.baselines import RFM_COLUMNS, BTYDRegressor, past_revenue, rfm_logistic
+from models.baselines import RFM_COLUMNS, past_revenue, rfm_logistic
+from models.btyd import BTYDModel
 from models.calibration import PlattCalibrator
-from models.estimators import ChurnClassifier, LTVRegressor, search
+from models.champions import LABEL_FREE, ChampionModel
+from models.estimators import ChurnClassifier, LTVRegressor, OrdersRegressor, search
 from models.explanations import shap_summary
 from models.labels import HorizonError
-from models.metrics import churn_metrics, decile_cuts, ltv_metrics
+from models.metrics import better, churn_metrics, decile_cuts, ltv_metrics, orders_metrics
 from models.plots import (
     calibration_figure,
     gains_figure,
@@ -30,33 +42,67 @@ from models.plots import (
 )
 from models.settings import ModelSettings
 
-__all__ = ["TASKS", "TaskResult", "numeric_features", "task_metrics", "train_task"]
+__all__ = [
+    "ESTIMATORS",
+    "TASKS",
+    "TaskResult",
+    "label_free_model",
+    "metric_of",
+    "numeric_features",
+    "refit_model",
+    "task_metrics",
+    "train_task",
+    "with_deciles",
+]
 
 # Each task's label column in the examples.
-TASKS = {"churn": "churned", "ltv": "revenue"}
+TASKS = {"churn": "churned", "ltv": "revenue", "orders": "orders"}
+ESTIMATORS = {"churn": ChurnClassifier, "ltv": LTVRegressor, "orders": OrdersRegressor}
+
+
+def metric_of(settings: ModelSettings, task: str) -> str:
+    """The held-out metric that chooses and promotes the task's model."""
+    return {
+        "churn": settings.churn_metric,
+        "ltv": settings.ltv_metric,
+        "orders": settings.orders_metric,
+    }[task]
 
 
 @dataclass
 class TaskResult:
-    """A trained model, its calibrator and deciles, and how it and its baselines did on test."""
+    """The tuned LightGBM model, and how it, the label-free model and the baselines did on
+    the held-out cutoff; which of the two candidates was chosen, and why."""
 
     task: str
-    model: ChurnClassifier | LTVRegressor
+    model: ChurnClassifier | LTVRegressor | OrdersRegressor
     feature_names: list[str]
-    decile_cuts: np.ndarray
     calibrator: PlattCalibrator | None
     labels: np.ndarray
     predictions: dict[str, np.ndarray]
     metrics: dict[str, dict[str, float]]
+    metric: str
+    chosen: str
+    reason: str
     skipped: dict[str, str] = field(default_factory=dict)
     trials: list[dict[str, float]] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)
     test_sample: pd.DataFrame | None = None
 
     def lead(self, metric: str) -> dict[str, float]:
-        """How far the LightGBM model is ahead of each baseline on `metric` (positive: ahead)."""
+        """How far the LightGBM model is ahead of each other model on `metric` (positive:
+        ahead, whichever the metric's direction)."""
         ours = self.metrics["lightgbm"][metric]
-        return {name: ours - m[metric] for name, m in self.metrics.items() if name != "lightgbm"}
+        return {
+            name: better(metric, ours, m[metric])
+            for name, m in self.metrics.items()
+            if name != "lightgbm"
+        }
+
+    @property
+    def best_params(self) -> dict[str, object]:
+        """The chosen hyperparameters, with the number of trees early stopping kept."""
+        return {**self.model.get_params(), "n_estimators": self.model.n_trees_}
 
     def figures(self) -> dict[str, Figure]:
         """The run's plots, by artifact file name."""
@@ -75,7 +121,7 @@ class TaskResult:
             figures["churn_calibration.png"] = calibration_figure(self.labels, self.predictions)
             figures["churn_gains_lift.png"] = gains_figure(self.labels, self.predictions)
         else:
-            figures["ltv_deciles.png"] = ltv_deciles_figure(self.labels, self.predictions)
+            figures[f"{self.task}_deciles.png"] = ltv_deciles_figure(self.labels, self.predictions)
         return figures
 
 
@@ -91,11 +137,26 @@ def task_metrics(task: str, labels: np.ndarray, predicted: np.ndarray) -> dict[s
     """The task's metric set for one prediction."""
     if task == "churn":
         return churn_metrics(churned=labels, probability=predicted)
+    if task == "orders":
+        return orders_metrics(actual=labels, predicted=predicted)
     return ltv_metrics(actual=labels, predicted=predicted)
 
 
 def _matrix(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return frame[names].astype(float)
+
+
+def _estimator(task: str, settings: ModelSettings, **params: object):  # noqa: ANN202
+    extra = {"tweedie_variance_power": settings.tweedie_variance_power} if task == "ltv" else {}
+    return ESTIMATORS[task](
+        random_state=settings.seed, n_jobs=settings.threads, **extra
+    ).set_params(**params)
+
+
+def label_free_prediction(task: str, frame: pd.DataFrame) -> np.ndarray:
+    """The label-free model's answer for the task, from its output columns."""
+    value = frame[LABEL_FREE[task]].to_numpy(dtype=float)
+    return 1 - value if task == "churn" else value
 
 
 def train_task(
@@ -108,29 +169,23 @@ def train_task(
     settings: ModelSettings,
     on_trial: Callable[[dict[str, float]], None] | None = None,
 ) -> TaskResult:
-    """Fit the LightGBM model and the task's baselines; measure all on `test`.
+    """Tune LightGBM, measure it beside the label-free model and the baselines on `test`,
+    and choose between LightGBM and the label-free model on the task's metric.
 
-    `on_trial` is called after each hyperparameter trial (for progress bars).
+    `feature_names` are the columns LightGBM reads (the services' features and the
+    label-free model's outputs). `on_trial` is called after each hyperparameter trial.
     """
     label = TASKS[task]
     for name, rows in (("training", train), ("validation", valid), ("test", test)):
         if rows[label].nunique() < 2:
             raise HorizonError(
-                f"{task}: the {name} cutoff(s) have {len(rows)} active customers and "
+                f"{task}: the {name} cutoff(s) have {len(rows)} customers and "
                 f"{rows[label].nunique()} distinct label value(s); need more history"
             )
     y, y_val, y_test = (f[label].to_numpy(dtype=float) for f in (train, valid, test))
     X, X_val, X_test = (_matrix(f, feature_names) for f in (train, valid, test))
-    if task == "churn":
-        estimator = ChurnClassifier(random_state=settings.seed, n_jobs=settings.threads)
-    else:
-        estimator = LTVRegressor(
-            random_state=settings.seed,
-            n_jobs=settings.threads,
-            tweedie_variance_power=settings.tweedie_variance_power,
-        )
     model, trials = search(
-        estimator,
+        _estimator(task, settings),
         X=X,
         y=y,
         X_val=X_val,
@@ -146,30 +201,114 @@ def train_task(
     if task == "churn":
         calibrator = PlattCalibrator().fit(model.booster_.predict(X_val), y_val)
         predictions["lightgbm"] = calibrator.transform(raw_test)
-        logistic = rfm_logistic().fit(train[RFM_COLUMNS], y.astype(int))
-        predictions["rfm_logistic"] = logistic.predict_proba(test[RFM_COLUMNS])[:, 1]
     else:
         predictions["lightgbm"] = raw_test
+    if test[LABEL_FREE[task]].notna().all():
+        predictions["btyd"] = label_free_prediction(task, test)
+    else:
+        skipped["btyd"] = "the label-free model did not fit the test cutoff"
+    if task == "churn":
+        logistic = rfm_logistic().fit(train[RFM_COLUMNS], y.astype(int))
+        predictions["rfm_logistic"] = logistic.predict_proba(test[RFM_COLUMNS])[:, 1]
+    elif task == "ltv":
         predictions["past_revenue"] = past_revenue(test)
-        try:
-            btyd = BTYDRegressor(horizon_days=settings.ltv_horizon_days).fit(test)
-            predictions["btyd"] = btyd.predict(test)
-        except ValueError as error:
-            skipped["btyd"] = str(error)
     metrics = {name: task_metrics(task, y_test, p) for name, p in predictions.items()}
     if calibrator is not None:
         metrics["lightgbm"]["brier_uncalibrated"] = task_metrics(task, y_test, raw_test)["brier"]
+    metric = metric_of(settings, task)
+    chosen, reason = _choose(metrics, metric)
     return TaskResult(
         task=task,
         model=model,
         feature_names=list(feature_names),
-        decile_cuts=decile_cuts(raw_test),
         calibrator=calibrator,
         labels=y_test,
         predictions=predictions,
         metrics=metrics,
+        metric=metric,
+        chosen=chosen,
+        reason=reason,
         skipped=skipped,
         trials=trials,
         sizes={"train_rows": len(train), "valid_rows": len(valid), "test_rows": len(test)},
         test_sample=X_test.sample(min(len(X_test), 2000), random_state=settings.seed),
     )
+
+
+def _choose(metrics: dict[str, dict[str, float]], metric: str) -> tuple[str, str]:
+    """LightGBM when it beats the label-free model on `metric` on the held-out cutoff."""
+    ours = metrics["lightgbm"][metric]
+    if "btyd" not in metrics:
+        return "lightgbm", f"LightGBM ({metric} {ours:.4f}); the label-free model did not fit"
+    theirs = metrics["btyd"][metric]
+    if better(metric, ours, theirs) > 0:
+        return "lightgbm", (
+            f"LightGBM beats the label-free model on the held-out cutoff: {metric} "
+            f"{ours:.4f} vs {theirs:.4f}"
+        )
+    return "btyd", (
+        f"the label-free model (BG/NBD + Gamma-Gamma) is kept: LightGBM does not beat it on "
+        f"the held-out cutoff ({metric} {ours:.4f} vs {theirs:.4f})"
+    )
+
+
+def refit_model(
+    result: TaskResult,
+    *,
+    rows: pd.DataFrame,
+    latest: pd.DataFrame,
+    btyd: BTYDModel,
+    feature_names: list[str],
+    feature_service: str,
+    horizon_days: int,
+    settings: ModelSettings,
+) -> ChampionModel:
+    """LightGBM with the chosen hyperparameters and trees, trained on `rows` (the latest
+    labelled cutoffs; `latest` is the newest of them, which calibrates churn), around
+    `btyd` fitted on the whole history. Decile cuts are set by `with_deciles`."""
+    label = TASKS[result.task]
+    model = _estimator(result.task, settings, **result.best_params).fit(
+        _matrix(rows, result.feature_names), rows[label].to_numpy(dtype=float)
+    )
+    calibrator = None
+    if result.task == "churn":
+        calibrator = PlattCalibrator().fit(
+            model.booster_.predict(_matrix(latest, result.feature_names)),
+            latest[label].to_numpy(dtype=float),
+        )
+    return ChampionModel(
+        task=result.task,
+        version="",
+        kind="lightgbm",
+        btyd=btyd,
+        booster=model.booster_,
+        feature_names=list(feature_names),
+        decile_cuts=np.array([]),
+        calibrator=calibrator,
+        feature_service=feature_service,
+        horizon_days=horizon_days,
+    )
+
+
+def label_free_model(
+    task: str, *, btyd: BTYDModel, feature_names: list[str], feature_service: str, horizon_days: int
+) -> ChampionModel:
+    """The label-free model as a registrable model for `task` (no trees, no calibration)."""
+    return ChampionModel(
+        task=task,
+        version="",
+        kind="btyd",
+        btyd=btyd,
+        booster=None,
+        feature_names=list(feature_names),
+        decile_cuts=np.array([]),
+        calibrator=None,
+        feature_service=feature_service,
+        horizon_days=horizon_days,
+    )
+
+
+def with_deciles(model: ChampionModel, population: pd.DataFrame) -> ChampionModel:
+    """The model with decile cut points from its raw scores on the population it scores."""
+    raw = model.raw(population[model.feature_names].astype(float).to_numpy())
+    return replace(model, decile_cuts=decile_cuts(raw))

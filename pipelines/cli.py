@@ -55,6 +55,7 @@ COMMAND_MODULES = [
     "serve",
     "train",
     "score",
+    "backtest",
     "resolve",
     "segments",
     "activate",

@@ -51,7 +51,8 @@ _SOURCE_SELECTS = {
                {_N}, {_B}, {_B}, {_B}, FALSE
         FROM raw_events""",
     "orders": f"""
-        SELECT 'orders', order_id, ordered_at, {_N}, loyalty_phone, user_id, {_N}, {_N}, {_N},
+        SELECT 'orders', order_id, ordered_at, {_N}, loyalty_phone, coalesce(user_id, customer_id),
+               {_N}, {_N}, {_N},
                {_N}, {_N}, customer_name, {_N}, {_N}, {_N}, NULL::DATE, store_id, {_B}, {_B}, {_B},
                channel = 'store' AND (customer_name IS NOT NULL OR loyalty_phone IS NOT NULL)
         FROM raw_orders""",

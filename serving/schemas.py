@@ -103,11 +103,15 @@ class ScoreResponse(BaseModel):
     churn_decile: int = Field(description="1 (lowest risk) to 10 (highest).")
     predicted_ltv: float
     ltv_decile: int = Field(description="1 (lowest value) to 10 (highest).")
+    expected_orders: float = Field(
+        description="Orders the customer is expected to place over the LTV horizon."
+    )
     churn_reasons: list[Reason] | None = None
     ltv_reasons: list[Reason] | None = None
     segments: list[str]
     churn_model_version: str
     ltv_model_version: str
+    orders_model_version: str
     feature_service: str
     features_as_of: datetime | None = Field(
         description="When the customer's online features were computed (their freshness)."

@@ -1,10 +1,12 @@
-"""Live scores for the API: one Feast online lookup, then both champion Boosters on numpy.
+"""Live scores for the API: one Feast online lookup, then the champions on numpy.
 
 The feature vector comes from the online store through one `get_online_features` call on
-the feature service that covers both champions' features; the Boosters, the churn
-calibrator and the decile cut points are the registered ones (`models.Champions`), applied
-to a float matrix without pandas, so a score costs what the Booster costs (reasons, SHAP,
-about 0.15 ms per customer and model with the default trees, only when asked for).
+the feature service that covers every champion's features; the models (LightGBM Boosters
+or the label-free model), the churn calibrator and the decile cut points are the
+registered ones (`models.Champions`), applied to a float matrix without pandas, so a
+score costs what the models cost (reasons, SHAP, about 0.15 ms per customer and model
+with the default trees, only when asked for). Expected orders in the LTV horizon are
+served beside churn probability and LTV.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ class LiveScorer:
 
     @classmethod
     def build(cls, *, champions: Champions, store: FeatureStore, top_reasons: int) -> LiveScorer:
-        """Pick the champions' feature service that covers both models (one lookup a call)."""
+        """Pick the champions' feature service that covers every model (one lookup a call)."""
         needed = set(champions.feature_names)
         offered: dict[str, set[str]] = {}
-        for model in (champions.churn, champions.ltv):
+        for model in champions.models:
             offered[model.feature_service] = set(service_features(store, model.feature_service))
             if needed <= offered[model.feature_service]:
                 service = store.get_feature_service(model.feature_service)
@@ -51,7 +53,7 @@ class LiveScorer:
         missing = sorted(needed - set().union(*offered.values()))
         raise FeaturesMismatch(
             f"no feature service among {sorted(offered)} offers every feature of the champions "
-            f"(v{champions.churn.version}/v{champions.ltv.version})"
+            f"({', '.join(f'{t} v{v}' for t, v in champions.versions.items())})"
             + (f"; missing: {', '.join(missing[:5])}" if missing else "")
         )
 
@@ -59,8 +61,7 @@ class LiveScorer:
     def feature_service(self) -> str:
         """The models' feature services, as `cip score` records them (`churn_v1+ltv_v1`);
         the lookup reads `self.service`, which covers them all."""
-        models = (self.champions.churn, self.champions.ltv)
-        return "+".join(dict.fromkeys(m.feature_service for m in models))
+        return "+".join(dict.fromkeys(m.feature_service for m in self.champions.models))
 
     def score(self, customer_ids: Sequence[str], *, reasons: bool) -> list[dict[str, Any]]:
         """One row per customer, in order: probabilities, values, deciles, reasons, versions."""
@@ -72,6 +73,7 @@ class LiveScorer:
             {
                 "churn_model_version": self.champions.churn.version,
                 "ltv_model_version": self.champions.ltv.version,
+                "orders_model_version": self.champions.orders.version,
                 "feature_service": self.feature_service,
                 "features_as_of": as_of,
                 "scored_at": scored_at,
@@ -86,6 +88,10 @@ class LiveScorer:
             for name, column in _predict(model, found, value=value, reasons=k).items():
                 for row, item in zip(rows, column, strict=True):
                     row[name] = item
+        orders = self.champions.orders
+        X = np.array([found[name] for name in orders.feature_names], dtype=float).T
+        for row, item in zip(rows, orders.predict(X).tolist(), strict=True):
+            row["expected_orders"] = item
         return rows
 
 

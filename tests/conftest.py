@@ -141,9 +141,9 @@ def segment_world(settings: Settings) -> Path:
     return path
 
 
-@pytest.fixture
-def orders_history(settings: Settings) -> Path:
-    """An orders-only warehouse (raw_orders + identity_map, nothing else) with a churn signal.
+def write_orders_history(settings: Settings) -> Path:
+    """An orders-only warehouse (raw_orders, identity_map and customer_identifiers: each
+    customer known by a user id, nothing else) with a churn signal.
 
     400 customers join over two years (2024-2025); each buys at their own rate until an
     unseen dropout date, at their own typical order value. Returns the warehouse path.
@@ -178,8 +178,29 @@ def orders_history(settings: Settings) -> Path:
         " customer_id, 'deterministic' AS link_type, 'user_id' AS link_detail,"
         " now() AS resolved_at FROM _orders"
     )
+    con.execute(
+        "CREATE TABLE customer_identifiers AS SELECT DISTINCT 'user_id' AS id_type,"
+        " customer_id AS id_value, customer_id FROM _orders"
+    )
     con.close()
     return settings.paths.warehouse
+
+
+@pytest.fixture
+def orders_history(settings: Settings) -> Path:
+    """`write_orders_history` in the test's own data folder."""
+    return write_orders_history(settings)
+
+
+@pytest.fixture(scope="module")
+def orders_features(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """READ-ONLY within a module: `write_orders_history` with its features built (Feast)."""
+    from pipelines.commands import features as features_command
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("orders") / "data")
+    write_orders_history(settings)
+    features_command.stage(settings)
+    return settings
 
 
 SMALL_UNIVERSE = {"people": 400, "seed": 7}
@@ -257,7 +278,8 @@ def facts(served: Settings) -> dict[str, list[tuple]]:
     queries = {
         "scores": "SELECT customer_id, churn_probability, churn_decile, predicted_ltv,"
         " ltv_decile, churn_reasons, ltv_reasons, churn_model_version, ltv_model_version,"
-        " feature_service FROM current_scores ORDER BY churn_reasons IS NULL, customer_id",
+        " feature_service, expected_orders, orders_model_version FROM current_scores"
+        " ORDER BY churn_reasons IS NULL, customer_id",
         "email_and_cookie": "SELECT e.customer_id, e.id_value, a.id_value"
         " FROM customer_identifiers e JOIN customer_identifiers a USING (customer_id)"
         " JOIN current_scores USING (customer_id)"

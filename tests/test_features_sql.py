@@ -191,6 +191,8 @@ def test_order_features(built: duckdb.DuckDBPyConnection) -> None:
         "spend_90d": 30.0,
         "spend_365d": 80.0,
         "avg_order_value": 60.0,
+        "purchase_days": 3,
+        "repeat_purchase_value": 40.0,  # the two orders after the first day's
         "spend_trend_90d": -0.25,  # (30 - 50) / (30 + 50)
         "days_between_orders": 183.0,  # gaps of 259 and 107 days
         "discount_share": pytest.approx(1 / 3),

@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
 
 from models import (
-    BTYDRegressor,
+    BTYD_INPUTS,
+    BTYDModel,
     ChurnClassifier,
     HorizonError,
     LTVRegressor,
@@ -22,6 +24,7 @@ from models import (
     top_reasons,
     train_task,
 )
+from models.btyd import summary
 from models.calibration import PlattCalibrator
 from models.metrics import decile_cuts, normalized_gini
 
@@ -77,7 +80,9 @@ def test_search_stays_in_bounds_and_keeps_the_best_trial() -> None:
         on_trial=seen.append,
     )
     assert len(trials) == 3 and seen == trials
-    assert all(4 <= t.get("num_leaves", 5) <= 8 and t["trees"] <= 30 for t in trials)
+    assert all(4 <= t["num_leaves"] <= 8 and t["trees"] <= 30 for t in trials)
+    assert all(3 <= t["max_depth"] <= 5 for t in trials)  # never LightGBM's defaults
+    assert (trials[0]["num_leaves"], trials[0]["max_depth"]) == (6, 4)  # the middle first
     assert best.best_score_ == min(t["valid_loss"] for t in trials)
 
 
@@ -117,33 +122,58 @@ def test_deciles_are_fixed_cut_points() -> None:
     assert table.index[0] == 10 and table["capture"].sum() == pytest.approx(1.0)
 
 
-def test_btyd_baseline_predicts_more_for_frequent_recent_buyers() -> None:
-    rng = np.random.default_rng(6)
-    n = 400
-    frequency = rng.poisson(3, n).astype(float)
-    t = rng.uniform(200, 400, n)
-    recency = np.where(frequency > 0, rng.uniform(0.5, 1.0, n) * t, 0)
-    summary = pd.DataFrame(
-        {
-            "btyd_frequency": frequency,
-            "btyd_recency": recency,
-            "btyd_t": t,
-            "btyd_monetary": np.where(frequency > 0, rng.lognormal(3, 0.5, n), 0),
-        }
+def bgnbd_history(n: int, *, r: float, alpha: float, a: float, b: float, seed: int):
+    """A BG/NBD process: (summary after `T` days as BTYD_INPUTS, purchases in the next 180)."""
+    rng = np.random.default_rng(seed)
+    rate, death = rng.gamma(r, 1 / alpha, n), rng.beta(a, b, n)
+    T = rng.uniform(60, 360, n)
+    rows, future = [], np.zeros(n)
+    for i in range(n):
+        t, times, alive = 0.0, [0.0], True
+        while alive:
+            t += rng.exponential(1 / rate[i])
+            if t >= T[i] + 180:
+                break
+            if t < T[i]:
+                times.append(t)
+            else:
+                future[i] += 1
+            alive = rng.random() > death[i]
+        days = len(set(np.floor(times)))
+        rows.append((days, T[i], T[i] - np.floor(max(times)), 25.0 if days > 1 else 0.0))
+    return pd.DataFrame(rows, columns=list(BTYD_INPUTS)), future
+
+
+def test_label_free_model_recovers_a_bgnbd_process_and_stays_finite() -> None:
+    X, future = bgnbd_history(3000, r=0.8, alpha=40.0, a=0.6, b=2.5, seed=6)
+    model = BTYDModel().fit(X)
+    params = model.params
+    assert 0.5 < params["r"] < 1.2 and 25 < params["alpha"] < 60
+    out = model.outputs(X, horizon_days=180)
+    assert out.notna().all().all() and (out["btyd_p_purchase"].between(0, 1)).all()
+    assert 0.85 < out["btyd_expected_orders"].sum() / future.sum() < 1.15  # calibrated
+    assert roc_auc_score(future > 0, out["btyd_p_purchase"]) > 0.7
+    again = BTYDModel.from_dict(model.to_dict()).outputs(X.to_numpy(), horizon_days=180)
+    assert np.allclose(again.to_numpy(), out.to_numpy())
+    # lifetimes' own formula agrees where its logarithm is defined ...
+    x, recency, T, _ = summary(X)
+    theirs = model.purchases_.conditional_expected_number_of_purchases_up_to_time(
+        180, x, recency, T
     )
-    model = BTYDRegressor(horizon_days=180).fit(summary)
-    probe = pd.DataFrame(
-        {
-            "btyd_frequency": [8.0, 1.0],
-            "btyd_recency": [290.0, 10.0],
-            "btyd_t": [300.0, 300.0],
-            "btyd_monetary": [30.0, 30.0],
-        }
-    )
-    frequent, lapsed = model.predict(probe)
-    assert frequent > 2 * lapsed > 0
-    with pytest.raises(ValueError, match="repeat buyers"):
-        BTYDRegressor().fit(summary.assign(btyd_frequency=0.0))
+    assert np.allclose(theirs, out["btyd_expected_orders"])
+    # ... and is NaN where a + b + x < 1, which young histories fit; ours is not
+    young, _ = bgnbd_history(3000, r=0.9, alpha=70.0, a=0.04, b=0.6, seed=7)
+    model = BTYDModel().fit(young)
+    x, recency, T, _ = summary(young)
+    if model.params["a"] + model.params["b"] < 1:
+        with np.errstate(all="ignore"):
+            theirs = model.purchases_.conditional_expected_number_of_purchases_up_to_time(
+                180, x, recency, T
+            )
+        assert np.isnan(theirs).any()
+    assert np.isfinite(model.outputs(young, horizon_days=180).to_numpy()).all()
+    with pytest.raises(ValueError, match="10 repeat buyers"):
+        BTYDModel().fit(X.assign(purchase_days=1))
 
 
 def test_reasons_are_exact_shap_contributions_ranked() -> None:
@@ -166,7 +196,7 @@ def test_reasons_are_exact_shap_contributions_ranked() -> None:
 def test_a_split_with_one_outcome_only_is_refused_clearly() -> None:
     X, y = churn_data(50, 8)
     rows = X.assign(churned=1)
-    with pytest.raises(HorizonError, match="training cutoff.*50 active customers and 1 distinct"):
+    with pytest.raises(HorizonError, match="training cutoff.*50 customers and 1 distinct"):
         train_task(
             "churn",
             train=rows,

@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 
 import warehouse
-from models import HorizonError, build_examples, data_span, plan_cutoffs, visible_until
+from models import (
+    HorizonError,
+    build_examples,
+    data_span,
+    orders_sql,
+    plan_cutoffs,
+    population_counts,
+    visible_until,
+)
 
 CUTOFF = datetime(2025, 3, 1)
 
@@ -20,9 +28,11 @@ ORDERS = [  # customer, ordered_at, amount
     ("a", "2025-03-15", 50.0),
     ("a", "2025-06-15", 999.0),  # after the 90-day window
     ("b", "2024-12-01", 20.0),  # active, silent afterwards: churned
-    ("c", "2023-01-01", 40.0),  # last order more than 365 days before: not in the population
+    ("c", "2023-01-01", 40.0),  # quiet for two years: still a customer, and buys again
     ("c", "2025-03-02", 40.0),
+    ("c", "2025-03-09", 10.0),
     ("d", "2025-03-01 00:00:00", 70.0),  # exactly at the cutoff: a future order, not history
+    ("f", "2025-02-01", 25.0),  # a fragment: an anonymous till slip nobody can contact
 ]
 
 
@@ -38,20 +48,37 @@ def con() -> duckdb.DuckDBPyConnection:
         "CREATE TABLE identity_map AS "
         "SELECT 'orders' AS source, order_id AS record_key, customer_id FROM _orders"
     )
+    con.execute(
+        "CREATE TABLE customer_identifiers AS SELECT * FROM (VALUES ('email', 'a@x.org', 'a'), "
+        "('phone', '+15550100', 'b'), ('user_id', 'u-c', 'c'), ('user_id', 'u-d', 'd'), "
+        "('anonymous_id', 'cookie-f', 'f')) AS t(id_type, id_value, customer_id)"
+    )
     return con
 
 
 def examples(con: duckdb.DuckDBPyConnection, **kw: object) -> pd.DataFrame:
-    params = {"cutoffs": [CUTOFF], "horizon_days": 90, "activity_days": 365, "min_orders": 1}
+    params = {"cutoffs": [CUTOFF], "horizon_days": 90, "min_orders": 1, "orders": orders_sql()}
     return build_examples(con, **{**params, **kw}).set_index("customer_id")
 
 
 def test_population_and_labels(con: duckdb.DuckDBPyConnection) -> None:
     rows = examples(con)
-    assert sorted(rows.index) == ["a", "b"]  # c lapsed, d had no order before the cutoff
+    # c has been quiet for two years and is scored all the same (and buys twice); d had no
+    # order before the cutoff; the fragment f is no customer to model
+    assert sorted(rows.index) == ["a", "b", "c"]
     assert not rows.loc["a", "churned"] and rows.loc["b", "churned"]
-    assert rows.loc["a", "revenue"] == 50.0  # the 999 order falls after the horizon
-    assert rows.loc["b", "revenue"] == 0.0
+    assert not rows.loc["c", "churned"] and rows.loc["c", "orders"] == 2
+    assert rows.loc["a", "revenue"] == 50.0 and rows.loc["a", "orders"] == 1  # 999 is later
+    assert rows.loc["b", "revenue"] == 0.0 and rows.loc["b", "orders"] == 0
+    everyone = examples(con, orders=orders_sql(include_fragments=True))
+    assert sorted(everyone.index) == ["a", "b", "c", "f"]
+
+
+def test_fragments_are_counted_apart(con: duckdb.DuckDBPyConnection) -> None:
+    counts = population_counts(con, before=CUTOFF)
+    assert (counts["people"], counts["fragments"]) == (3, 1)
+    assert counts["fragment_order_share"] == pytest.approx(1 / 5)  # 5 orders before it
+    assert counts["fragment_revenue_share"] == pytest.approx(25 / 125)
 
 
 def test_history_columns_see_nothing_after_the_cutoff(con: duckdb.DuckDBPyConnection) -> None:
@@ -59,9 +86,6 @@ def test_history_columns_see_nothing_after_the_cutoff(con: duckdb.DuckDBPyConnec
     assert a["rfm_frequency"] == 2 and a["rfm_monetary"] == 20.0
     assert a["rfm_recency_days"] == (CUTOFF - datetime(2025, 2, 10)).days
     assert a["past_revenue"] == 40.0  # both orders fall in the 90 days before
-    # lifetimes' summary: one repeat purchase day, worth 30; age from the first purchase
-    assert a["btyd_frequency"] == 1 and a["btyd_monetary"] == 30.0
-    assert a["btyd_recency"] == 31 and a["btyd_t"] == (CUTOFF - datetime(2025, 1, 10)).days
 
 
 def test_planting_a_future_order_changes_labels_only(con: duckdb.DuckDBPyConnection) -> None:
@@ -69,19 +93,18 @@ def test_planting_a_future_order_changes_labels_only(con: duckdb.DuckDBPyConnect
     con.execute("INSERT INTO raw_orders VALUES ('late', TIMESTAMP '2025-03-20', 500.0)")
     con.execute("INSERT INTO identity_map VALUES ('orders', 'late', 'b')")
     after = examples(con)
-    history = [c for c in before.columns if c not in ("churned", "revenue")]
+    history = [c for c in before.columns if c not in ("churned", "orders", "revenue")]
     pd.testing.assert_frame_equal(before[history], after[history])
     assert not after.loc["b", "churned"] and after.loc["b", "revenue"] == 500.0
 
 
 def test_activity_rule_is_a_setting(con: duckdb.DuckDBPyConnection) -> None:
     assert list(examples(con, min_orders=2).index) == ["a"]
-    assert list(examples(con, activity_days=60).index) == ["a"]
 
 
 def test_scoring_examples_have_no_labels(con: duckdb.DuckDBPyConnection) -> None:
     rows = examples(con, with_labels=False)
-    assert "churned" not in rows.columns and "revenue" not in rows.columns
+    assert not {"churned", "orders", "revenue"} & set(rows.columns)
 
 
 def test_as_of_hides_later_orders(con: duckdb.DuckDBPyConnection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -14,7 +15,7 @@ from pipelines.config import Settings
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "train_and_compare.ipynb"
 
 
-def test_notebook_trains_and_challenges_the_champion(
+def test_notebook_trains_challenges_and_backtests(
     settings: Settings, orders_history: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     features_command.stage(settings)
@@ -31,5 +32,8 @@ def test_notebook_trains_and_challenges_the_champion(
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "no champion yet: v1" in text
+    assert re.search(r"backtest as of \d{4}-\d{2}-\d{2}, 90 days, [\d,]+ customers", text)
+    tables = "".join(o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "champion" in tables and "bgnbd" in tables and "revenue_mae" in tables
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 4  # ROC, calibration, gains and lift, SHAP summary
+    assert len(images) == 5  # ROC, calibration, gains and lift, SHAP summary, backtest deciles

@@ -1,9 +1,13 @@
-"""MLflow registry on a real SQLite store: logging, the promotion rule, rollback, scoring."""
+"""Fitting for any history, the refit, the MLflow registry and promotion, on a real store.
+
+The orders-only history of `orders_history` goes through a real Feast repo and a real
+SQLite MLflow store: `fit_models` as of its end (labelled cutoffs: LightGBM candidates,
+refit) and as of its sixth month (too young for a 180-day label: the label-free model).
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -11,117 +15,153 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+import features
 import warehouse
 from models import (
     Champions,
+    Fitted,
     ModelSettings,
     append_scores,
-    build_examples,
     challenge,
     champion_version,
-    data_span,
     decide,
+    fit_models,
+    load_champion,
     load_champions,
     log_task,
-    plan_cutoffs,
     promote,
     rollback,
-    train_task,
 )
-from models.baselines import RFM_COLUMNS
 from pipelines.config import Settings
 from pipelines.tracking import use_mlflow
 
-TINY = ModelSettings(search={"trials": 1, "max_trees": 30, "early_stopping_rounds": 5})
-STRONG = [*RFM_COLUMNS, "btyd_frequency", "btyd_recency", "past_revenue"]
-WEAK = ["rfm_monetary"]
+TINY = ModelSettings(search={"trials": 2, "max_trees": 30, "early_stopping_rounds": 5})
 
 
 class World:
-    """Examples of the orders-only history, split per task, and an MLflow store."""
+    """The orders-only history with features, fitted as of two dates, and an MLflow store."""
 
-    def __init__(self, settings: Settings, warehouse_path: Path) -> None:
-        con = warehouse.connect(warehouse_path)
-        first, last = data_span(con)
-        self.splits, self.plans = {}, {}
-        for task, horizon in (("churn", 90), ("ltv", 180)):
-            plan = plan_cutoffs(
-                first_order=first,
-                as_of=last,
-                horizon_days=horizon,
-                step_days=30,
-                train_cutoffs=4,
-                min_history_days=90,
-            )
-            frame = build_examples(
-                con, cutoffs=plan.all, horizon_days=horizon, activity_days=365, min_orders=1
-            )
-            cutoff = frame["cutoff"]
-            self.splits[task] = {
-                "train": frame[cutoff.isin(pd.to_datetime(list(plan.train)))],
-                "valid": frame[cutoff == pd.Timestamp(plan.valid)],
-                "test": frame[cutoff == pd.Timestamp(plan.test)],
-            }
-            self.plans[task] = plan
-        self.scoring = build_examples(
-            con, cutoffs=[datetime(2026, 1, 1)], horizon_days=180, activity_days=365,
-            min_orders=1, with_labels=False,
-        )  # fmt: skip
+    def __init__(self, settings: Settings) -> None:
+        con = warehouse.connect(settings.paths.warehouse)
+        store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
+        common = {
+            "store": store,
+            "feast_dir": settings.paths.feast,
+            "feature_settings": settings.features,
+            "settings": TINY,
+        }
+        self.grown = fit_models(con, as_of=date(2025, 12, 30), **common)
+        self.young = fit_models(con, as_of=date(2024, 6, 30), **common)
         con.close()
         self.uri = use_mlflow(settings, "test-models")
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
-    def challenger(self, task: str, features: list[str]):
-        """Train, log and register a model on `features`; return its decision (not applied)."""
-        result = train_task(task, **self.splits[task], feature_names=features, settings=TINY)
+    def register(self, fitted: Fitted) -> str:
         with mlflow.start_run():
-            version = log_task(
-                result, plan=self.plans[task], feature_service="test_v1", as_of="2025-12-30"
-            )
-        metric = "roc_auc" if task == "churn" else "normalized_gini"
-        return challenge(
-            self.client,
-            task=task,
-            challenger_version=version,
-            challenger_score=result.metrics["lightgbm"][metric],
-            test=self.splits[task]["test"],
-            metric=metric,
-        )
+            return log_task(fitted, as_of="2025-12-30")
 
 
-@pytest.fixture
-def world(settings: Settings, orders_history: Path) -> World:
-    return World(settings, orders_history)
+@pytest.fixture(scope="module")
+def world(orders_features: Settings) -> World:
+    return World(orders_features)
 
 
-def test_promotion_rule_and_rollback(world: World) -> None:
-    first = world.challenger("churn", WEAK)
-    assert first.promoted and first.reason.startswith("no champion yet")
+def test_a_grown_history_refits_the_chosen_hyperparameters_on_the_latest_cutoffs(
+    world: World,
+) -> None:
+    ltv = world.grown["ltv"]
+    assert ltv.plan is not None and not ltv.plan.by_customer and ltv.result is not None
+    end = datetime(2025, 12, 31)
+    assert ltv.refit_cutoffs[-1] == end - pd.Timedelta(days=180) == ltv.plan.test
+    assert ltv.refit_cutoffs[0] > ltv.plan.train[-1]  # later cutoffs than the search saw
+    refit, searched = ltv.supervised.booster, ltv.result.model.booster_
+    assert refit.num_trees() == searched.num_trees()  # the trees early stopping chose
+    assert refit.params["max_depth"] == ltv.result.model.max_depth
+    X = ltv.test_rows[ltv.result.feature_names].astype(float).to_numpy()
+    assert not np.allclose(refit.predict(X), searched.predict(X))  # retrained, not copied
+    # deciles from the scored population: ten equal parts of it
+    raw = ltv.supervised.raw(ltv.population[ltv.supervised.feature_names].to_numpy(float))
+    counts = np.bincount(ltv.supervised.deciles(raw), minlength=11)[1:]
+    assert counts.min() > 0.08 * len(raw) and counts.max() < 0.12 * len(raw)
+    assert ltv.model is (ltv.supervised if ltv.result.chosen == "lightgbm" else ltv.label_free)
+    for task, fitted in world.grown.items():
+        assert fitted.result.chosen in ("lightgbm", "btyd"), task
+        assert fitted.reason.startswith(("LightGBM beats", "the label-free model")), task
+
+
+def test_a_young_history_gets_the_label_free_model(world: World) -> None:
+    ltv = world.young["ltv"]
+    assert ltv.plan is None and ltv.supervised is None and ltv.model.kind == "btyd"
+    assert "no labelled 180-day window" in ltv.reason
+    churn = world.young["churn"]  # 90 days fit once after 90 days of history: customers split
+    assert churn.plan is not None and churn.plan.by_customer
+    population = ltv.population
+    assert len(population) == population["customer_id"].nunique() > 50
+    predicted = ltv.model.predict_frame(population)
+    assert np.isfinite(predicted).all() and (predicted >= 0).all()
+    assert np.isfinite(world.young["orders"].model.predict_frame(population)).all()
+
+
+def test_registry_round_trip_of_both_kinds(world: World) -> None:
+    label_free = world.young["ltv"]
+    version = world.register(label_free)
+    loaded = load_champion(world.client, task="ltv", version=version)
+    assert loaded.kind == "btyd" and loaded.booster is None
+    frame = label_free.population
+    assert np.allclose(loaded.predict_frame(frame), label_free.model.predict_frame(frame))
+    assert loaded.reasons(frame[loaded.feature_names].to_numpy(float)[:3]) == [[], [], []]
+    pyfunc = mlflow.pyfunc.load_model(f"models:/ltv/{version}")
+    inputs = frame[loaded.feature_names].astype(float)
+    assert np.allclose(pyfunc.predict(inputs), loaded.predict_frame(frame))
+
+    supervised = world.grown["churn"]
+    supervised.model = supervised.supervised  # register the LightGBM candidate, chosen or not
+    version = world.register(supervised)
+    loaded = load_champion(world.client, task="churn", version=version)
+    assert loaded.kind == "lightgbm" and loaded.calibrator is not None
+    assert np.allclose(
+        loaded.predict_frame(supervised.population),
+        supervised.supervised.predict_frame(supervised.population),
+    )
+    why = loaded.reasons(supervised.population[loaded.feature_names].to_numpy(float)[:5], k=2)
+    assert all({"feature", "value", "effect"} <= set(r) for found in why for r in found)
+
+
+def test_promotion_rules(world: World) -> None:
+    young, grown = world.young["orders"], world.grown["orders"]
+    first = challenge(
+        world.client, task="orders", challenger_version=world.register(young),
+        challenger_score=None, test=None, metric="mae",
+    )  # fmt: skip
+    assert first.promoted and "no champion yet: label-free" in first.reason
     promote(world.client, first)
-    assert champion_version(world.client, "churn") == first.challenger_version == "1"
+    second = challenge(
+        world.client, task="orders", challenger_version=world.register(young),
+        challenger_score=None, test=None, metric="mae",
+    )  # fmt: skip
+    assert second.promoted and "replaces label-free" in second.reason
+    promote(world.client, second)
+    grown.model = grown.supervised
+    score = grown.result.metrics["lightgbm"]["mae"]
+    supervised = challenge(
+        world.client, task="orders", challenger_version=world.register(grown),
+        challenger_score=score, test=grown.test_rows, metric="mae",
+    )  # fmt: skip
+    # the label-free champion (fitted on the young history) is measured on the same rows
+    assert supervised.champion_score is not None and supervised.metric == "mae"
+    assert supervised.promoted == (score < supervised.champion_score)
+    promote(world.client, supervised)
+    if supervised.promoted:
+        kept = challenge(
+            world.client, task="orders", challenger_version=world.register(young),
+            challenger_score=None, test=None, metric="mae",
+        )  # fmt: skip
+        assert not kept.promoted and "keeps supervised champion" in kept.reason
+    current = champion_version(world.client, "orders")
+    assert rollback(world.client, task="orders")[0] == current
 
-    strong = world.challenger("churn", STRONG)
-    assert strong.champion_version == "1"
-    assert strong.champion_score == pytest.approx(first.challenger_score)  # same held-out rows
-    assert strong.promoted and "beats champion v1" in strong.reason
-    promote(world.client, strong)
-    assert champion_version(world.client, "churn") == "2"
 
-    weak_again = world.challenger("churn", WEAK)
-    assert not weak_again.promoted and "does not beat champion v2" in weak_again.reason
-    promote(world.client, weak_again)
-    assert champion_version(world.client, "churn") == "2"
-    tags = world.client.get_model_version("churn", "3").tags
-    assert '"promoted": false' in tags["promotion"]
-
-    assert rollback(world.client, task="churn") == ("2", "1")
-    assert champion_version(world.client, "churn") == "1"
-    with pytest.raises(ValueError, match="replaced no earlier champion"):
-        rollback(world.client, task="churn")
-    assert rollback(world.client, task="churn", to_version="2") == ("1", "2")
-
-
-def test_decide_needs_a_margin() -> None:
+def test_decide_needs_a_margin_in_the_metric_direction() -> None:
     common = {"task": "ltv", "metric": "normalized_gini", "challenger_version": "4"}
     tie = decide(**common, challenger_score=0.5, champion_version="3", champion_score=0.5)
     assert not tie.promoted
@@ -135,29 +175,35 @@ def test_decide_needs_a_margin() -> None:
     assert not small.promoted and "needs > +0.0200" in small.reason
     unreadable = decide(**common, challenger_score=0.4, champion_version="3", champion_score=None)
     assert unreadable.promoted and "cannot read this feature set" in unreadable.reason
+    mae = {**common, "metric": "mae"}
+    assert decide(**mae, challenger_score=9.0, champion_version="3", champion_score=10.0).promoted
+    assert not decide(
+        **mae, challenger_score=11.0, champion_version="3", champion_score=10.0
+    ).promoted
 
 
 def test_champions_score_and_the_scores_table(world: World, settings: Settings) -> None:
-    for task in ("churn", "ltv"):
-        promote(world.client, world.challenger(task, STRONG))
+    for task, fitted in world.grown.items():
+        version = world.register(fitted)
+        world.client.set_registered_model_alias(task, "champion", version)
     champions = load_champions(tracking_uri=world.uri)
-    assert isinstance(champions, Champions) and champions.versions == {"churn": "1", "ltv": "1"}
-    assert champions.churn.feature_names == STRONG and len(champions.churn.decile_cuts) == 9
+    assert isinstance(champions, Champions) and set(champions.versions) == {
+        "churn", "ltv", "orders",
+    }  # fmt: skip
     assert champions.is_current(tracking_uri=world.uri)
-
-    scores = champions.score(world.scoring, reasons=2, reasons_min_decile=9, reasons_max_rows=5)
-    assert len(scores) == len(world.scoring)
+    population = world.grown["churn"].population
+    scores = champions.score(population, reasons=2, reasons_min_decile=9, reasons_max_rows=5)
+    assert len(scores) == len(population)
     assert scores["churn_probability"].between(0, 1).all() and (scores["predicted_ltv"] > 0).all()
-    assert set(scores["churn_decile"]) <= set(range(1, 11))
-    explained = scores["churn_reasons"].notna()
-    assert 0 < explained.sum() <= 5 and (scores.loc[explained, "churn_decile"] >= 9).all()
-    assert {"feature", "value", "effect"} <= set(scores.loc[explained, "churn_reasons"].iloc[0][0])
-    one = champions.score(world.scoring.iloc[[3]])  # a single customer alone: same answer
+    assert (scores["expected_orders"] >= 0).all()
+    assert set(scores["churn_decile"]) <= set(range(1, 11))  # ties may leave a decile empty
+    assert scores["ltv_decile"].nunique() >= 8
+    one = champions.score(population.iloc[[3]])  # a single customer alone: same answer
     assert one["churn_decile"].iloc[0] == scores["churn_decile"].iloc[3]
     assert np.isclose(one["predicted_ltv"].iloc[0], scores["predicted_ltv"].iloc[3])
 
     con = warehouse.connect(settings.paths.warehouse)
-    scores.insert(0, "customer_id", world.scoring["customer_id"].to_numpy())
+    scores.insert(0, "customer_id", population["customer_id"].to_numpy())
     common = {"versions": champions.versions, "feature_service": "test_v1"}
     for n, as_of in enumerate((date(2025, 12, 1), date(2026, 1, 1))):
         rows = append_scores(
@@ -169,18 +215,14 @@ def test_champions_score_and_the_scores_table(world: World, settings: Settings) 
             **common,
         )
         assert rows == len(scores)
-    total, current, latest = con.execute(
-        "SELECT (SELECT count(*) FROM scores), count(*), bool_and(scoring_id = 's1') "
-        "FROM current_scores"
+    total, current, latest, orders = con.execute(
+        "SELECT (SELECT count(*) FROM scores), count(*), bool_and(scoring_id = 's1'), "
+        "count(expected_orders) FROM current_scores"
     ).fetchone()
-    assert total == 2 * len(scores) and current == len(scores) and latest
-    (stored,) = con.execute(
-        "SELECT churn_reasons FROM scores WHERE churn_reasons IS NOT NULL LIMIT 1"
-    ).fetchone()
-    assert '"feature"' in stored
+    assert total == 2 * len(scores) and current == orders == len(scores) and latest
     con.close()
 
-    world.challenger("churn", WEAK)  # registered as v2, not promoted
-    assert champions.is_current(tracking_uri=world.uri)
-    world.client.set_registered_model_alias("churn", "champion", "2")
+    other = world.register(world.grown["churn"])
+    assert champions.is_current(tracking_uri=world.uri)  # registered, not promoted
+    world.client.set_registered_model_alias("churn", "champion", other)
     assert not champions.is_current(tracking_uri=world.uri)  # a server would reload now

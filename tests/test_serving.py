@@ -27,7 +27,7 @@ from pipelines.services import service_config
 from pipelines.tracking import tracking_uri
 from serving.service import build_service
 
-TASKS = ("churn", "ltv")
+TASKS = ("churn", "ltv", "orders")
 API_KEY = "test-key-7f3a"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 FAST_MODELS = {"search": {"trials": 1}, "train_cutoffs": 3}
@@ -83,13 +83,15 @@ def test_live_scores_match_cip_score(client: TestClient, facts: dict[str, list[t
     stored = facts["scores"][:15] + facts["scores"][-10:]  # with reasons first, then without
     assert len(stored) == 25
     with_reasons = 0
-    for cid, churn, churn_decile, ltv, ltv_decile, churn_why, ltv_why, cv, lv, fs in stored:
+    for cid, churn, churn_decile, ltv, ltv_decile, churn_why, ltv_why, cv, lv, fs, n, ov in stored:
         live = _score(client, {"customer_id": cid, "reasons": True})
         assert live["customer_id"] == cid
         assert live["churn_probability"] == pytest.approx(churn, abs=1e-9)
         assert live["predicted_ltv"] == pytest.approx(ltv, rel=1e-9, abs=1e-9)
         assert (live["churn_decile"], live["ltv_decile"]) == (churn_decile, ltv_decile)
         assert (live["churn_model_version"], live["ltv_model_version"]) == (cv, lv)
+        assert live["expected_orders"] == pytest.approx(n, rel=1e-9, abs=1e-9)
+        assert live["orders_model_version"] == ov
         assert live["feature_service"] == fs
         for stored_reasons, task in ((churn_why, "churn"), (ltv_why, "ltv")):
             if stored_reasons is not None:  # `cip score` explains its top deciles only
@@ -108,7 +110,9 @@ def test_email_and_anonymous_id_reach_the_same_customer(
     assert by_email["customer_id"] == by_cookie["customer_id"] == cid
     assert (by_email["matched_by"], by_cookie["matched_by"]) == ("email", "anonymous_id")
     assert by_email["churn_probability"] == by_cookie["churn_probability"]
-    assert by_email["churn_reasons"] and by_cookie["churn_reasons"] is None
+    # reasons asked for: a list (empty when the champion is the label-free model, which has
+    # no trees to explain); not asked for: none
+    assert by_email["churn_reasons"] is not None and by_cookie["churn_reasons"] is None
 
     got = client.get("/profile", params={"email": email}, headers=AUTH).json()
     posted = client.post("/profile", json={"anonymous_id": anonymous_id}, headers=AUTH).json()

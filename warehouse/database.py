@@ -87,6 +87,11 @@ def connect(
         con = _open(path, read_only=False, wait_seconds=wait_seconds)
         for schema in SOURCES.values():
             con.execute(_create_table(schema.table, schema.columns + LINEAGE_COLUMNS))
+            for column in schema.columns:  # columns declared since the table was made
+                con.execute(
+                    f"ALTER TABLE {quote(schema.table)} ADD COLUMN IF NOT EXISTS "
+                    f"{quote(column.name)} {column.type}"
+                )
         con.execute(_create_table(QUARANTINE_TABLE, _QUARANTINE_COLUMNS))
         con.execute(_create_table(LOAD_LOG_TABLE, _LOAD_LOG_COLUMNS))
     con.execute("SET TimeZone = 'UTC'")

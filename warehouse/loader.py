@@ -23,7 +23,7 @@ import pyarrow as pa
 from warehouse.database import LOAD_LOG_TABLE, first_row
 from warehouse.schemas import SOURCES, SourceSchema
 from warehouse.segment import text_value
-from warehouse.staging import Staged, clear, file_format, stage_file, stage_rows
+from warehouse.staging import Staged, check_mapping, clear, file_format, stage_file, stage_rows
 from warehouse.validation import route
 
 __all__ = [
@@ -49,6 +49,24 @@ class LoadReport:
     seconds: float = 0.0
     ignored_columns: list[str] = field(default_factory=list)
     skipped: bool = False  # the same file was loaded before: nothing was read
+
+    @property
+    def all_quarantined(self) -> bool:
+        """Rows were read and every one of them went to quarantine."""
+        return self.rows_read > 0 and self.rows_quarantined == self.rows_read
+
+    def explain(self) -> str:
+        """What the source expects, for a load whose every row was quarantined."""
+        schema = SOURCES[self.source]
+        example = next(c.name for c in schema.columns if c.required and c.name != schema.key)
+        ignored = f"; the file's other columns: {', '.join(self.ignored_columns)}" * bool(
+            self.ignored_columns
+        )
+        return (
+            f"{Path(self.file).name}: all {self.rows_read:,} rows were quarantined (reasons "
+            f"in the quarantine table). {schema.name} expects {schema.expected()}{ignored}. "
+            f"Name your columns with --map, e.g. --map {example}=YOUR_COLUMN"
+        )
 
 
 def _schema(source: str, *, where: str) -> SourceSchema:
@@ -141,23 +159,32 @@ def _load(
 
 
 def load_file(
-    con: duckdb.DuckDBPyConnection, *, path: Path, source: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    path: Path,
+    source: str | None = None,
+    mapping: dict[str, str] | None = None,
 ) -> LoadReport:
     """Load one CSV, Parquet or JSONL file into its source's raw table.
 
-    `source` defaults to the file's name up to its first dot. A file with the same content
-    already loaded for this source is skipped (`LoadReport.skipped`).
+    `source` defaults to the file's name up to its first dot. `mapping` names the file's
+    column for a declared one (`{"customer_id": "CustomerID", "ordered_at": "InvoiceDate"}`).
+    A file with the same content already loaded for this source is skipped
+    (`LoadReport.skipped`), unless that load quarantined every row (a retry, say with a
+    mapping, reads it again).
     """
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     file_format(path)
     source = source or source_of(path)
     schema = _schema(source, where=str(path))
+    check_mapping(mapping or {}, schema)
     file = str(path.resolve())
     sha256 = _sha256(path)
     seen = first_row(
         con,
-        f"SELECT 1 FROM {LOAD_LOG_TABLE} WHERE source = ? AND file_sha256 = ? LIMIT 1",
+        f"SELECT 1 FROM {LOAD_LOG_TABLE} WHERE source = ? AND file_sha256 = ? "
+        f"AND (rows_read = 0 OR rows_quarantined < rows_read) LIMIT 1",
         [source, sha256],
     )
     if seen:
@@ -165,7 +192,7 @@ def load_file(
     return _load(
         con,
         schema=schema,
-        stage=lambda: stage_file(con, path=path, schema=schema),
+        stage=lambda: stage_file(con, path=path, schema=schema, mapping=mapping),
         lineage=(source, file),
         sha256=sha256,
     )

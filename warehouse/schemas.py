@@ -14,20 +14,41 @@ class Column:
     name: str
     type: str  # DuckDB type: VARCHAR, BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP, JSON
     required: bool = False
+    minimum: float | None = None  # a smaller value is quarantined (negative amounts)
 
 
 @dataclass(frozen=True)
 class SourceSchema:
-    """One source: its raw table, natural key and columns (lineage columns excluded)."""
+    """One source: its raw table, natural key and columns (lineage columns excluded).
+
+    `key_from`: when an input has no key column at all, the key is derived from these
+    columns (a hash, plus the occurrence number of identical rows), so that re-loading an
+    overlapping export adds nothing. `customer_columns`: an input must have at least one
+    of them (which customer a row belongs to), else every row is quarantined.
+    """
 
     name: str
     table: str
     key: str
     columns: tuple[Column, ...]
+    key_from: tuple[str, ...] = ()
+    customer_columns: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def expected(self) -> str:
+        """The columns an input needs, in words (for error messages)."""
+        required = [
+            c.name
+            for c in self.columns
+            if c.required and not (c.name == self.key and self.key_from)
+        ]
+        parts = [", ".join(required)] if required else []
+        if self.customer_columns:
+            parts.append("a customer column (" + " or ".join(self.customer_columns) + ")")
+        return " and ".join(parts)
 
 
 LINEAGE_COLUMNS = (
@@ -103,17 +124,20 @@ ORDERS = SourceSchema(
     "order_id",
     (
         C("order_id", "VARCHAR", True),
-        C("channel", "VARCHAR", True),
+        C("channel", "VARCHAR"),
+        C("customer_id", "VARCHAR"),
         C("user_id", "VARCHAR"),
         C("loyalty_phone", "VARCHAR"),
         C("customer_name", "VARCHAR"),
         C("store_id", "VARCHAR"),
         C("ordered_at", "TIMESTAMP", True),
-        C("amount", "DOUBLE", True),
+        C("amount", "DOUBLE", True, minimum=0.0),
         C("discount", "DOUBLE"),
         C("currency", "VARCHAR"),
         C("items", "JSON"),
     ),
+    key_from=("customer_id", "user_id", "loyalty_phone", "customer_name", "ordered_at", "amount"),
+    customer_columns=("customer_id", "user_id", "loyalty_phone", "customer_name"),
 )
 
 EMAIL_EVENTS = SourceSchema(

@@ -4,7 +4,9 @@ Every reader produces the same shape, a `Staged` relation: `_row_number` (1-base
 the file), `_error` (why the row could not even be parsed, else NULL) and one column per
 declared column the input has, in whatever type the input gave (text for CSV and JSONL,
 native types for Parquet). `warehouse.validation` then casts, checks and routes the rows.
-Nothing is read row by row in Python: DuckDB scans the files.
+Nothing is read row by row in Python: DuckDB scans the files. A `mapping` (declared
+column -> the file's column) renames a file's columns first, so that any export loads
+(`--map ordered_at=order_ts`).
 
 Row numbers are exact for Parquet, JSONL (the line number) and row batches; for CSV they
 count records after the header, which is the line number minus one unless a quoted value
@@ -24,7 +26,15 @@ from warehouse import segment
 from warehouse.database import first_row, literal, quote
 from warehouse.schemas import EVENTS, SourceSchema
 
-__all__ = ["FORMATS", "Staged", "clear", "file_format", "stage_file", "stage_rows"]
+__all__ = [
+    "FORMATS",
+    "Staged",
+    "check_mapping",
+    "clear",
+    "file_format",
+    "stage_file",
+    "stage_rows",
+]
 
 # File suffix -> format; a compression suffix (.gz, .zst) may follow.
 FORMATS = {
@@ -96,6 +106,34 @@ def _split(schema: SourceSchema, types: dict[str, str]) -> tuple[dict[str, str],
     return declared, [name for name in types if name not in declared]
 
 
+def check_mapping(mapping: dict[str, str], schema: SourceSchema) -> None:
+    """Refuse a mapping onto columns the source does not declare."""
+    unknown = sorted(set(mapping) - set(schema.column_names))
+    if unknown:
+        raise ValueError(
+            f"--map {unknown[0]}=...: {schema.name} has no column {unknown[0]!r}; its columns: "
+            + ", ".join(schema.column_names)
+        )
+
+
+def _renamed(names: list[str], mapping: dict[str, str], where: str) -> dict[str, str]:
+    """The input's column names after the mapping: {input name: staged name}."""
+    missing = [f"{t}={c}" for t, c in mapping.items() if c not in names]
+    if missing:
+        raise ValueError(
+            f"{where}: --map {missing[0]}: the file has no such column; its columns: "
+            + ", ".join(names)
+        )
+    clash = [t for t, c in mapping.items() if t in names and t != c and t not in mapping.values()]
+    if clash:
+        raise ValueError(
+            f"{where}: --map {clash[0]}={mapping[clash[0]]}: the file already has a column "
+            f"{clash[0]!r}; map that one, or rename it"
+        )
+    back = {c: t for t, c in mapping.items()}
+    return {name: back.get(name, name) for name in names}
+
+
 def _selected(names: list[str]) -> list[str]:
     """The input columns staging carries along: all but those named like its own."""
     return [name for name in names if name not in _INTERNAL]
@@ -132,9 +170,18 @@ def _rejects_sql(*, header_lines: int, columns: list[str]) -> str:
     )
 
 
-def _stage_csv(con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema) -> Staged:
+def _stage_csv(
+    con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema, mapping: dict[str, str]
+) -> Staged:
     options = _csv_options("header = true, all_varchar = true")
     con.execute(f"CREATE TEMP TABLE {_RAW} AS SELECT * FROM read_csv({path}, {options})")
+    names = _renamed(list(_types(con, _RAW)), mapping, path)
+    for old, new in names.items():
+        if old != new:
+            con.execute(f"ALTER TABLE {_RAW} RENAME COLUMN {quote(old)} TO {quote(new + '~')}")
+    for old, new in names.items():
+        if old != new:
+            con.execute(f"ALTER TABLE {_RAW} RENAME COLUMN {quote(new + '~')} TO {quote(new)}")
     columns, ignored = _split(schema, _types(con, _RAW))
     all_columns = _selected(list(columns) + ignored)
     picked = "".join(f", {quote(c)}" for c in all_columns)
@@ -148,17 +195,21 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema) 
     return Staged(_STAGE, columns, ignored, row_json)
 
 
-def _stage_json(con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema) -> Staged:
+def _stage_json(
+    con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema, mapping: dict[str, str]
+) -> Staged:
     options = _csv_options(
         "columns = {'_line': 'VARCHAR'}, header = false, delim = E'\\x1e', quote = '', "
         "escape = '', auto_detect = false"
     )
     con.execute(f"CREATE TEMP TABLE {_RAW} AS SELECT * FROM read_csv({path}, {options})")
     if schema is EVENTS:
+        if mapping:
+            raise ValueError(f"{path}: events are Segment messages; --map does not apply")
         keys, values = segment.KEYS, segment.select_list("_v")
     else:
-        keys = tuple(schema.column_names)
-        values = ", ".join(f"_v[{i}] AS {quote(c)}" for i, c in enumerate(keys, 1))
+        keys = tuple(mapping.get(c, c) for c in schema.column_names)
+        values = ", ".join(f"_v[{i}] AS {quote(c)}" for i, c in enumerate(schema.column_names, 1))
     paths = ", ".join(literal(f'$."{key}"') for key in keys)
     # Nested CASEs rather than AND/OR: DuckDB then evaluates trim and json_type only on the
     # few rows that need them. Lines of blanks are no records (but keep their numbers).
@@ -180,32 +231,49 @@ def _stage_json(con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema)
     found = con.execute(
         f"SELECT DISTINCT unnest(try(json_keys(_line))) AS k FROM {_RAW} ORDER BY k"
     ).fetchall()
-    ignored = [key for (key,) in found if key not in keys]
+    present = [key for (key,) in found]
+    _renamed(present, mapping, path)
+    ignored = [key for key in present if key not in keys]
     row_json = "coalesce(try(_line::JSON), to_json(_line))"
-    return Staged(_STAGE, {c: "VARCHAR" for c in schema.column_names}, ignored, row_json)
+    declared = schema.column_names
+    if schema is not EVENTS:  # events: Segment keys, mapped in `warehouse.segment`
+        declared = [c for c, key in zip(declared, keys, strict=True) if key in present]
+    return Staged(_STAGE, dict.fromkeys(declared, "VARCHAR"), ignored, row_json)
 
 
-def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema) -> Staged:
+def _stage_parquet(
+    con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema, mapping: dict[str, str]
+) -> Staged:
     read = f"read_parquet({path}, file_row_number = true)"
-    types = _types(con, f"SELECT * FROM {read}")
-    types.pop("file_row_number")
+    found = _types(con, f"SELECT * FROM {read}")
+    found.pop("file_row_number")
+    names = _renamed(list(found), mapping, path)
+    types = {names[name]: kind for name, kind in found.items()}
     columns, ignored = _split(schema, types)
-    picked = _selected(list(types))
+    picked = [name for name in found if names[name] not in _INTERNAL]
+    selected = ", ".join(f"{quote(c)} AS {quote(names[c])}" for c in picked)
     con.execute(
         f"CREATE TEMP VIEW {_STAGE} AS SELECT file_row_number + 1 AS _row_number, "
-        f"NULL::VARCHAR AS _error, {', '.join(quote(c) for c in picked)} FROM {read}"
+        f"NULL::VARCHAR AS _error, {selected} FROM {read}"
     )
-    return Staged(_STAGE, columns, ignored, _struct(picked))
+    return Staged(_STAGE, columns, ignored, _struct([names[c] for c in picked]))
 
 
 _READERS = {"csv": _stage_csv, "json": _stage_json, "parquet": _stage_parquet}
 
 
-def stage_file(con: duckdb.DuckDBPyConnection, *, path: Path, schema: SourceSchema) -> Staged:
-    """Stage the file at `path` (CSV, Parquet or JSONL) for `schema`."""
+def stage_file(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    path: Path,
+    schema: SourceSchema,
+    mapping: dict[str, str] | None = None,
+) -> Staged:
+    """Stage the file at `path` (CSV, Parquet or JSONL) for `schema`, its columns renamed
+    by `mapping` (declared column -> file column)."""
     reader = _READERS[file_format(path)]
     clear(con)
-    return reader(con, literal(str(path)), schema)
+    return reader(con, literal(str(path)), schema, dict(mapping or {}))
 
 
 def stage_rows(con: duckdb.DuckDBPyConnection, *, rows: pa.Table, schema: SourceSchema) -> Staged:

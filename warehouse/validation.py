@@ -7,7 +7,11 @@ marks good rows whose key an earlier good row of the same input already has. Rej
 rows go to `quarantine` with their original content; good rows whose key is already in
 the table are duplicates and are not inserted again; the rest are inserted with their
 lineage. Timestamps with a UTC offset are converted to
-UTC; timestamps without one are taken as UTC.
+UTC; timestamps without one are taken as UTC; text timestamps are read the way the
+column is written (`warehouse.timestamps`). A value under its column's minimum (a
+negative amount) is quarantined. An input without the key column gets keys derived from
+the row (`SourceSchema.key_from`); one without any customer column
+(`SourceSchema.customer_columns`) is quarantined whole, saying what was expected.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import duckdb
 from warehouse.database import QUARANTINE_TABLE, first_row, literal, quote
 from warehouse.schemas import LINEAGE_COLUMNS, Column, SourceSchema
 from warehouse.staging import Staged
+from warehouse.timestamps import ISO, choose_reading, read_as
 
 __all__ = ["Counts", "route"]
 
@@ -45,22 +50,53 @@ def _value(column: Column, staged_type: str | None) -> str:
     return f"NULLIF({name}, '')" if staged_type == "VARCHAR" else name
 
 
-def _cast(column: Column, value: str) -> str:
+def _cast(column: Column, value: str, reading: str = ISO) -> str:
     if column.type == "TIMESTAMP":
-        return f"(TRY_CAST({value} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
+        return read_as(reading, value if reading == ISO else f"CAST({value} AS VARCHAR)")
     return f"TRY_CAST({value} AS {column.type})"
 
 
-def _reason(column: Column, given: str) -> str:
+def _reason(column: Column, given: str, *, required: bool) -> str:
     """Why the cast value of `column` (from the input value `given`) breaks the schema."""
     cast, label = quote(column.name), literal(column.name)
-    missing = f"'missing required field ' || {label}" if column.required else "NULL"
+    missing = f"'missing required field ' || {label}" if required else "NULL"
     text = f"CAST({given} AS VARCHAR)"  # blank text counts as missing, not as a bad value
     shown = f"'''' || left({text}, {_SHOWN_CHARS}) || ''''"
     bad = f"'column ' || {label} || ': ' || {shown} || ' is not a valid {column.type}'"
+    low = ""
+    if column.minimum is not None:
+        low = (
+            f"WHEN {cast} < {column.minimum} THEN 'column ' || {label} || ': ' || {shown} "
+            f"|| ' is below the minimum {column.minimum:g}' "
+        )
     return (
         f"CASE WHEN {cast} IS NULL THEN "
-        f"CASE WHEN {given} IS NULL OR trim({text}) = '' THEN {missing} ELSE {bad} END END"
+        f"CASE WHEN {given} IS NULL OR trim({text}) = '' THEN {missing} ELSE {bad} END "
+        f"{low}END"
+    )
+
+
+def _readings(
+    con: duckdb.DuckDBPyConnection, staged: Staged, schema: SourceSchema
+) -> dict[str, str]:
+    """How each text timestamp column of the input is written (`warehouse.timestamps`)."""
+    return {
+        c.name: choose_reading(
+            con, relation=staged.relation, value=f"NULLIF(trim({quote(c.name)}), '')"
+        )
+        for c in schema.columns
+        if c.type == "TIMESTAMP" and staged.columns.get(c.name) == "VARCHAR"
+    }
+
+
+def _derived_key(schema: SourceSchema) -> str:
+    """A key from the row's own values: a hash of `key_from` and the occurrence number of
+    identical rows, so that a re-loaded or overlapping export duplicates nothing."""
+    parts = [f"coalesce(CAST({quote(c)} AS VARCHAR), '')" for c in schema.key_from]
+    values = f"concat_ws('|', {', '.join(parts)})"
+    return (
+        f"left(md5({values}), 20) || '-' || "
+        f"row_number() OVER (PARTITION BY {values} ORDER BY _row_number)"
     )
 
 
@@ -74,13 +110,28 @@ def _check(con: duckdb.DuckDBPyConnection, *, staged: Staged, schema: SourceSche
     inputs = ", ".join(
         f"{_value(c, staged.columns.get(c.name))} AS {given[c.name]}" for c in schema.columns
     )
-    casts = ", ".join(f"{_cast(c, given[c.name])} AS {quote(c.name)}" for c in schema.columns)
-    reasons = ", ".join(_reason(c, given[c.name]) for c in schema.columns)
-    columns = ", ".join(quote(c.name) for c in schema.columns)
+    readings = _readings(con, staged, schema)
+    casts = ", ".join(
+        f"{_cast(c, given[c.name], readings.get(c.name, ISO))} AS {quote(c.name)}"
+        for c in schema.columns
+    )
+    derive = bool(schema.key_from) and schema.key not in staged.columns
+    reasons = [
+        _reason(c, given[c.name], required=c.required and not (derive and c.name == schema.key))
+        for c in schema.columns
+    ]
+    if schema.customer_columns and not set(schema.customer_columns) & set(staged.columns):
+        reasons.insert(0, literal(f"no customer column: expected {schema.expected()}"))
+    columns = ", ".join(
+        f"{_derived_key(schema)} AS {quote(c.name)}"
+        if derive and c.name == schema.key
+        else quote(c.name)
+        for c in schema.columns
+    )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {_CHECKED} AS "
         f"SELECT _row_number, {columns}, "
-        f"  coalesce(_error, NULLIF(concat_ws('; ', {reasons}), '')) AS _reason FROM ("
+        f"  coalesce(_error, NULLIF(concat_ws('; ', {', '.join(reasons)}), '')) AS _reason FROM ("
         f"    SELECT *, {casts} FROM (SELECT _row_number, _error, {inputs} FROM {staged.relation}))"
     )
     key = quote(schema.key)

@@ -1,4 +1,9 @@
-"""`cip load`: load source files (CSV, Parquet, JSONL) into the warehouse's raw tables."""
+"""`cip load`: load source files (CSV, Parquet, JSONL) into the warehouse's raw tables.
+
+`--map ordered_at=order_ts` names a file's column for a declared one, so any export
+loads as it is. A file whose every row was quarantined makes the command fail (exit 1),
+saying which columns the source expects.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +38,23 @@ def _files(path: Path, source: str | None) -> list[Path]:
     return [path]
 
 
-def _load(settings: Settings, files: list[Path], source: str | None) -> list[warehouse.LoadReport]:
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    """`--map target=column` options as {target: column}."""
+    mapping = {}
+    for pair in pairs:
+        target, sep, column = pair.partition("=")
+        if not sep or not target.strip() or not column.strip():
+            raise ValueError(f"--map {pair!r}: write it as DECLARED_COLUMN=FILE_COLUMN")
+        mapping[target.strip()] = column.strip()
+    return mapping
+
+
+def _load(
+    settings: Settings,
+    files: list[Path],
+    source: str | None,
+    mapping: dict[str, str] | None = None,
+) -> list[warehouse.LoadReport]:
     """Load `files` in order with a progress bar; print one row per file at the end."""
     reports = []
     con = warehouse.connect(settings.paths.warehouse)
@@ -42,7 +63,7 @@ def _load(settings: Settings, files: list[Path], source: str | None) -> list[war
             task = bar.add_task("loading", total=len(files))
             for path in files:
                 bar.update(task, description=f"loading {path.name}")
-                reports.append(warehouse.load_file(con, path=path, source=source))
+                reports.append(warehouse.load_file(con, path=path, source=source, mapping=mapping))
                 bar.advance(task)
             bar.update(task, description="loaded")
     finally:
@@ -97,12 +118,23 @@ def command(
             "of taking the source from each file name.",
         ),
     ] = None,
+    maps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            "-m",
+            help="DECLARED=FILE_COLUMN: read a declared column from the file's column of "
+            "another name, e.g. --map customer_id=CustomerID --map ordered_at=InvoiceDate "
+            "--map amount=Total (repeat for each column).",
+        ),
+    ] = None,
 ) -> None:
     """Load source files into the warehouse: bad rows go to quarantine, re-loads add nothing."""
     settings: Settings = ctx.obj
     try:
+        mapping = _mapping(maps or [])
         files = _files(path or settings.paths.sources, source)
-        reports = _load(settings, files, source)
+        reports = _load(settings, files, source, mapping)
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(code=1) from error
@@ -112,6 +144,11 @@ def command(
         f"{totals['rows duplicate']:,} duplicate + {totals['rows quarantined']:,} quarantined, "
         f"into {settings.paths.warehouse}"
     )
+    rejected = [r for r in reports if r.all_quarantined]
+    for report in rejected:
+        console.print(f"[bold red]error:[/] {report.explain()}")
+    if rejected:
+        raise typer.Exit(code=1)
 
 
 def stage(settings: Settings) -> None:

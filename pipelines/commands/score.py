@@ -1,4 +1,8 @@
-"""`cip score`: score every active customer with the champions and append to `scores`.
+"""`cip score`: score every customer with the champions and append to `scores`.
+
+Everyone with an order before the as-of date is scored, however long ago (recency
+is a feature); fragments (no email, phone or user id) only with
+`models.include_fragments`.
 
 Features come point in time from Feast at the as-of date (default: the latest
 order), so a past date backtests the platform: compare its scores with what
@@ -44,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
 
 def command(ctx: typer.Context, as_of: AsOf = None) -> None:
-    """Score active customers with the champion models; keeps every earlier scoring."""
+    """Score every customer with the champion models; keeps every earlier scoring."""
     with clear_errors():
         score(ctx.obj, as_of=as_of.date() if as_of else None)
 
@@ -54,22 +58,22 @@ def stage(settings: Settings) -> None:
 
 
 def score(settings: Settings, *, as_of: date | None = None) -> ScoreOutcome:
-    """Score the customers active at `as_of` (default: the latest order) into `scores`."""
+    """Score every customer with an order before `as_of` (default: the latest order) into
+    `scores`: churn probability, LTV and expected orders, with deciles and reasons."""
     ms = settings.models
     with stage_report("score") as report:
         began = time.perf_counter()
         champions = models.load_champions(tracking_uri=tracking_uri(settings))
         con = warehouse.connect(settings.paths.warehouse)
         try:
-            as_of = as_of or models.data_span(con)[1]
+            orders = models.orders_sql(include_fragments=ms.include_fragments)
+            as_of = as_of or models.data_span(con, orders=orders)[1]
             cutoff = models.visible_until(as_of)
             with console.status("features at the as-of date (Feast, point in time)"):
                 store = features.open_store(
                     feast_dir=settings.paths.feast, settings=settings.features
                 )
-                services = dict.fromkeys(
-                    [champions.churn.feature_service, champions.ltv.feature_service]
-                )
+                services = dict.fromkeys(m.feature_service for m in champions.models)
                 examples = models.examples_with_features(
                     con,
                     store=store,
@@ -80,7 +84,10 @@ def score(settings: Settings, *, as_of: date | None = None) -> ScoreOutcome:
                     horizon_days=champions.ltv.horizon_days,
                     settings=ms,
                     with_labels=False,
+                    orders=orders,
+                    label_free=False,
                 )
+                population = models.population_counts(con, before=cutoff)
             loaded = time.perf_counter()
             with console.status(f"scoring {len(examples.frame):,} customers"):
                 scores = champions.score(
@@ -110,6 +117,8 @@ def score(settings: Settings, *, as_of: date | None = None) -> ScoreOutcome:
         }
         report.add("as of", f"{as_of} (data before {cutoff:%Y-%m-%d %H:%M} UTC)")
         report.add("customers scored", rows)
+        if not ms.include_fragments:
+            report.add("fragments not scored (models.include_fragments)", population["fragments"])
         report.add("with churn reasons", int(scores["churn_reasons"].notna().sum()))
         report.add("models", ", ".join(f"{k} v{v}" for k, v in champions.versions.items()))
         report.add("scoring id", scoring_id)

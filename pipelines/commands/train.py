@@ -1,11 +1,13 @@
 """`cip train`, `cip models ...` and `cip mlflow-ui`: train, compare, promote, roll back.
 
-`cip train` builds point-in-time training sets for the churn and LTV models,
-tunes LightGBM on the validation cutoff, trains the baselines on the same
-split, logs everything to one MLflow run, registers both models and promotes
-each one that beats its champion on the held-out cutoff, saying which won and
-why. `cip models status` shows the champions, `cip models rollback churn`
-undoes a promotion, `cip models promote churn 3` forces one.
+`cip train` fits the churn, LTV and expected-orders models for any history
+(`models.fit_models`): LightGBM tuned on the validation cutoff and chosen only
+when it beats the label-free model (BG/NBD + Gamma-Gamma) on the held-out
+cutoff, then refit on the latest labelled cutoffs; the label-free model alone
+when the history is too young for labels. It logs everything to one MLflow run,
+registers the three models and promotes each one that beats its champion,
+saying which won and why. `cip models status` shows the champions, `cip models
+rollback churn` undoes a promotion, `cip models promote churn 3` forces one.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import TYPE_CHECKING, Annotated
 import duckdb
 import lazy_loader
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 import features
@@ -35,7 +36,7 @@ from pipelines.processes import run_server
 from pipelines.tracking import tracking_uri, use_mlflow
 
 if TYPE_CHECKING:
-    from feast import FeatureStore
+    pass
 
 mlflow = lazy_loader.load("mlflow")  # imported on first use: `cip --help` stays quick
 
@@ -68,8 +69,9 @@ class TrainOutcome:
 
     run_id: str
     as_of: date
-    results: dict[str, models.TaskResult]
+    fitted: dict[str, models.Fitted]
     decisions: dict[str, models.Decision]
+    population: dict[str, float]
 
 
 def register(app: typer.Typer) -> None:
@@ -83,7 +85,8 @@ def register(app: typer.Typer) -> None:
 
 
 def command(ctx: typer.Context, as_of: AsOf = None) -> None:
-    """Train the churn and LTV models, compare them with baselines and the champions, promote."""
+    """Train the churn, LTV and expected-orders models, compare them with the label-free model,
+    the baselines and the champions, promote."""
     with clear_errors():
         train(ctx.obj, as_of=as_of.date() if as_of else None)
 
@@ -93,7 +96,12 @@ def clear_errors() -> Iterator[None]:
     """Print what is missing or too short (no traceback) and exit with status 1."""
     try:
         yield
-    except (models.HorizonError, models.NoChampionError, features.FeatureInputError) as error:
+    except (
+        models.HorizonError,
+        models.NoChampionError,
+        features.FeatureInputError,
+        duckdb.CatalogException,
+    ) as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from error
 
@@ -102,127 +110,105 @@ def stage(settings: Settings) -> None:
     train(settings)
 
 
-def _metric(settings: models.ModelSettings, task: str) -> str:
-    return settings.churn_metric if task == "churn" else settings.ltv_metric
-
-
 def train(settings: Settings, *, as_of: date | None = None) -> TrainOutcome:
-    """Train both tasks as of `as_of` (default: the latest order) in one MLflow run."""
+    """Fit every task as of `as_of` (default: the latest order) in one MLflow run, register
+    the models and promote those that beat their champions."""
     ms = settings.models
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # our report says what matters
-    horizons = {"churn": ms.churn_horizon_days, "ltv": ms.ltv_horizon_days}
     with stage_report("train") as report:
         con = warehouse.connect(settings.paths.warehouse)
         try:
-            first, last = models.data_span(con, as_of=as_of)
-            as_of = as_of or last
-            plans = {
-                task: models.plan_cutoffs(
-                    first_order=first,
-                    as_of=as_of,
-                    horizon_days=horizons[task],
-                    step_days=ms.cutoff_step_days,
-                    train_cutoffs=ms.train_cutoffs,
-                    min_history_days=ms.min_history_days,
-                    what=task,
-                )
-                for task in models.TASKS
-            }
             store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
-            uri = use_mlflow(settings, EXPERIMENT)
-            client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-            results, decisions = {}, {}
-            with mlflow.start_run(run_name=f"train as of {as_of}") as run, progress() as bar:
-                mlflow.log_params(
-                    {
-                        "as_of": str(as_of),
-                        "first_order": str(first),
-                        "activity_days": ms.activity_days,
-                        "min_orders": ms.min_orders,
-                        "search_trials": ms.search.trials,
-                    }
+            with progress() as bar:
+                job = bar.add_task("train", total=None)
+                fitted = models.fit_models(
+                    con,
+                    store=store,
+                    feast_dir=settings.paths.feast,
+                    feature_settings=settings.features,
+                    settings=ms,
+                    as_of=as_of,
+                    on_step=lambda step: bar.update(job, description=step),
+                    on_trial=lambda _: bar.advance(job),
                 )
-                for task in models.TASKS:
-                    results[task], decisions[task] = _train_one(
-                        task, con=con, store=store, client=client, plan=plans[task],
-                        settings=settings, as_of=as_of, bar=bar,
-                    )  # fmt: skip
+                bar.update(job, description="trained")
+            as_of = as_of or models.data_span(con, orders=models.orders_sql())[1]
+            population = models.population_counts(con, before=models.visible_until(as_of))
         finally:
             con.close()
-        for task in models.TASKS:
-            report.add(f"{task} cutoffs", plans[task].describe())
-            report.add(f"{task} rows (train/valid/test)", _sizes(results[task]))
+        uri = use_mlflow(settings, EXPERIMENT)
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        decisions = {}
+        with mlflow.start_run(run_name=f"train as of {as_of}") as run:
+            mlflow.log_params(
+                {
+                    "as_of": str(as_of),
+                    "min_orders": ms.min_orders,
+                    "include_fragments": ms.include_fragments,
+                    "search_trials": ms.search.trials,
+                }
+            )
+            mlflow.log_metrics({f"population.{k}": v for k, v in population.items()})
+            for task, one in fitted.items():
+                decisions[task] = _register(client, one, settings=ms, as_of=as_of)
+        for task, one in fitted.items():
+            report.add(f"{task} model", f"{one.model.kind} ({len(one.population):,} customers)")
+            if one.plan is not None:
+                report.add(f"{task} cutoffs", one.plan.describe())
+                report.add(f"{task} rows (train/valid/test)", _sizes(one.result))
+        report.add("customers (people) / fragments", _population(population, ms))
         report.add("MLflow run", run.info.run_id)
-    for task in models.TASKS:
-        console.print(_comparison(results[task], _metric(ms, task)))
+    for task, one in fitted.items():
+        if one.result is not None:
+            console.print(_comparison(one.result))
+        console.print(f"{task}: {one.reason}")
         decision = decisions[task]
         colour = "green" if decision.promoted else "yellow"
         console.print(f"[{colour}]{task}: {decision.reason}[/]")
-    return TrainOutcome(run_id=run.info.run_id, as_of=as_of, results=results, decisions=decisions)
+    return TrainOutcome(run.info.run_id, as_of, fitted, decisions, population)
 
 
-def _train_one(
-    task: str,
-    *,
-    con: duckdb.DuckDBPyConnection,
-    store: FeatureStore,
+def _population(population: dict[str, float], ms: models.ModelSettings) -> str:
+    scored = "scored too" if ms.include_fragments else "not modelled"
+    return (
+        f"{population['people']:,} / {population['fragments']:,} "
+        f"({population['fragment_order_share']:.0%} of orders, "
+        f"{population['fragment_revenue_share']:.0%} of revenue, {scored}: "
+        "models.include_fragments)"
+    )
+
+
+def _register(
     client: mlflow.MlflowClient,
-    plan: models.CutoffPlan,
-    settings: Settings,
+    fitted: models.Fitted,
+    *,
+    settings: models.ModelSettings,
     as_of: date,
-    bar: Progress,
-) -> tuple[models.TaskResult, models.Decision]:
-    """One task inside the open MLflow run: training set, search, log, challenge, promote."""
-    ms = settings.models
-    service = ms.churn_service if task == "churn" else ms.ltv_service
-    job = bar.add_task(f"{task}: training set", total=ms.search.trials + 2)
-    examples = models.examples_with_features(
-        con,
-        store=store,
-        feast_dir=settings.paths.feast,
-        feature_settings=settings.features,
-        services=[service],
-        cutoffs=plan.all,
-        horizon_days=plan.horizon_days,
-        settings=ms,
-    )
-    if examples.dropped:
-        mlflow.log_param(f"{task}.dropped_features", ",".join(examples.dropped))
-    bar.update(job, advance=1, description=f"{task}: search")
-    train_rows, valid_rows, test_rows = examples.split(plan)
-    result = models.train_task(
-        task,
-        train=train_rows,
-        valid=valid_rows,
-        test=test_rows,
-        feature_names=examples.feature_names,
-        settings=ms,
-        on_trial=lambda _: bar.update(job, advance=1),
-    )
-    bar.update(job, description=f"{task}: log, register, challenge")
-    version = models.log_task(result, plan=plan, feature_service=service, as_of=str(as_of))
-    metric = _metric(ms, task)
+) -> models.Decision:
+    """Log and register one task inside the open run; challenge the champion; promote."""
+    task, result = fitted.task, fitted.result
+    version = models.log_task(fitted, as_of=str(as_of))
+    metric = models.metric_of(settings, task)
     decision = models.challenge(
         client,
         task=task,
         challenger_version=version,
-        challenger_score=result.metrics["lightgbm"][metric],
-        test=test_rows,
+        challenger_score=None if result is None else result.metrics[result.chosen][metric],
+        test=fitted.test_rows,
         metric=metric,
-        min_improvement=ms.min_improvement,
+        min_improvement=settings.min_improvement,
     )
     models.promote(client, decision)
     mlflow.log_dict(asdict(decision), f"{task}_promotion.json")
     mlflow.set_tag(f"{task}.promoted", str(decision.promoted).lower())
-    bar.update(job, advance=1, description=f"{task}: done")
-    return result, decision
+    return decision
 
 
 def _sizes(result: models.TaskResult) -> str:
     return " / ".join(f"{result.sizes[k]:,}" for k in ("train_rows", "valid_rows", "test_rows"))
 
 
-def _comparison(result: models.TaskResult, metric: str) -> Table:
+def _comparison(result: models.TaskResult) -> Table:
     """The held-out metrics of the model and its baselines, and the lead on `metric`."""
     table = Table(title=f"{result.task}: held-out cutoff", title_justify="left")
     table.add_column("metric")
@@ -231,9 +217,10 @@ def _comparison(result: models.TaskResult, metric: str) -> Table:
     for name in result.metrics["lightgbm"]:
         cells = (result.metrics[m].get(name) for m in result.metrics)
         table.add_row(name, *("" if v is None else f"{v:,.4g}" for v in cells))
+    metric = result.metric
     lead = ", ".join(f"{k} {v:+.4f}" for k, v in result.lead(metric).items())
     skipped = "".join(f"; {k} not fitted: {why}" for k, why in result.skipped.items())
-    table.caption = f"LightGBM lead on {metric}: {lead}{skipped}"
+    table.caption = f"LightGBM lead on {metric} (positive: better): {lead}{skipped}"
     return table
 
 
