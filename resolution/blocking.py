@@ -106,13 +106,14 @@ def count_rules(
             "FROM {this}"
         ).as_record_list()[0]
         blocks.drop_table_from_database_and_remove_from_cache()
-        same = all(_same_column(part) for part in conditions(rule))
+        same = all(same_column(part) for part in conditions(rule))
         selves = row["selves"] if same else 0  # a record is in its own block once
         counted.append(RuleCount(rule, int(row["pairs"] - selves) // 2))
     return counted
 
 
-def _same_column(condition: str) -> bool:
+def same_column(condition: str) -> bool:
+    """Whether an equality compares a column (or an expression of it) with itself."""
     sides = [side.strip() for side in condition.split("=")]
     return len(sides) == 2 and re.sub(r"\bl\.", "", sides[0]) == re.sub(r"\br\.", "", sides[1])
 

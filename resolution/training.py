@@ -38,7 +38,7 @@ import pyarrow as pa
 from splink import DuckDBAPI, Linker
 from splink.internals.exceptions import SplinkException
 
-from resolution.blocking import RuleCount, count_rules
+from resolution.blocking import RuleCount, conditions, count_rules, same_column
 from resolution.comparisons import CompareColumn, Planned
 
 __all__ = ["Session", "TrainingReport", "inversion", "isotonic", "train"]
@@ -211,6 +211,10 @@ def _training_rules(columns: Sequence[CompareColumn]) -> list[str]:
 
 
 def _shape(rule: str, kinds: dict[str, str]) -> tuple[str, ...]:
+    """The kinds a rule blocks on (`year` for a date's year; `?` when it equates two
+    different columns, like swapped names: no block to train on)."""
+    if any(not same_column(part) for part in conditions(rule)):
+        return ("?",)
     shape = tuple(sorted(kinds.get(c, "?") for c in _rule_reads(rule)))
     return ("year",) if shape == ("date",) and rule.startswith("substr(") else shape
 
