@@ -94,18 +94,24 @@ def candidate_rules(columns: Sequence[CompareColumn]) -> list[str]:
 
 
 def count_rules(
-    frame: SplinkDataFrame, rules: Sequence[str], *, link_type: str = "dedupe_only"
+    frames: SplinkDataFrame | Sequence[SplinkDataFrame],
+    rules: Sequence[str],
+    *,
+    link_type: str = "dedupe_only",
 ) -> list[RuleCount]:
     """Each rule's comparisons alone, from the sizes of its blocks (Splink's
     `n_largest_blocks`, every block): exact for rules of equalities, and cheap."""
     counted = []
     for rule in dict.fromkeys(rules):
-        blocks = n_largest_blocks(frame, blocking_rule=rule, link_type=link_type, n_largest=2**62)
+        blocks = n_largest_blocks(frames, blocking_rule=rule, link_type=link_type, n_largest=2**62)
         row = blocks.query_sql(
             "SELECT coalesce(sum(block_count), 0) AS pairs, coalesce(sum(count_l), 0) AS selves "
             "FROM {this}"
         ).as_record_list()[0]
         blocks.drop_table_from_database_and_remove_from_cache()
+        if link_type == "link_only":  # one side against the other: each pair once
+            counted.append(RuleCount(rule, int(row["pairs"])))
+            continue
         same = all(same_column(part) for part in conditions(rule))
         selves = row["selves"] if same else 0  # a record is in its own block once
         counted.append(RuleCount(rule, int(row["pairs"] - selves) // 2))

@@ -25,6 +25,7 @@ import duckdb
 import numpy as np
 
 from resolution.graph import components
+from resolution.records import existing_tables
 
 __all__ = ["MIN_AVERAGE", "PAIRS", "accepted_merges"]
 
@@ -34,21 +35,27 @@ CANNOT_LINK = 0.01  # a pair this unlikely says two people: the groups are never
 
 
 def accepted_merges(con: duckdb.DuckDBPyConnection, *, threshold: float) -> np.ndarray:
-    """Pairs of `res_record_nodes` components to merge, as an (n, 2) array."""
+    """Pairs of `res_record_nodes` components to merge, as an (n, 2) array (none when
+    nothing was scored)."""
+    if PAIRS not in existing_tables(con):
+        return np.empty((0, 2), dtype=np.int64)
+    # The scored pairs' records are Splink candidates: few, so find their components once.
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE res_component_pairs AS
-        SELECT least(l.det_component, r.det_component) AS a,
-               greatest(l.det_component, r.det_component) AS b,
-               max(p.match_probability) AS strongest, sum(p.match_probability) AS total,
-               count(*) AS n, min(p.match_probability) AS weakest
-        FROM {PAIRS} p
-        JOIN res_record_nodes l ON l.uid = p.unique_id_l
-        JOIN res_record_nodes r ON r.uid = p.unique_id_r
-        WHERE l.det_component <> r.det_component
-        GROUP BY ALL
+        CREATE OR REPLACE TEMP TABLE res_scored_components AS
+        SELECT n.uid, n.det_component FROM res_record_nodes n
+        SEMI JOIN (SELECT unique_id_l AS uid FROM {PAIRS}
+                   UNION SELECT unique_id_r FROM {PAIRS}) s USING (uid)
     """)
+    scored = f"""
+        SELECT least(l.det_component, r.det_component) AS a,
+               greatest(l.det_component, r.det_component) AS b, p.match_probability AS p
+        FROM {PAIRS} p
+        JOIN res_scored_components l ON l.uid = p.unique_id_l
+        JOIN res_scored_components r ON r.uid = p.unique_id_r
+        WHERE l.det_component <> r.det_component
+    """
     strong = con.execute(
-        f"SELECT a, b FROM res_component_pairs WHERE strongest >= {float(threshold)}"
+        f"SELECT DISTINCT a, b FROM ({scored}) WHERE p >= {float(threshold)}"
     ).fetchnumpy()
     if not len(strong["a"]):
         return np.empty((0, 2), dtype=np.int64)
@@ -57,12 +64,13 @@ def accepted_merges(con: duckdb.DuckDBPyConnection, *, threshold: float) -> np.n
     half = len(strong["a"])
     group = components(len(nodes), inverse[:half], inverse[half:])
     con.register("res_link_groups", {"component": nodes, "link_group": group})
-    rows = con.execute("""
-        SELECT p.a, p.b, p.strongest, p.total, p.n, p.weakest
-        FROM res_component_pairs p
-        JOIN res_link_groups ga ON ga.component = p.a
-        JOIN res_link_groups gb ON gb.component = p.b
+    rows = con.execute(f"""
+        SELECT s.a, s.b, max(s.p), sum(s.p), count(*), min(s.p)
+        FROM ({scored}) s
+        JOIN res_link_groups ga ON ga.component = s.a
+        JOIN res_link_groups gb ON gb.component = s.b
         WHERE ga.link_group = gb.link_group
+        GROUP BY s.a, s.b
     """).fetchall()
     con.unregister("res_link_groups")
     sums: dict[int, dict[int, list[float]]] = defaultdict(dict)

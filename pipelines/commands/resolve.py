@@ -184,12 +184,13 @@ def explain(
     if record is not None and customer is None and len(record) != 2:
         raise typer.BadParameter("give exactly two --record options")
     region = settings.resolution.default_phone_region
+    threshold = settings.resolution.match_threshold
     model = resolution.MatchModel.load(settings.paths.resolution)
     con = warehouse.connect(settings.paths.warehouse)
     try:
         if customer is not None:
             found = resolution.explain_customer(
-                con, customer_id=customer, model=model, phone_region=region
+                con, customer_id=customer, model=model, phone_region=region, threshold=threshold
             )
             pairs = found.matches
             console.print(f"customer [bold]{customer}[/]: records by link type {found.records}")
@@ -199,8 +200,13 @@ def explain(
             left, right = (_parse_record(r) for r in record)
             pairs = [
                 resolution.explain_records(
-                    con, left=left, right=right, model=model, phone_region=region
-                )
+                    con,
+                    left=left,
+                    right=right,
+                    model=model,
+                    phone_region=region,
+                    threshold=threshold,
+                )  # fmt: skip
             ]
     except LookupError as error:
         console.print(f"[bold red]error:[/] {error}")
@@ -224,6 +230,10 @@ def _print_pair(pair: resolution.PairExplanation) -> None:
     )
     for id_type, value_hash in pair.shared_identifiers:
         console.print(f"  shared {id_type} #{value_hash} (deterministic link)")
+    if pair.chain and len(pair.chain) > 1 or (pair.chain and not pair.shared_identifiers):
+        console.print("  joined through:")
+        for left, right, how in pair.chain:
+            console.print(f"    {left} -> {right}: {how}")
     if pair.match_probability is None:
         return
     table = Table(title=f"match probability {pair.match_probability:.4f}", title_justify="left")
