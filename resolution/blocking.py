@@ -5,12 +5,15 @@ which true pairs can be found at all. Rather than a fixed list that silently
 misses whatever it does not name, the candidates are every rule the columns
 allow: exact agreement on each column that can stand alone (identifiers,
 emails, phones, dates, postcodes, names, addresses), on every pair of columns,
-and on first and last names swapped. Each is counted with Splink's blocking
-analysis; then, cheapest first, a rule is kept while the sum of the kept rules'
-comparisons stays within the budget (`budget_for`: a number of comparisons per
-record, with a floor, so it scales with the table). A rule implied by a kept
-one (its columns include all of the kept rule's) adds nothing and is dropped.
-A record pair found by any kept rule is scored; the counts are reported.
+(two weak ones, like city and state, never together), and on first and last
+names swapped. Each is counted from its block sizes (Splink's
+`n_largest_blocks`: exact for rules of equalities, and cheap); then, cheapest
+first, a rule is kept while the sum of the kept rules' comparisons stays within
+the budget (`budget_for`: a number of comparisons per record, with a floor, so
+it scales with the table). A rule implied by a kept one (asking for all of its
+equalities and more) adds nothing and is dropped. A record pair found by any
+kept rule is scored; the rules' counts, alone and beyond the ones before
+(Splink's blocking analysis on a sample), are reported.
 """
 
 from __future__ import annotations
@@ -89,6 +92,11 @@ def candidate_rules(columns: Sequence[CompareColumn]) -> list[str]:
         f"l.{c.name} = r.{c.partner} AND l.{c.partner} = r.{c.name}"
         for c in columns
         if c.kind == "given_name" and c.partner
+    ]
+    rules += [  # one name and the other's initial: a typo anywhere but the first letter
+        f"l.{c.name} = r.{c.name} AND substr(l.{c.partner}, 1, 1) = substr(r.{c.partner}, 1, 1)"
+        for c in columns
+        if c.kind in ("given_name", "surname") and c.partner
     ]
     return rules
 
