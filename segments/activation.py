@@ -35,6 +35,7 @@ from segments.settings import (
     FileDestination,
     RetryPolicy,
 )
+from warehouse.tables import ACTIVATION_BATCHES, ACTIVATION_LOG, SEGMENT_RUNS
 
 __all__ = [
     "Delivery",
@@ -65,15 +66,15 @@ class Delivery:
 
 def ensure_log_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the activation sync logs."""
-    con.execute("""
-        CREATE TABLE IF NOT EXISTS activation_log (
+    con.execute(f"""
+        CREATE TABLE IF NOT EXISTS {ACTIVATION_LOG} (
             activation_id VARCHAR PRIMARY KEY, destination VARCHAR NOT NULL,
             destination_type VARCHAR NOT NULL, segment VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
             since_run_id VARCHAR, mode VARCHAR NOT NULL, consent VARCHAR NOT NULL,
             row_count BIGINT NOT NULL, withheld_no_consent BIGINT NOT NULL,
             status VARCHAR NOT NULL, error VARCHAR, target VARCHAR,
             started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL);
-        CREATE TABLE IF NOT EXISTS activation_batches (
+        CREATE TABLE IF NOT EXISTS {ACTIVATION_BATCHES} (
             activation_id VARCHAR NOT NULL, batch INTEGER NOT NULL,
             idempotency_key VARCHAR NOT NULL, row_count BIGINT NOT NULL, attempts INTEGER NOT NULL,
             status VARCHAR NOT NULL, http_status INTEGER, error VARCHAR);
@@ -89,7 +90,10 @@ def pending_deliveries(
     """(destination, segment) pairs to consider: every refreshed segment each destination takes."""
     ensure_tables(con)
     refreshed = [
-        s for (s,) in con.execute("SELECT DISTINCT segment FROM segment_runs ORDER BY 1").fetchall()
+        s
+        for (s,) in con.execute(
+            f"SELECT DISTINCT segment FROM {SEGMENT_RUNS} ORDER BY 1"
+        ).fetchall()
     ]
     return [
         (destination, segment)
@@ -113,13 +117,13 @@ def deliver(
     """Send `segment`'s latest run to `destination` unless it already went; log the outcome."""
     ensure_log_tables(con)
     run_id, until = con.execute(
-        "SELECT run_id, evaluated_at FROM segment_runs WHERE segment = ? "
+        f"SELECT run_id, evaluated_at FROM {SEGMENT_RUNS} WHERE segment = ? "
         "ORDER BY evaluated_at DESC LIMIT 1",
         [segment],
     ).fetchone()
     last = con.execute(
-        """SELECT l.run_id, r.evaluated_at FROM activation_log l
-           JOIN segment_runs r ON r.run_id = l.run_id AND r.segment = l.segment
+        f"""SELECT l.run_id, r.evaluated_at FROM {ACTIVATION_LOG} l
+           JOIN {SEGMENT_RUNS} r ON r.run_id = l.run_id AND r.segment = l.segment
            WHERE l.destination = ? AND l.segment = ? AND l.status = 'sent'
            ORDER BY r.evaluated_at DESC LIMIT 1""",
         [destination.name, segment],
@@ -180,7 +184,7 @@ def latest_exports(con: duckdb.DuckDBPyConnection) -> dict[str, Path]:
     """Each segment's newest full file export (for download links), by segment."""
     ensure_log_tables(con)
     rows = con.execute(
-        """SELECT segment, target FROM activation_log
+        f"""SELECT segment, target FROM {ACTIVATION_LOG}
            WHERE destination_type = 'file' AND mode = 'full' AND status = 'sent'
            QUALIFY row_number() OVER (PARTITION BY segment ORDER BY finished_at DESC) = 1"""
     ).fetchall()
@@ -238,7 +242,7 @@ def _log(
     con: duckdb.DuckDBPyConnection, delivery: Delivery, destination: Destination, started: datetime
 ) -> None:
     con.execute(
-        "INSERT INTO activation_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {ACTIVATION_LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             delivery.activation_id, destination.name, destination.type, delivery.segment,
             delivery.run_id, delivery.since_run_id, destination.mode, destination.consent,
@@ -248,7 +252,7 @@ def _log(
     )  # fmt: skip
     for b in delivery.batches:
         con.execute(
-            "INSERT INTO activation_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {ACTIVATION_BATCHES} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [delivery.activation_id, b.batch, b.idempotency_key, b.rows, b.attempts, b.status,
              b.http_status, b.error],
         )  # fmt: skip

@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from segments.membership import changes_between, members_at
+from warehouse.tables import PROFILES
 
 __all__ = ["Audience", "CONTACT_COLUMN", "audience"]
 
@@ -53,7 +54,7 @@ def audience(
     try:
         rows = con.execute(
             f"""SELECT a.*, p.first_name, p.email, p.phone FROM _audience a
-                JOIN profiles p USING (customer_id)
+                JOIN {PROFILES} p USING (customer_id)
                 WHERE p.consent_{consent} IS TRUE ORDER BY ALL"""
         ).df()
     finally:

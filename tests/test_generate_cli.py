@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from pipelines.commands import generate
 from pipelines.config import Settings
-from warehouse.schemas import SOURCES
+from warehouse.sources import SOURCES
 from warehouse.synthetic import source_file
 
 
