@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 
 from segments import EXAMPLES_DIR, activate, load_definitions, refresh_segments
-from segments.hashing import ad_email, ad_phone, hashed_identifiers, sha256_hex
-from segments.settings import (
+from segments.destinations import (
     AdAudienceDestination,
     FileDestination,
     RetryPolicy,
     WebhookDestination,
 )
+from segments.hashing import ad_email, ad_phone, hashed_identifiers, sha256_hex
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
 
