@@ -195,11 +195,11 @@ def orders_history(settings: Settings) -> Path:
 @pytest.fixture(scope="module")
 def orders_features(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """READ-ONLY within a module: `write_orders_history` with its features built (Feast)."""
-    from pipelines.commands import features as features_command
+    from pipelines import flows
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("orders") / "data")
     write_orders_history(settings)
-    features_command.stage(settings)
+    flows.features.run(settings)
     return settings
 
 
@@ -249,7 +249,7 @@ def served(small_universe: Settings, tmp_path_factory: pytest.TempPathFactory) -
     and scored (tests/test_serving*.py serve it)."""
     import shutil
 
-    from pipelines.commands import features, resolve, score, train
+    from pipelines import flows
 
     root = tmp_path_factory.mktemp("served") / "data"
     shutil.copytree(small_universe.data_dir, root)
@@ -264,8 +264,7 @@ def served(small_universe: Settings, tmp_path_factory: pytest.TempPathFactory) -
             ),
         }
     )
-    for stage in (resolve.stage, features.stage, train.stage, score.stage):
-        stage(settings)
+    flows.pipeline.run(settings, start="resolve", until="score")
     return settings
 
 
