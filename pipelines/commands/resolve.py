@@ -118,7 +118,7 @@ def explain(
         raise typer.BadParameter(str(error)) from error
     try:
         found = flow.explain(ctx.obj, records=records, customer=customer, chart=html)
-    except LookupError as error:
+    except (LookupError, FileNotFoundError) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(code=1) from error
     if found.customer is not None:

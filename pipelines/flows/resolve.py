@@ -160,13 +160,13 @@ def explain(
     chart: Path | None = None,
 ) -> Explanation:
     """Why two records (source, key) were (or were not) linked, or how `customer` came
-    together; the waterfall chart goes to `chart` (default: resolution/explain.html).
-    LookupError when a record or the customer is unknown."""
+    together (the warehouse is only read); the waterfall chart goes to `chart` (default:
+    resolution/explain.html). LookupError when a record or the customer is unknown."""
     if (customer is None) == (records is None):
         raise ValueError("give either two records or one customer")
     region = settings.resolution.default_phone_region
     model = resolution.MatchModel.load(settings.paths.resolution)
-    con = warehouse.connect(settings.paths.warehouse)
+    con = warehouse.connect(settings.paths.warehouse, read_only=True)
     try:
         found = None
         if customer is not None:
