@@ -5,8 +5,8 @@ open `segment_membership` rows, plus the ids that resolution merged into others 
 `customer_id_changes`), so that a caller holding an old customer_id still reaches the
 customer. The service never holds the warehouse open (DuckDB allows
 one writing process per file, and that is the pipeline): it copies these tables at
-start-up and again when their fingerprint (`warehouse_version`) changes. Identifiers are
-normalized exactly as resolution normalizes them before they are looked up.
+start-up and again when their fingerprint (`warehouse_version`) changes. A request's
+identifier is normalized once, exactly as resolution normalizes it, then looked up.
 """
 
 from __future__ import annotations
@@ -23,11 +23,19 @@ import duckdb
 import pyarrow as pa
 
 from resolution import normalize
+from warehouse.schemas import LOOKUP_ID_TYPES
 from warehouse.tables import CUSTOMER_ID_CHANGES, CUSTOMER_IDENTIFIERS, PROFILES, SEGMENT_MEMBERSHIP
 
-__all__ = ["ID_TYPES", "Directory", "DirectoryUnavailable", "load_directory", "warehouse_version"]
+__all__ = [
+    "ID_TYPES",
+    "Directory",
+    "DirectoryUnavailable",
+    "InvalidIdentifier",
+    "load_directory",
+    "warehouse_version",
+]
 
-ID_TYPES = ("customer_id", "email", "phone", "user_id", "anonymous_id")
+ID_TYPES = ("customer_id", *LOOKUP_ID_TYPES)
 """The identifiers a caller may name a customer by, in order of preference."""
 
 _CUSTOMERS_SQL = f"""
@@ -56,6 +64,10 @@ class DirectoryUnavailable(RuntimeError):
     """The warehouse lacks what the directory needs (the reason is the message)."""
 
 
+class InvalidIdentifier(ValueError):
+    """A value that is no valid identifier of its type (an e-mail without `@`, ...)."""
+
+
 @dataclass(frozen=True)
 class Directory:
     """Identifier index, golden records, linked identities and segments, all in memory."""
@@ -68,15 +80,12 @@ class Directory:
     version: tuple[object, ...]
     loaded_at: datetime
 
-    def normalized(self, id_type: str, value: str) -> str | None:
-        """`value` as resolution stores it, or None if it is not a valid `id_type`."""
-        return self.normalizers[id_type](value)
-
     def find(self, id_type: str, value: str) -> str | None:
-        """The customer_id an identifier belongs to, or None if nobody has it."""
-        key = self.normalized(id_type, value)
+        """The customer_id an identifier belongs to, or None if nobody has it;
+        `InvalidIdentifier` when `value` is no valid `id_type` at all."""
+        key = self.normalizers[id_type](value)
         if key is None:
-            return None
+            raise InvalidIdentifier(f"{id_type} is not a valid {id_type.replace('_', ' ')}")
         if id_type == "customer_id":
             return self._survivor(key)
         return self.identifiers.get((id_type, key))
