@@ -243,8 +243,13 @@ def time_cli(rows: int, work: Path) -> dict[str, float]:
         command, check=True, capture_output=True, env={"CIP_DATA_DIR": str(work / "data")}
     )
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"rows": rows, "seconds": round(seconds, 1), "peak_mib": round(peak)}
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_mib": round(usage.ru_maxrss / 1024),
+    }
 
 
 def measure(engine: str, name: str) -> dict[str, float]:

@@ -5,12 +5,15 @@ which true pairs can be found at all. Rather than a fixed list that silently
 misses whatever it does not name, the candidates are every rule the columns
 allow: exact agreement on each column that can stand alone (identifiers,
 emails, phones, dates, postcodes, names, addresses), on every pair of columns,
-and on first and last names swapped. Each is counted with Splink's blocking
-analysis; then, cheapest first, a rule is kept while the sum of the kept rules'
-comparisons stays within the budget (`budget_for`: a number of comparisons per
-record, with a floor, so it scales with the table). A rule implied by a kept
-one (its columns include all of the kept rule's) adds nothing and is dropped.
-A record pair found by any kept rule is scored; the counts are reported.
+(two weak ones, like city and state, never together), and on first and last
+names swapped. Each is counted from its block sizes (Splink's
+`n_largest_blocks`: exact for rules of equalities, and cheap); then, cheapest
+first, a rule is kept while the sum of the kept rules' comparisons stays within
+the budget (`budget_for`: a number of comparisons per record, with a floor, so
+it scales with the table). A rule implied by a kept one (asking for all of its
+equalities and more) adds nothing and is dropped. A record pair found by any
+kept rule is scored; the rules' counts, alone and beyond the ones before
+(Splink's blocking analysis on a sample), are reported.
 """
 
 from __future__ import annotations
@@ -90,29 +93,41 @@ def candidate_rules(columns: Sequence[CompareColumn]) -> list[str]:
         for c in columns
         if c.kind == "given_name" and c.partner
     ]
+    rules += [  # one name and the other's initial: a typo anywhere but the first letter
+        f"l.{c.name} = r.{c.name} AND substr(l.{c.partner}, 1, 1) = substr(r.{c.partner}, 1, 1)"
+        for c in columns
+        if c.kind in ("given_name", "surname") and c.partner
+    ]
     return rules
 
 
 def count_rules(
-    frame: SplinkDataFrame, rules: Sequence[str], *, link_type: str = "dedupe_only"
+    frames: SplinkDataFrame | Sequence[SplinkDataFrame],
+    rules: Sequence[str],
+    *,
+    link_type: str = "dedupe_only",
 ) -> list[RuleCount]:
     """Each rule's comparisons alone, from the sizes of its blocks (Splink's
     `n_largest_blocks`, every block): exact for rules of equalities, and cheap."""
     counted = []
     for rule in dict.fromkeys(rules):
-        blocks = n_largest_blocks(frame, blocking_rule=rule, link_type=link_type, n_largest=2**62)
+        blocks = n_largest_blocks(frames, blocking_rule=rule, link_type=link_type, n_largest=2**62)
         row = blocks.query_sql(
             "SELECT coalesce(sum(block_count), 0) AS pairs, coalesce(sum(count_l), 0) AS selves "
             "FROM {this}"
         ).as_record_list()[0]
         blocks.drop_table_from_database_and_remove_from_cache()
-        same = all(_same_column(part) for part in conditions(rule))
+        if link_type == "link_only":  # one side against the other: each pair once
+            counted.append(RuleCount(rule, int(row["pairs"])))
+            continue
+        same = all(same_column(part) for part in conditions(rule))
         selves = row["selves"] if same else 0  # a record is in its own block once
         counted.append(RuleCount(rule, int(row["pairs"] - selves) // 2))
     return counted
 
 
-def _same_column(condition: str) -> bool:
+def same_column(condition: str) -> bool:
+    """Whether an equality compares a column (or an expression of it) with itself."""
     sides = [side.strip() for side in condition.split("=")]
     return len(sides) == 2 and re.sub(r"\bl\.", "", sides[0]) == re.sub(r"\br\.", "", sides[1])
 

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from resolution.graph import IDENTIFIERS, components
-from resolution.linkage import PAIRS, accepted_merges
+from resolution.linkage import PAIRS
 from resolution.records import RECORDS, existing_tables
 
 __all__ = [
@@ -51,10 +51,12 @@ LINK_TYPES = ("deterministic", "probabilistic", "singleton")
 NO_IDENTIFYING_DATA = "no identifying data"
 
 
-def cluster(con: duckdb.DuckDBPyConnection, *, threshold: float, links: Sequence[str] = ()) -> int:
-    """Write `res_clusters(uid, cluster)`: deterministic components merged on Splink's
-    evidence at `threshold` (`resolution.linkage`) and on the pairs (`unique_id_l`,
-    `unique_id_r`) of the tables `links` names."""
+def cluster(
+    con: duckdb.DuckDBPyConnection, *, merges: np.ndarray, links: Sequence[str] = ()
+) -> int:
+    """Write `res_clusters(uid, cluster)`: deterministic components merged as `merges`
+    says (pairs of components, from `resolution.linkage`) and on the pairs
+    (`unique_id_l`, `unique_id_r`) of the tables `links` names."""
     n_records = con.execute("SELECT count(*) FROM res_record_nodes").fetchall()[0][0]
     forced = " UNION ALL ".join(f"SELECT unique_id_l, unique_id_r FROM {t}" for t in links)
     forced = forced or "SELECT NULL AS unique_id_l, NULL AS unique_id_r WHERE FALSE"
@@ -65,13 +67,8 @@ def cluster(con: duckdb.DuckDBPyConnection, *, threshold: float, links: Sequence
         JOIN res_record_nodes l ON l.uid = m.unique_id_l
         JOIN res_record_nodes r ON r.uid = m.unique_id_r
     """).fetchnumpy()
-    merges = (
-        accepted_merges(con, threshold=threshold) + n_records
-        if PAIRS in existing_tables(con)
-        else np.empty((0, 2), dtype=np.int64)
-    )
-    left = np.concatenate([edges["a"], merges[:, 0]])
-    right = np.concatenate([edges["b"], merges[:, 1]])
+    left = np.concatenate([edges["a"], merges[:, 0] + n_records])
+    right = np.concatenate([edges["b"], merges[:, 1] + n_records])
     n_nodes = n_records + int(max(right.max(initial=-1), left.max(initial=-1))) + 1
     labels = components(max(n_nodes, n_records), left, right)[:n_records]
     con.register("res_labels", pa.table({"node": np.arange(n_records), "cluster": labels}))

@@ -3,13 +3,17 @@
 `explain_records` compares two source records: the identifiers they share
 (type and a hash standing in for the value) and Splink's score of the pair with
 its waterfall (one row per comparison: level, match weight, m and u), both as
-data and as a self-contained HTML chart. `explain_customer` describes a
-customer: how each record was linked, the identifiers holding it together and
-the probabilistic matches inside it, each with its waterfall.
+data and as a self-contained HTML chart. When the two belong to one customer
+without being linked directly, it gives the chain of links that joined them
+(shared identifiers, Splink matches at or above the threshold, name links).
+`explain_customer` describes a customer: how each record was linked, the
+identifiers holding it together and the probabilistic matches inside it, each
+with its waterfall.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +48,7 @@ class PairExplanation:
     match_probability: float | None = None
     waterfall: list[dict[str, Any]] = field(default_factory=list)
     chart_html: str | None = None
+    chain: list[tuple[str, str, str]] = field(default_factory=list)  # (record, record, how)
 
 
 @dataclass
@@ -122,12 +127,111 @@ def explain_records(
     right: tuple[str, str],
     model: MatchModel | None,
     phone_region: str,
+    threshold: float,
 ) -> PairExplanation:
     """Explain the pair of records `(source, record_key)` `left` and `right`."""
     found = _load_records(con, [_uid(left), _uid(right)], phone_region=phone_region)
     a, b = found[_uid(left)], found[_uid(right)]
     customer_a, customer_b = _customer_of(con, a["uid"]), _customer_of(con, b["uid"])
-    return _pair(model, a, b, same=customer_a is not None and customer_a == customer_b)
+    same = customer_a is not None and customer_a == customer_b
+    explanation = _pair(model, a, b, same=same)
+    if same:
+        explanation.chain = _chain(
+            con, a["uid"], b["uid"], customer=customer_a, threshold=threshold,
+            phone_region=phone_region,
+        )  # fmt: skip
+    return explanation
+
+
+def _chain(
+    con: duckdb.DuckDBPyConnection,
+    start: str,
+    goal: str,
+    *,
+    customer: str,
+    threshold: float,
+    phone_region: str,
+) -> list[tuple[str, str, str]]:
+    """The shortest chain of links between two records of `customer`: identifiers they
+    share (by hash), Splink matches at or above `threshold`, and name links."""
+    uids = [
+        u
+        for (u,) in con.execute(
+            f"SELECT source || '|' || record_key FROM {IDENTITY_MAP} WHERE customer_id = ?",
+            [customer],
+        ).fetchall()
+    ]
+    usable = set(
+        con.execute(
+            f"SELECT id_type, id_value FROM {IDENTIFIER_TABLE} WHERE customer_id = ?", [customer]
+        ).fetchall()
+    )
+    records = _load_records(con, uids, phone_region=phone_region)
+    links: dict[str, list[tuple[str, str]]] = {u: [] for u in uids}
+
+    def link(a: str, b: str, how: str) -> None:
+        links.setdefault(a, []).append((b, how))
+        links.setdefault(b, []).append((a, how))
+
+    for uid, record in records.items():
+        for id_type in ID_TYPES:
+            if (id_type, record.get(id_type)) in usable:
+                link(
+                    uid, f"{id_type}:{record[id_type]}", f"{id_type} #{mask(str(record[id_type]))}"
+                )
+    if PAIRS in existing_tables(con):
+        for a, b, p in con.execute(
+            f"""SELECT unique_id_l, unique_id_r, match_probability FROM {PAIRS}
+                WHERE match_probability >= ? AND unique_id_l IN (SELECT unnest(?))
+                  AND unique_id_r IN (SELECT unnest(?))""",
+            [threshold, uids, uids],
+        ).fetchall():
+            link(a, b, f"Splink match {p:.4f}")
+    named = con.execute(
+        f"SELECT source || '|' || record_key FROM {IDENTITY_MAP} "
+        "WHERE customer_id = ? AND link_detail = 'name'",
+        [customer],
+    ).fetchall()
+    for (uid,) in named:
+        key = _name_key(records[uid])
+        for other, record in records.items():
+            if other != uid and key and _name_key(record) == key:
+                link(uid, other, "name")
+    return _shortest(links, start, goal, records=set(uids))
+
+
+def _name_key(record: dict[str, Any]) -> tuple[str, ...] | None:
+    names = [record.get("first_name"), record.get("last_name")]
+    return tuple(sorted(names)) if all(names) else None
+
+
+def _shortest(
+    links: dict[str, list[tuple[str, str]]], start: str, goal: str, *, records: set[str]
+) -> list[tuple[str, str, str]]:
+    """Breadth-first path from `start` to `goal`; identifier nodes fold into one step."""
+    came_from: dict[str, tuple[str, str] | None] = {start: None}
+    queue = deque([start])
+    while queue and goal not in came_from:
+        node = queue.popleft()
+        for nxt, how in links.get(node, []):
+            if nxt not in came_from:
+                came_from[nxt] = (node, how)
+                queue.append(nxt)
+    if goal not in came_from:
+        return []
+    path: list[tuple[str, str]] = []
+    node = goal
+    while came_from[node] is not None:
+        previous, how = came_from[node]
+        path.append((node, how))
+        node = previous
+    steps: list[tuple[str, str, str]] = []
+    current = start
+    for node, how in reversed(path):
+        if node in records:  # a record (not an identifier): close the step
+            steps.append((current, node, how))
+            current = node
+    return steps
 
 
 def explain_customer(
@@ -136,6 +240,7 @@ def explain_customer(
     customer_id: str,
     model: MatchModel | None,
     phone_region: str,
+    threshold: float,
     max_matches: int = 5,
 ) -> CustomerExplanation:
     """Explain how the records of `customer_id` came together."""
@@ -164,9 +269,10 @@ def explain_customer(
                           WHERE customer_id = ?)
             SELECT unique_id_l, unique_id_r FROM {PAIRS}
             WHERE unique_id_l IN (SELECT uid FROM mine) AND unique_id_r IN (SELECT uid FROM mine)
+              AND match_probability >= ?
             ORDER BY match_weight LIMIT ?
             """,
-            [customer_id, max_matches],
+            [customer_id, threshold, max_matches],
         ).fetchall()
     uids = sorted({u for pair in pairs for u in pair})
     found = _load_records(con, uids, phone_region=phone_region)

@@ -44,17 +44,16 @@ def score_new(
     columns = [c for c in existing.column_names if c != "unique_id"]
     new = build_candidates(con, columns=columns, only_uids=NEW_RECORDS)
     if new.num_rows == 0:
-        matches, comparisons = MATCH_SCHEMA.empty_table(), 0
+        matches = MATCH_SCHEMA.empty_table()
     elif existing.num_rows == 0:
-        comparisons = model.check_blocking([new], max_comparisons=max_comparisons)
+        model.check_blocking([new], max_comparisons=max_comparisons)
         matches = model.predict(new)
     else:
-        comparisons = model.check_blocking(
+        model.check_blocking(
             [new, existing], max_comparisons=max_comparisons, link_type="link_only"
         )
-        if new.num_rows > 1:
-            comparisons += model.check_blocking([new], max_comparisons=max_comparisons)
         matches = model.predict_new(existing, new)
+    comparisons = matches.num_rows
     store_matches(con, candidates=new, matches=matches)
     above = pc.sum(pc.greater_equal(matches.column("match_probability"), threshold)).as_py()
     return {"new_records": n_new, "comparisons": comparisons, "matches": above or 0}

@@ -6,12 +6,13 @@ the threshold against two different Sheryl Whites would make them one customer,
 though every pair between the two of them says they are not. So components are
 merged greedily, strongest link first, and a merge is accepted only when the
 *average* match probability over every scored pair between the two groups
-built so far is at least `MIN_AVERAGE` (more likely than not): a true
-customer's records agree with one another, a chain of namesakes does not.
-Pairs the blocking rules never generated do not count either way.
+built so far is at least `MIN_AVERAGE` (more likely than not) and none of
+those pairs is a confident non-match (below `CANNOT_LINK`): a true customer's
+records agree with one another, a chain of namesakes does not. Pairs the
+blocking rules never generated do not count either way.
 
 Before that, a component whose strong links point to groups that are not one
-person (no pair between them averages `MIN_AVERAGE`) is ambiguous, and none of
+person (their pairs do not agree as above) is ambiguous, and none of
 those links is used: a till slip naming "Gary Boyd" when two customers bear
 that name belongs to neither as far as the data can tell.
 """
@@ -24,29 +25,37 @@ import duckdb
 import numpy as np
 
 from resolution.graph import components
+from resolution.records import existing_tables
 
 __all__ = ["MIN_AVERAGE", "PAIRS", "accepted_merges"]
 
 PAIRS = "resolution_pairs"
 MIN_AVERAGE = 0.5
+CANNOT_LINK = 0.01  # a pair this unlikely says two people: the groups are never merged
 
 
 def accepted_merges(con: duckdb.DuckDBPyConnection, *, threshold: float) -> np.ndarray:
-    """Pairs of `res_record_nodes` components to merge, as an (n, 2) array."""
+    """Pairs of `res_record_nodes` components to merge, as an (n, 2) array (none when
+    nothing was scored)."""
+    if PAIRS not in existing_tables(con):
+        return np.empty((0, 2), dtype=np.int64)
+    # The scored pairs' records are Splink candidates: few, so find their components once.
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE res_component_pairs AS
-        SELECT least(l.det_component, r.det_component) AS a,
-               greatest(l.det_component, r.det_component) AS b,
-               max(p.match_probability) AS strongest, sum(p.match_probability) AS total,
-               count(*) AS n
-        FROM {PAIRS} p
-        JOIN res_record_nodes l ON l.uid = p.unique_id_l
-        JOIN res_record_nodes r ON r.uid = p.unique_id_r
-        WHERE l.det_component <> r.det_component
-        GROUP BY ALL
+        CREATE OR REPLACE TEMP TABLE res_scored_components AS
+        SELECT n.uid, n.det_component FROM res_record_nodes n
+        SEMI JOIN (SELECT unique_id_l AS uid FROM {PAIRS}
+                   UNION SELECT unique_id_r FROM {PAIRS}) s USING (uid)
     """)
+    scored = f"""
+        SELECT least(l.det_component, r.det_component) AS a,
+               greatest(l.det_component, r.det_component) AS b, p.match_probability AS p
+        FROM {PAIRS} p
+        JOIN res_scored_components l ON l.uid = p.unique_id_l
+        JOIN res_scored_components r ON r.uid = p.unique_id_r
+        WHERE l.det_component <> r.det_component
+    """
     strong = con.execute(
-        f"SELECT a, b FROM res_component_pairs WHERE strongest >= {float(threshold)}"
+        f"SELECT DISTINCT a, b FROM ({scored}) WHERE p >= {float(threshold)}"
     ).fetchnumpy()
     if not len(strong["a"]):
         return np.empty((0, 2), dtype=np.int64)
@@ -55,18 +64,19 @@ def accepted_merges(con: duckdb.DuckDBPyConnection, *, threshold: float) -> np.n
     half = len(strong["a"])
     group = components(len(nodes), inverse[:half], inverse[half:])
     con.register("res_link_groups", {"component": nodes, "link_group": group})
-    rows = con.execute("""
-        SELECT p.a, p.b, p.strongest, p.total, p.n
-        FROM res_component_pairs p
-        JOIN res_link_groups ga ON ga.component = p.a
-        JOIN res_link_groups gb ON gb.component = p.b
+    rows = con.execute(f"""
+        SELECT s.a, s.b, max(s.p), sum(s.p), count(*), min(s.p)
+        FROM ({scored}) s
+        JOIN res_link_groups ga ON ga.component = s.a
+        JOIN res_link_groups gb ON gb.component = s.b
         WHERE ga.link_group = gb.link_group
+        GROUP BY s.a, s.b
     """).fetchall()
     con.unregister("res_link_groups")
     sums: dict[int, dict[int, list[float]]] = defaultdict(dict)
     edges = []
-    for a, b, top, total, n in rows:
-        sums[a][b] = sums[b][a] = [total, n]
+    for a, b, top, total, n, weakest in rows:
+        sums[a][b] = sums[b][a] = [total, n, weakest]
         if top >= threshold:
             edges.append((-top, a, b))
     ambiguous = _ambiguous_links(edges, sums)
@@ -100,14 +110,16 @@ def _one_person(nodes: list[int], sums: dict[int, dict[int, list[float]]]) -> bo
 
     for i, x in enumerate(nodes):
         for y in nodes[:i]:
-            if _average(sums, x, y) >= MIN_AVERAGE:
+            if _agree(sums, x, y):
                 label[find(x)] = find(y)
     return len({find(x) for x in nodes}) == 1
 
 
-def _average(sums: dict[int, dict[int, list[float]]], a: int, b: int) -> float:
-    total, n = sums.get(a, {}).get(b, (0.0, 0))
-    return total / n if n else 0.0
+def _agree(sums: dict[int, dict[int, list[float]]], a: int, b: int) -> bool:
+    """Whether the scored pairs between two groups say one person: more likely than not
+    on average, and none of them a confident non-match."""
+    total, n, weakest = sums.get(a, {}).get(b, (0.0, 0, 0.0))
+    return bool(n) and total / n >= MIN_AVERAGE and weakest > CANNOT_LINK
 
 
 def _greedy(
@@ -127,18 +139,18 @@ def _greedy(
         ra, rb = root(a), root(b)
         if ra == rb:
             continue
-        total, n = sums[ra].get(rb, (0.0, 0))
-        if not n or total / n < MIN_AVERAGE:
+        if not _agree(sums, ra, rb):
             continue
         if len(sums[ra]) < len(sums[rb]):
             ra, rb = rb, ra
-        for other, (t, k) in sums.pop(rb).items():  # fold rb's cross sums into ra's
+        for other, (t, k, w) in sums.pop(rb).items():  # fold rb's cross sums into ra's
             del sums[other][rb]
             if other == ra:
                 continue
-            merged = sums[ra].setdefault(other, [0.0, 0])
+            merged = sums[ra].setdefault(other, [0.0, 0, 1.0])
             merged[0] += t
             merged[1] += k
+            merged[2] = min(merged[2], w)
             sums[other][ra] = merged
         parent[rb] = ra
         accepted.append((a, b))

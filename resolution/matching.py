@@ -79,8 +79,9 @@ def score_all(
         matches = MATCH_SCHEMA.empty_table()
         comparisons = 0
     else:
-        comparisons = model.check_blocking([candidates], max_comparisons=max_comparisons)
+        model.check_blocking([candidates], max_comparisons=max_comparisons)
         matches = model.predict(candidates)
+        comparisons = matches.num_rows
     con.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
     con.execute(f"DROP TABLE IF EXISTS {PAIRS}")
     store_matches(con, candidates=candidates, matches=matches)

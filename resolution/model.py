@@ -28,8 +28,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from splink import DuckDBAPI, Linker
-from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
+from resolution.blocking import count_rules, with_marginals
 from resolution.comparisons import NICKNAME_SUFFIX
 from resolution.configure import ModelChoices, add_nicknames, configure
 from resolution.profile import TableProfile
@@ -181,28 +181,32 @@ class MatchModel:
 
     def check_blocking(
         self, tables: Sequence[pa.Table], *, max_comparisons: int, link_type: str = "dedupe_only"
-    ) -> int:
-        """Count the comparisons the blocking rules generate; raise when above the cap."""
+    ) -> None:
+        """Refuse blocking rules that would generate more than `max_comparisons` pairs.
+
+        The rules' counts alone (cheap, from block sizes) bound their union; only when
+        that bound is above the cap is the union counted.
+        """
         db = DuckDBAPI()
         frames = [db.register(self.prepare(t)) for t in tables]
-        n_records = sum(t.num_rows for t in tables)
-        counts = count_comparisons_from_blocking_rules(
-            frames if len(frames) > 1 else frames[0],
-            blocking_rules=self.settings["blocking_rules_to_generate_predictions"],
-            link_type=link_type,
-            record_sample_proportion=1.0 if n_records <= 200_000 else 0.2,
-        )
-        db.duckdb_con.close()
-        total = int(counts[-1]["cumulative_comparison_count"]) if counts else 0
+        frame = frames if len(frames) > 1 else frames[0]
+        rules = [_rule_sql(r) for r in self.settings["blocking_rules_to_generate_predictions"]]
+        try:
+            alone = count_rules(frame, rules, link_type=link_type)
+            if sum(r.comparisons for r in alone) <= max_comparisons:
+                return
+            union = with_marginals(frame, alone, link_type=link_type)
+        finally:
+            db.duckdb_con.close()
+        total = sum(r.marginal or 0 for r in union)
         if total > max_comparisons:
-            worst = max(counts, key=lambda c: c["marginal_comparison_count"])
+            worst = max(union, key=lambda r: r.marginal or 0)
             raise BlockingTooLoose(
                 f"blocking rules would generate {total:,} comparisons, more than "
                 f"max_comparisons={max_comparisons:,}; the loosest rule is "
-                f"{worst['blocking_rule']!r} ({worst['marginal_comparison_count']:,}). "
+                f"{worst.rule!r} ({worst.marginal:,}). "
                 "Tighten the model's blocking rules or raise resolution.max_comparisons."
             )
-        return total
 
     def predict(self, candidates: pa.Table) -> pa.Table:
         """Every blocked pair within `candidates`, scored."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 import phonenumbers
 
@@ -19,6 +20,7 @@ _DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 _EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NON_NAME = re.compile(r"[^\w\s'-]+")
 _SPACES = re.compile(r"\s+")
+_PHONE_PUNCTUATION = re.compile(r"[\s().\-/]+")  # what phone parsing ignores anyway
 # Words typed where a name was required but not known: they name no one.
 PLACEHOLDER_NAMES = frozenset(
     {
@@ -48,11 +50,15 @@ def phone(value: str | None, default_region: str = "US") -> str | None:
     """E.164 (`+79123456789`), reading numbers without a country code in `default_region`."""
     if value is None:
         return None
-    value = str(value).strip()
-    if not value:
-        return None
+    value = _PHONE_PUNCTUATION.sub("", str(value))
+    return _parse_phone(value, default_region.upper()) if value else None
+
+
+@lru_cache(maxsize=1 << 17)
+def _parse_phone(compact: str, region: str) -> str | None:
+    """One parse per number however it was punctuated: parsing is the costly part."""
     try:
-        parsed = phonenumbers.parse(value, default_region.upper())
+        parsed = phonenumbers.parse(compact, region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(parsed):

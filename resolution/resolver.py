@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from resolution import clusters, golden, graph, incremental, matching, names, records
+from resolution import clusters, golden, graph, incremental, linkage, matching, names, records
 from resolution.comparisons import ROLE_KINDS
 from resolution.configure import ModelChoices
 from resolution.model import MATCH_COLUMNS, MatchModel
@@ -150,11 +150,12 @@ def link_records(
 
     step(STEPS[3])
     threshold = settings.match_threshold
-    clusters.cluster(con, threshold=threshold)
+    merges = linkage.accepted_merges(con, threshold=threshold)
+    clusters.cluster(con, merges=merges)
     figures["records linked by name"] = names.link_names(
         con, max_namesakes=settings.name_link_max_namesakes
     )
-    clusters.cluster(con, threshold=threshold, links=[names.NAME_LINKS])
+    clusters.cluster(con, merges=merges, links=[names.NAME_LINKS])
     changes = clusters.assign_customer_ids(con, run_id=result.run_id, now=now)
     links = clusters.write_identity_map(con, now=now, threshold=threshold)
     figures.update({f"records linked {kind}": links.get(kind, 0) for kind in clusters.LINK_TYPES})

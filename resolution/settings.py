@@ -62,7 +62,7 @@ class ResolutionSettings(BaseModel):
         "last-name frequencies, are at most this; 0 turns name links off.",
     )
     comparisons_per_record: int = Field(
-        30,
+        100,
         ge=1,
         description="Blocking budget: candidate blocking rules are kept, cheapest first, while "
         "the comparisons they generate stay within this many per record (see min_comparisons).",

@@ -38,7 +38,7 @@ import pyarrow as pa
 from splink import DuckDBAPI, Linker
 from splink.internals.exceptions import SplinkException
 
-from resolution.blocking import RuleCount, count_rules
+from resolution.blocking import RuleCount, conditions, count_rules, same_column
 from resolution.comparisons import CompareColumn, Planned
 
 __all__ = ["Session", "TrainingReport", "inversion", "isotonic", "train"]
@@ -211,8 +211,15 @@ def _training_rules(columns: Sequence[CompareColumn]) -> list[str]:
 
 
 def _shape(rule: str, kinds: dict[str, str]) -> tuple[str, ...]:
+    """The kinds a rule blocks on: `year` for a date's year, an identifier's kind for its
+    prefix; `?` for anything else partial, or equating two different columns (swapped
+    names): no block to prefer for training."""
+    if any(not same_column(part) for part in conditions(rule)):
+        return ("?",)
     shape = tuple(sorted(kinds.get(c, "?") for c in _rule_reads(rule)))
-    return ("year",) if shape == ("date",) and rule.startswith("substr(") else shape
+    if "substr(" not in rule:
+        return shape
+    return {("date",): ("year",), ("identifier",): ("identifier",)}.get(shape, ("?",))
 
 
 def _em_rules(
@@ -223,6 +230,8 @@ def _em_rules(
 
     def rank(r: RuleCount) -> tuple:
         shape = _shape(r.rule, kinds)
+        if shape == ("?",):  # partial or crossed: a last resort
+            return (2 * len(EM_SHAPES) + 1, r.comparisons)
         return (preferred.get(shape, len(EM_SHAPES) + len(shape)), r.comparisons)
 
     untrained = {c.name for c in comparisons}

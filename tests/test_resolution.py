@@ -439,12 +439,14 @@ def test_explain_two_records_and_a_customer(trained: Settings) -> None:
     con = load_world(trained, world())
     resolve(con, settings=trained.resolution, model_dir=trained.paths.resolution)
     model = MatchModel.load(trained.paths.resolution)
+    threshold = trained.resolution.match_threshold
     pair = explain_records(
         con,
         left=("crm_contacts", "c1"),
         right=("accounts", "u1"),
         model=model,
         phone_region="US",
+        threshold=threshold,
     )
     assert pair.same_customer
     assert {t for t, _ in pair.shared_identifiers} == {"email", "phone"}
@@ -454,21 +456,37 @@ def test_explain_two_records_and_a_customer(trained: Settings) -> None:
     assert "<html" in pair.chart_html.lower()
     other = explain_records(
         con, left=("crm_contacts", "c1"), right=("crm_contacts", "c2"), model=model,
-        phone_region="US",
+        phone_region="US", threshold=threshold,
     )  # fmt: skip
-    assert not other.same_customer and other.match_probability < 0.5
+    assert not other.same_customer and other.match_probability < 0.5 and not other.chain
+    # Two records of one customer that share nothing: the chain of links that joined them.
+    far = con.execute("""
+        SELECT m.source, m.record_key FROM identity_map m
+        WHERE m.customer_id = (SELECT customer_id FROM identity_map
+                               WHERE source = 'crm_contacts' AND record_key = 'c1')
+          AND m.source IN ('orders', 'events') ORDER BY m.source DESC LIMIT 1
+    """).fetchall()[0]
+    linked = explain_records(
+        con, left=("crm_contacts", "c1"), right=far, model=model, phone_region="US",
+        threshold=threshold,
+    )  # fmt: skip
+    assert linked.same_customer and linked.chain
+    assert linked.chain[0][0] == "crm_contacts|c1" and linked.chain[-1][1] == "|".join(far)
+    assert all(a != b for a, b, _ in linked.chain)
+    assert all("@" not in how for _, _, how in linked.chain)  # identifiers by hash only
     customer = explain_customer(
         con,
         customer_id=customer_of(con, "crm_contacts", "c1"),
         model=model,
         phone_region="US",
+        threshold=threshold,
     )
     assert sum(customer.records.values()) >= 4
     assert "email" in {t for t, _ in customer.identifiers}
     with pytest.raises(LookupError, match="no such record"):
         explain_records(
             con, left=("crm_contacts", "nope"), right=("accounts", "u1"), model=model,
-            phone_region="US",
+            phone_region="US", threshold=threshold,
         )  # fmt: skip
     con.close()
 

@@ -72,6 +72,8 @@ def with_duplicates(rows: list[dict], error: str, seed: int = 5) -> list[dict]:
             dup["family"] = typo(row["family"], rng)
         elif error == "day and month swapped" and row["dob"].day <= 12:
             dup["dob"] = row["dob"].replace(month=row["dob"].day, day=row["dob"].month)
+        elif error == "date digit":  # one wrong digit in the day: 1956-04-09 -> 1956-04-08
+            dup["dob"] = row["dob"] + timedelta(days=1 if row["dob"].day % 10 != 9 else -1)
         out.append(dup)
     return out
 
@@ -159,6 +161,15 @@ def test_compact_dates_and_date_parts_link_the_duplicates() -> None:
 
 
 # -- comparisons, blocking, prior ---------------------------------------------------------------
+
+
+def test_a_date_with_one_wrong_digit_is_still_evidence() -> None:
+    rows = with_duplicates(people(), "date digit")
+    result = resolve_table(frame(rows), mapping=MAPPING, id_column="id")
+    weights = {row["level"]: row["match_weight"] for row in result.m_u_table()}
+    assert weights["date_of_birth one edit"] > 3
+    precision, recall = quality(result, rows)
+    assert precision == 1.0 and recall >= 0.97
 
 
 def test_swapped_first_and_last_names_are_linked() -> None:

@@ -71,7 +71,10 @@ def stage(
 
 
 def _show(outcome: flow.ResolveOutcome) -> None:
-    skipped = outcome.result.skipped
+    result = outcome.result
+    if result.choices is not None and result.model is not None:
+        print_choices(result.choices, result.model)
+    skipped = result.skipped
     if skipped:
         table = Table(title="identifiers not used to merge (explosion guard)", title_justify="left")
         for column in ("type", "value hash", "records", "people-signals"):
@@ -139,6 +142,10 @@ def _print_pair(pair: resolution.PairExplanation) -> None:
     )
     for id_type, value_hash in pair.shared_identifiers:
         console.print(f"  shared {id_type} #{value_hash} (deterministic link)")
+    if pair.chain and len(pair.chain) > 1 or (pair.chain and not pair.shared_identifiers):
+        console.print("  joined through:")
+        for left, right, how in pair.chain:
+            console.print(f"    {left} -> {right}: {how}")
     if pair.match_probability is None:
         return
     table = Table(title=f"match probability {pair.match_probability:.4f}", title_justify="left")
@@ -232,33 +239,8 @@ def print_configuration(result: resolution.TableResolution) -> None:
     for row in rows:
         table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
     console.print(table)
-    choices = result.choices
-    if choices is not None:
-        blocking = Table(
-            title=f"blocking rules (budget {choices.blocking.budget:,} comparisons)",
-            title_justify="left",
-        )
-        for name in ("rule", "comparisons alone", "new comparisons"):
-            blocking.add_column(name, justify="left" if name == "rule" else "right")
-        for rule in choices.blocking.kept:
-            blocking.add_row(rule.rule, f"{rule.comparisons:,}", f"{rule.marginal or 0:,}")
-        console.print(blocking)
-        training = choices.training
-        prior = (
-            f"{training.prior:.3g}, from {training.prior_pairs:,} pairs agreeing on "
-            + " | ".join(training.prior_rules)
-            if training.prior is not None
-            else f"{result.model.prior:.3g} (Splink's default)"
-        )
-        console.print(f"prior (probability two random records match): {prior}")
-        for session in training.sessions:
-            status = session.error or (
-                f"{session.pairs:,} pairs, about {session.matches:,.0f} true; "
-                f"m taken for {', '.join(session.used_for) or 'nothing'}"
-            )
-            console.print(f"EM blocked on {session.rule}: {status}")
-        for warning in training.warnings:
-            console.print(f"[yellow]note:[/] {warning}")
+    if result.choices is not None:
+        print_choices(result.choices, result.model)
     weights = Table(title="comparisons: m, u and match weight per level", title_justify="left")
     for name in ("comparison", "level", "m", "u", "weight"):
         weights.add_column(name, justify="left" if name in ("comparison", "level") else "right")
@@ -272,3 +254,33 @@ def print_configuration(result: resolution.TableResolution) -> None:
             "" if weight is None else f"{weight:+.2f}",
         )
     console.print(weights)
+
+
+def print_choices(choices: resolution.ModelChoices, model: resolution.MatchModel) -> None:
+    """What training chose: blocking rules with their counts, the prior, EM sessions."""
+    blocking = Table(
+        title=f"blocking rules (budget {choices.blocking.budget:,} comparisons)",
+        title_justify="left",
+    )
+    for name in ("rule", "comparisons alone", "new comparisons"):
+        blocking.add_column(name, justify="left" if name == "rule" else "right")
+    for rule in choices.blocking.kept:
+        blocking.add_row(rule.rule, f"{rule.comparisons:,}", f"{rule.marginal or 0:,}")
+    console.print(blocking)
+    training = choices.training
+    prior = (
+        f"{training.prior:.3g}, from {training.prior_pairs:,} pairs agreeing on "
+        + " | ".join(training.prior_rules)
+        if training.prior_rules
+        else f"{model.prior:.3g}"
+        + (" (from EM)" if training.prior is not None else " (Splink's default)")
+    )
+    console.print(f"prior (probability two random records match): {prior}")
+    for session in training.sessions:
+        status = session.error or (
+            f"{session.pairs:,} pairs, about {session.matches:,.0f} true; "
+            f"m taken for {', '.join(session.used_for) or 'nothing'}"
+        )
+        console.print(f"EM blocked on {session.rule}: {status}")
+    for warning in training.warnings:
+        console.print(f"[yellow]note:[/] {warning}")

@@ -165,20 +165,26 @@ def explain(
     if (customer is None) == (records is None):
         raise ValueError("give either two records or one customer")
     region = settings.resolution.default_phone_region
+    threshold = settings.resolution.match_threshold
     model = resolution.MatchModel.load(settings.paths.resolution)
     con = warehouse.connect(settings.paths.warehouse, read_only=True)
     try:
         found = None
         if customer is not None:
             found = resolution.explain_customer(
-                con, customer_id=customer, model=model, phone_region=region
+                con, customer_id=customer, model=model, phone_region=region, threshold=threshold
             )
             pairs = found.matches
         else:
             left, right = records
             pairs = [
                 resolution.explain_records(
-                    con, left=left, right=right, model=model, phone_region=region
+                    con,
+                    left=left,
+                    right=right,
+                    model=model,
+                    phone_region=region,
+                    threshold=threshold,
                 )
             ]
     finally:
