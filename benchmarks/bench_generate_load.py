@@ -31,7 +31,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from warehouse.schemas import SOURCES  # noqa: E402
+from warehouse.sources import SOURCES  # noqa: E402
 
 console = Console(width=170)
 

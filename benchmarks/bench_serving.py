@@ -9,6 +9,15 @@ port, warms it up, then measures `/score` (with reasons) at concurrency 1, 16 an
 `/score` without reasons, and `/score_batch` of 100 customers with and without reasons.
 Every request names a random scored customer. Prints requests/s, p50, p99 and errors.
 Not part of `make test`.
+
+    .venv/bin/python benchmarks/bench_serving.py --targets [--rounds 5] [--batches 200]
+
+measures the two serving targets of issue 15 instead, with the load average beside each
+figure (the machine is shared): `/score_batch` of 100 customers without reasons in
+process (the service's ASGI app, no HTTP; median wall and CPU ms of `--batches` calls),
+and `/score` with reasons paced to about 500 requests/s over 16 connections against the
+service and the no-op BentoML service of `bentoml_floor.py`, both running, measured in
+turns (`--rounds` of each): medians of p99 and their ratio.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +44,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from pipelines.config import load_settings
+from pipelines.config import Settings, load_settings
 from pipelines.console import console
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -93,10 +103,18 @@ SCENARIOS = [
 ]
 
 
+PACED = SCENARIOS[3]
+
+
 def main(
     data_dir: Annotated[Path | None, typer.Option(help="Data folder (default: settings).")] = None,
     duration: Annotated[int, typer.Option(help="Seconds per scenario.")] = 10,
     workers: Annotated[int, typer.Option(help="BentoML worker processes.")] = 2,
+    targets: Annotated[
+        bool, typer.Option(help="Measure issue 15's two targets only (see the docstring).")
+    ] = False,
+    rounds: Annotated[int, typer.Option(help="With --targets: paced runs of each.")] = 5,
+    batches: Annotated[int, typer.Option(help="With --targets: in-process batches.")] = 200,
 ) -> None:
     if shutil.which("wrk") is None:
         raise typer.BadParameter("wrk not found: apt-get install -y wrk")
@@ -104,6 +122,8 @@ def main(
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     ids = _scored_customers(settings.paths.warehouse)
+    if targets:
+        console.print(in_process_batches(settings, ids, batches=batches))
     key = secrets.token_urlsafe(16)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -111,12 +131,88 @@ def main(
     try:
         _wait_ready(base, server)
         _wrk(base, _lua(ids, key=key, scenario=WARM_UP), WARM_UP.concurrency, 3)
+        if targets:
+            lua = _lua(ids, key=key, scenario=PACED)
+            console.print(against_floor(base, lua, rounds=rounds, duration=duration))
+            return
         rows = measure(base, SCENARIOS, lambda s: _lua(ids, key=key, scenario=s), duration)
     finally:
         os.killpg(server.pid, signal.SIGINT)
         server.wait(timeout=60)
     console.print(table("scenario", rows))
     console.print(f"{len(ids):,} scored customers, {workers} worker(s), {duration} s each")
+
+
+def in_process_batches(settings: Settings, ids: list[str], *, batches: int) -> Table:
+    """`/score_batch` of 100 random customers without reasons through the service's ASGI
+    app in this process: median and p90 wall ms, median CPU ms, load average. LightGBM
+    gets one OpenMP thread, as in `cip serve`'s workers."""
+    os.environ["OMP_NUM_THREADS"] = "1"  # before LightGBM loads
+    from pydantic import SecretStr
+    from starlette.testclient import TestClient
+
+    from pipelines.services import service_config
+    from serving.service import build_service
+
+    serving = settings.serving.model_copy(
+        update={"api_key": SecretStr("bench"), "reload_interval_seconds": 0}
+    )
+    config = service_config(settings.model_copy(update={"serving": serving}))
+    rng = random.Random(11)
+    wall: list[float] = []
+    cpu: list[float] = []
+    auth = {"Authorization": "Bearer bench"}
+    with TestClient(build_service(config=config).to_asgi()) as client:
+        for i in range(batches + 10):  # the first 10 warm up
+            customers = [{"customer_id": c} for c in rng.sample(ids, 100)]
+            body = {"customers": customers, "reasons": False}
+            start, start_cpu = time.perf_counter(), time.process_time()
+            answer = client.post("/score_batch", json=body, headers=auth)
+            if i >= 10:
+                wall.append((time.perf_counter() - start) * 1000)
+                cpu.append((time.process_time() - start_cpu) * 1000)
+            if answer.status_code != 200 or answer.json()["failed"]:
+                raise RuntimeError(f"/score_batch answered {answer.status_code}: {answer.text}")
+    out = Table("in process", "calls", "p50 ms", "p90 ms", "CPU p50 ms", "load average")
+    out.add_row("/score_batch of 100, no reasons", str(batches), f"{statistics.median(wall):.1f}",
+                f"{statistics.quantiles(wall, n=10)[-1]:.1f}", f"{statistics.median(cpu):.1f}",
+                f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+    return out
+
+
+def against_floor(base: str, lua: str, *, rounds: int, duration: int) -> Table:
+    """The paced `/score` scenario against `base` and against the no-op BentoML service
+    (started here, same workers), in turns: each run's p99 with the load average, then
+    the medians and their ratio."""
+    from bentoml_floor import LUA as FLOOR_LUA
+    from bentoml_floor import start as start_floor
+
+    port = _free_port()
+    floor_base = f"http://127.0.0.1:{port}"
+    runs: dict[str, list[float]] = {"service": [], "no-op": []}
+    out = Table("round", "service", "req/s", "p50 ms", "p99 ms", "errors", "load average",
+                title=f"{PACED.name}, {PACED.concurrency} connections")  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch:
+        floor = start_floor(port=port, home=Path(scratch))
+        try:
+            _wait_ready(floor_base, floor)
+            floor_lua = FLOOR_LUA % {"pause": PACED.pause_ms}
+            _wrk(floor_base, floor_lua, PACED.concurrency, 3)
+            for round_ in range(1, rounds + 1):
+                turns = [("service", base, lua), ("no-op", floor_base, floor_lua)]
+                for name, url, script in turns if round_ % 2 else turns[::-1]:
+                    r = _wrk(url, script, PACED.concurrency, duration)
+                    runs[name].append(r["p99"])
+                    out.add_row(str(round_), name, f"{r['rps']:.0f}", f"{r['p50']:.1f}",
+                                f"{r['p99']:.1f}", str(r["errors"]),
+                                f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+        finally:
+            os.killpg(floor.pid, signal.SIGINT)
+            floor.wait(timeout=60)
+    service, noop = (statistics.median(runs[k]) for k in ("service", "no-op"))
+    out.add_row("median", "service / no-op", "", "", f"{service:.1f} / {noop:.1f}", "",
+                f"ratio {service / noop:.2f}")  # fmt: skip
+    return out
 
 
 def measure(

@@ -32,6 +32,19 @@ class Noop:
         return {"customer_id": customer_id, "reasons": reasons}
 
 
+def start(*, port: int, home: Path) -> subprocess.Popen:
+    """`bentoml serve` of the no-op service on `port` (BENTOML_HOME `home`), in its own
+    process group: stop it with `os.killpg(server.pid, signal.SIGINT)`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "bentoml_floor:Noop", "--port", str(port)],
+        cwd=Path(__file__).parent,
+        env={**os.environ, "BENTOML_HOME": str(home), "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 LUA = """
 wrk.method = "POST"
 wrk.path = "/score"
@@ -52,14 +65,7 @@ def main(duration: Annotated[int, typer.Option(help="Seconds per scenario.")] = 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as scratch:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "bentoml_floor:Noop", "--port", str(port)],
-            cwd=Path(__file__).parent,
-            env={**os.environ, "BENTOML_HOME": scratch, "OMP_NUM_THREADS": "1"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = start(port=port, home=Path(scratch))
         try:
             _wait_ready(base, server)
             scenarios = [s for s in SCENARIOS if s.batch == 0 and s.reasons and s.concurrency < 64]

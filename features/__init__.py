@@ -21,7 +21,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={
         "definitions": ["GROUPS", "SERVICES"],
         "objects": ["build_objects", "feature_names"],
-        "online": ["OnlineFeatures"],
+        "online": ["OnlineFeatures", "OnlineRows"],
         "settings": ["FeatureSettings"],
         "snapshots": [
             "FeatureInputError",

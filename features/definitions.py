@@ -1,29 +1,34 @@
 """Every feature in one readable place: groups of named DuckDB SQL aggregates, and the services.
 
-Each source's records are first linked to customers (`LINKED`: temporary tables
-`linked_<source>(customer_id, ts, ...)` joined once per build through `identity_map`). A
-group reads its `base` rows from them (one per order, event, email event, ticket or linked
-record, keyed by `customer_id`, timed by `ts`, strictly before the snapshot's `as_of`) and
-aggregates them per customer. In a feature's SQL, `as_of` is the snapshot's instant,
-`since_<n>d` the instant `n` days before it (for every window, and 90 and 180), `{w}` a
-window length in days and `{in_window}` the predicate "`ts` falls in the last `{w}` days";
-a feature whose name holds `{w}` is repeated for every configured window. Snapshot SQL is assembled
-from these definitions in `features.snapshots`; the Feast objects in `features.objects`.
+Each source of the catalog (`warehouse.sources`) is first linked to customers: a temporary
+table `linked_<source>(customer_id, ts, ...)` per source, joined once per build through
+`identity_map`, `ts` being the source's declared time and the further columns those
+`LINKED_COLUMNS` names (what the groups read of it). A group reads its `base` rows from
+them (one per order, event, email event, ticket or linked record, keyed by `customer_id`,
+timed by `ts`, strictly before the snapshot's `as_of`) and aggregates them per customer.
+In a feature's SQL, `as_of` is the snapshot's instant, `since_<n>d` the instant `n` days
+before it (for every window, and 90 and 180), `{w}` a window length in days and
+`{in_window}` the predicate "`ts` falls in the last `{w}` days"; a feature whose name holds
+`{w}` is repeated for every configured window. In a base, `{linked_records}` stands for
+every linked record of every source (`linked_records`). Snapshot SQL is assembled from
+these definitions in `features.snapshots`; the Feast objects in `features.objects`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from warehouse.sources import SOURCES
+from warehouse.tables import PROFILES, feature_table
+
 __all__ = [
     "GROUPS",
-    "IDENTITY_SOURCES",
-    "LINKED",
+    "LINKED_COLUMNS",
     "SERVICES",
     "Feature",
     "FeatureGroup",
-    "Linked",
     "expand",
+    "linked_records",
 ]
 
 
@@ -49,7 +54,7 @@ class FeatureGroup:
 
     @property
     def table(self) -> str:
-        return f"customer_{self.name}_features"
+        return feature_table(self.name)
 
 
 def expand(group: FeatureGroup, windows: tuple[int, ...]) -> list[Feature]:
@@ -72,31 +77,28 @@ def expand(group: FeatureGroup, windows: tuple[int, ...]) -> list[Feature]:
 F = Feature
 
 
-@dataclass(frozen=True)
-class Linked:
-    """A source's records linked to customers: `linked_<source>(customer_id, ts, columns...)`."""
-
-    table: str
-    key: str
-    time: str
-    columns: tuple[str, ...] = ()
-
-
-# What each group reads of each source, joined once per build to `identity_map`.
-LINKED: dict[str, Linked] = {
-    "crm_contacts": Linked("raw_crm_contacts", "contact_id", "created_at"),
-    "accounts": Linked("raw_accounts", "user_id", "signup_at"),
-    "orders": Linked(
-        "raw_orders",
-        "order_id",
-        "ordered_at",
-        ("order_id", "amount", "discount", "channel", "items"),
-    ),
-    "events": Linked("raw_events", "message_id", "timestamp", ("type", "event")),
-    "email_events": Linked("raw_email_events", "email_event_id", "occurred_at", ("event_type",)),
-    "support_tickets": Linked("raw_support_tickets", "ticket_id", "created_at", ("sentiment",)),
+# What the groups read of each source besides `customer_id` and `ts` (a source not named
+# here is linked with those two only: the profile group still counts its records).
+LINKED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "orders": ("order_id", "amount", "discount", "channel", "items"),
+    "events": ("type", "event"),
+    "email_events": ("event_type",),
+    "support_tickets": ("sentiment",),
 }
-IDENTITY_SOURCES = ("crm_contacts", "accounts")
+
+
+def linked_records() -> str:
+    """Every identity record (a CRM contact, an account) with its time, and the first
+    record of each activity source, of every customer: `(customer_id, source, ts,
+    identity)` over the catalog's sources."""
+    return " UNION ALL ".join(
+        f"SELECT customer_id, '{s.name}' AS source, ts, true AS identity FROM linked_{s.name}"
+        if s.kind == "identity"
+        else f"SELECT customer_id, '{s.name}' AS source, min(ts) AS ts, false AS identity "
+        f"FROM linked_{s.name} GROUP BY 1"
+        for s in SOURCES.values()
+    )
+
 
 _DAYS_SINCE_LAST = "date_diff('day', max(ts), as_of)"
 _AGE = "date_sub('year', any_value(date_of_birth), as_of)"
@@ -286,23 +288,16 @@ SUPPORT = FeatureGroup(
     ),
 )
 
-# Every identity record (CRM contact, account) with its time, and the first record of each
-# activity source, joined to the golden record. Age is computed at `as_of`; city and consent
-# are the golden record's current values (resolution keeps no history of them).
-_RECORDS = " UNION ALL ".join(
-    f"SELECT customer_id, '{source}' AS source, ts FROM linked_{source}"
-    if source in IDENTITY_SOURCES
-    else f"SELECT customer_id, '{source}' AS source, min(ts) AS ts FROM linked_{source} GROUP BY 1"
-    for source in LINKED
-)
+# Every linked record joined to the golden record. Age is computed at `as_of`; city and
+# consent are the golden record's current values (resolution keeps no history of them).
 PROFILE = FeatureGroup(
     name="profile",
-    requires=("profiles",),
+    requires=(PROFILES,),
     base=f"""
-    SELECT r.customer_id, r.ts, r.source, p.city, p.date_of_birth,
+    SELECT r.customer_id, r.ts, r.source, r.identity, p.city, p.date_of_birth,
         p.consent_email, p.consent_sms, p.consent_ads
-    FROM ({_RECORDS}) r
-    JOIN profiles p USING (customer_id)
+    FROM ({{linked_records}}) r
+    JOIN {PROFILES} p USING (customer_id)
     """,
     features=(
         F(
@@ -324,7 +319,7 @@ PROFILE = FeatureGroup(
         F("consent_ads", "any_value(consent_ads)", "bool", "Consents to ad audiences."),
         F(
             "linked_identities",
-            f"count(*) FILTER (source IN {IDENTITY_SOURCES})",
+            "count(*) FILTER (identity)",
             "int",
             "CRM contacts and site accounts resolved into the customer.",
         ),

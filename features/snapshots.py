@@ -18,9 +18,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from features.definitions import GROUPS, LINKED, FeatureGroup, expand
+from features.definitions import GROUPS, LINKED_COLUMNS, FeatureGroup, expand, linked_records
 from features.settings import FeatureSettings
-from warehouse.schemas import SOURCES
+from warehouse.sources import SOURCES
+from warehouse.tables import IDENTITY_MAP, table_names
 
 __all__ = [
     "FeatureInputError",
@@ -31,7 +32,6 @@ __all__ = [
 ]
 
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
-ACTIVITY_SOURCES = ("orders", "events", "email_events", "support_tickets")
 EARLIEST_ACTIVITY = datetime(1970, 1, 1)
 """Activity dated before this (year 0001, a broken clock) does not stretch the schedule."""
 
@@ -49,12 +49,6 @@ class SnapshotReport:
     groups_without_data: list[str] = field(default_factory=list)
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Tables and views (resolution may publish either)."""
-    rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-    return {name for (name,) in rows}
-
-
 def default_schedule(
     con: duckdb.DuckDBPyConnection, *, settings: FeatureSettings
 ) -> list[datetime]:
@@ -64,12 +58,12 @@ def default_schedule(
     The history is the activity dated from 1970 to tomorrow: a stored time in year 0001 or
     9999 (a broken device clock, a typo in a file) neither stretches the schedule over
     centuries nor overflows it. Snapshots still count every row before their date."""
-    tables = _tables(con)
+    tables = table_names(con)
     spans = [
-        f"SELECT min({link.time}) AS lo, max({link.time}) AS hi FROM {link.table} "
-        f"WHERE {link.time} BETWEEN $earliest AND $latest"
-        for link in (LINKED[source] for source in ACTIVITY_SOURCES)
-        if link.table in tables
+        f'SELECT min("{s.time}") AS lo, max("{s.time}") AS hi FROM {s.table} '
+        f'WHERE "{s.time}" BETWEEN $earliest AND $latest'
+        for s in SOURCES.values()
+        if s.kind == "activity" and s.table in tables
     ]
     latest = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=1)
     lo, hi = con.execute(
@@ -91,7 +85,7 @@ def default_schedule(
 def snapshot_dates(con: duckdb.DuckDBPyConnection) -> list[datetime]:
     """The as-of dates that have snapshots in the warehouse, oldest first."""
     table = GROUPS["order"].table
-    if table not in _tables(con):
+    if table not in table_names(con):
         return []
     rows = con.execute(f"SELECT DISTINCT event_timestamp FROM {table} ORDER BY 1").fetchall()
     return [ts for (ts,) in rows]
@@ -100,26 +94,28 @@ def snapshot_dates(con: duckdb.DuckDBPyConnection) -> list[datetime]:
 def _link(con: duckdb.DuckDBPyConnection, tables: set[str]) -> None:
     """Temporary `linked_<source>` tables: each source's records with their customer_id
     (empty, with the declared column types, when the raw table is absent)."""
-    for source, link in LINKED.items():
-        if link.table in tables:
-            columns = "".join(f', r."{c}"' for c in link.columns)
+    for source in SOURCES.values():
+        wanted = LINKED_COLUMNS.get(source.name, ())
+        if source.table in tables:
+            columns = "".join(f', r."{c}"' for c in wanted)
             body = (
-                f'SELECT m.customer_id, r."{link.time}" AS ts{columns} FROM {link.table} r '
-                f"JOIN identity_map m ON m.source = '{source}' AND m.record_key = r.{link.key}"
+                f'SELECT m.customer_id, r."{source.time}" AS ts{columns} FROM {source.table} r '
+                f"JOIN {IDENTITY_MAP} m ON m.source = '{source.name}' "
+                f'AND m.record_key = r."{source.key}"'
             )
         else:
-            types = {c.name: c.type for c in SOURCES[source].columns}
-            columns = "".join(f', NULL::{types[c]} AS "{c}"' for c in link.columns)
+            types = {c.name: c.type for c in source.columns}
+            columns = "".join(f', NULL::{types[c]} AS "{c}"' for c in wanted)
             body = (
                 f"SELECT NULL::VARCHAR AS customer_id, NULL::TIMESTAMP AS ts{columns} WHERE false"
             )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE linked_{source} AS {body}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE linked_{source.name} AS {body}")
 
 
 def _has_data(con: duckdb.DuckDBPyConnection, group: FeatureGroup, tables: set[str]) -> bool:
     for name in group.requires:
-        table = f"linked_{name}" if name in LINKED else name
-        if name not in LINKED and table not in tables:
+        table = f"linked_{name}" if name in SOURCES else name
+        if name not in SOURCES and table not in tables:
             return False
         if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None:
             return False
@@ -144,7 +140,9 @@ def _ensure_table(
 
 
 def _snapshot_sql(group: FeatureGroup, settings: FeatureSettings) -> str:
-    base = group.base.format(session_gap_minutes=settings.session_gap_minutes)
+    base = group.base.format(
+        session_gap_minutes=settings.session_gap_minutes, linked_records=linked_records()
+    )
     since = ", ".join(
         f"as_of - INTERVAL {n} DAY AS since_{n}d" for n in sorted({*settings.windows, 90, 180})
     )
@@ -185,9 +183,9 @@ def build_snapshots(
     Rows already present for those dates are replaced (idempotent); with `replace` the
     tables keep only the given dates. `on_group(name)` is called after each group.
     """
-    tables = _tables(con)
-    if "identity_map" not in tables:
-        raise FeatureInputError("table identity_map not found: run `cip resolve` first")
+    tables = table_names(con)
+    if IDENTITY_MAP not in tables:
+        raise FeatureInputError(f"table {IDENTITY_MAP} not found: run `cip resolve` first")
     dates = sorted({pd.Timestamp(d).to_pydatetime() for d in as_of})
     report = SnapshotReport(as_of=dates)
     _link(con, tables)
@@ -207,6 +205,6 @@ def build_snapshots(
             if on_group is not None:
                 on_group(group.name)
     finally:
-        for source in LINKED:
+        for source in SOURCES:
             con.execute(f"DROP TABLE IF EXISTS linked_{source}")
     return report

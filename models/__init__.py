@@ -58,7 +58,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "orders_metrics",
         ],
         "promotion": ["Decision", "challenge", "decide", "promote", "rollback"],
-        "registry": ["CHAMPION", "champion_version", "log_task"],
+        "registry": ["CHAMPION", "champion_version", "log_task", "metric_name", "param_name"],
         "scoring": ["append_scores", "ensure_scores_table"],
         "settings": ["ModelSettings"],
         "training": ["TASKS", "TaskResult", "metric_of", "train_task"],

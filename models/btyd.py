@@ -142,10 +142,8 @@ class BTYDModel(BaseEstimator):
                 )
             r, alpha = self.purchases_.params_["r"], self.purchases_.params_["alpha"]
             quiet = ((alpha + T) / (alpha + T + t)) ** (r + x)
-            order_value = np.asarray(
-                self.value_.conditional_expected_average_profit(
-                    pd.Series(x), pd.Series(np.maximum(value, _MIN_VALUE))
-                ),
+            order_value = np.asarray(  # on arrays: pandas' per-call overhead is most of a row
+                self.value_.conditional_expected_average_profit(x, np.maximum(value, _MIN_VALUE)),
                 float,
             )
         expected = np.nan_to_num(np.maximum(expected, 0.0))

@@ -78,11 +78,14 @@ class ChampionModel:
         X = np.asarray(X, dtype=float)
         inputs = X[:, [self.feature_names.index(n) for n in BTYD_INPUTS]]
         outputs = self.btyd.outputs(inputs, horizon_days=self.horizon_days)
-        return np.hstack([X, outputs[list(BTYD_OUTPUTS)].to_numpy(dtype=float)])
+        return np.column_stack([X, *(outputs[name].to_numpy(dtype=float) for name in BTYD_OUTPUTS)])
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """The model's own output: uncalibrated churn probability, revenue or orders."""
-        matrix = self.model_matrix(X)
+        return self.raw_from(self.model_matrix(X))
+
+    def raw_from(self, matrix: np.ndarray) -> np.ndarray:
+        """`raw` of a `model_matrix` already computed."""
         if self.booster is not None:
             return self.booster.predict(matrix, num_threads=0)
         column = matrix[:, len(self.feature_names) + BTYD_OUTPUTS.index(LABEL_FREE[self.task])]
@@ -109,11 +112,13 @@ class ChampionModel:
 
         The label-free model has no trees to explain: its rows get no reasons (empty lists).
         """
+        return self.reasons_from(self.model_matrix(X), k=k)
+
+    def reasons_from(self, matrix: np.ndarray, *, k: int = 3) -> list[list[dict[str, object]]]:
+        """`reasons` of a `model_matrix` already computed."""
         if self.booster is None:
-            return [[] for _ in range(len(X))]
-        return top_reasons(
-            self.booster, self.model_matrix(X), feature_names=self.model_features, k=k
-        )
+            return [[] for _ in range(len(matrix))]
+        return top_reasons(self.booster, matrix, feature_names=self.model_features, k=k)
 
 
 @dataclass(frozen=True)
@@ -168,16 +173,16 @@ class Champions:
             return matrices[names]
 
         for model, value in ((self.churn, "churn_probability"), (self.ltv, "predicted_ltv")):
-            X = matrix(model)
-            raw = model.raw(X)
+            M = model.model_matrix(matrix(model))  # once for the score and its reasons
+            raw = model.raw_from(M)
             deciles = model.deciles(raw)
             out[value] = model.calibrate(raw)
             out[f"{model.task}_decile"] = deciles
             if reasons:
                 rows = np.flatnonzero(deciles >= reasons_min_decile)
                 rows = rows[np.argsort(-raw[rows], kind="stable")][:reasons_max_rows]
-                explained: list[object] = [None] * len(X)
-                for row, found in zip(rows, model.reasons(X[rows], k=reasons), strict=True):
+                explained: list[object] = [None] * len(M)
+                for row, found in zip(rows, model.reasons_from(M[rows], k=reasons), strict=True):
                     explained[row] = found
                 out[f"{model.task}_reasons"] = explained
         out["expected_orders"] = self.orders.predict(matrix(self.orders))

@@ -26,11 +26,29 @@ from mlflow.pyfunc import PythonModel
 if TYPE_CHECKING:
     from models.workflow import Fitted
 
-__all__ = ["CHAMPION", "LabelFreePyfunc", "champion_version", "log_task"]
+__all__ = [
+    "CHAMPION",
+    "LabelFreePyfunc",
+    "champion_version",
+    "log_task",
+    "metric_name",
+    "param_name",
+]
 
 CHAMPION = "champion"
 PIP_REQUIREMENTS = [f"lightgbm=={lgb.__version__}"]
 LABEL_FREE_REQUIREMENTS = [f"lifetimes=={lifetimes.__version__}", f"numpy=={np.__version__}"]
+
+
+def metric_name(task: str, model: str, metric: str) -> str:
+    """The run metric holding `model`'s held-out `metric` for `task`
+    (`churn.lightgbm.top_decile_capture`): the one home of that name, for writers and readers."""
+    return f"{task}.{model}.{metric}"
+
+
+def param_name(task: str, name: str) -> str:
+    """The run parameter `name` of `task` (`churn.test_cutoff`)."""
+    return f"{task}.{name}"
 
 
 def champion_version(client: MlflowClient, task: str) -> str | None:
@@ -71,28 +89,28 @@ def log_task(fitted: Fitted, *, as_of: str) -> str:
     """Log a task's choice, metrics, plots and model into the active run, register the
     model and return its new version."""
     task, model, result = fitted.task, fitted.model, fitted.result
-    params: dict[str, object] = {
-        f"{task}.kind": model.kind,
-        f"{task}.feature_service": model.feature_service,
-        f"{task}.horizon_days": model.horizon_days,
-        f"{task}.n_features": len(model.feature_names),
-        f"{task}.population": len(fitted.population),
-        f"{task}.label_free": ",".join(f"{k}={v:.4g}" for k, v in model.btyd.params.items()),
+    named: dict[str, object] = {
+        "kind": model.kind,
+        "feature_service": model.feature_service,
+        "horizon_days": model.horizon_days,
+        "n_features": len(model.feature_names),
+        "population": len(fitted.population),
+        "label_free": ",".join(f"{k}={v:.4g}" for k, v in model.btyd.params.items()),
     }
     if fitted.plan is not None:
         plan = fitted.plan
-        params |= {
-            f"{task}.train_cutoffs": ",".join(f"{c:%Y-%m-%d}" for c in plan.train),
-            f"{task}.valid_cutoff": f"{plan.valid:%Y-%m-%d}",
-            f"{task}.test_cutoff": f"{plan.test:%Y-%m-%d}",
-            f"{task}.refit_cutoffs": ",".join(f"{c:%Y-%m-%d}" for c in fitted.refit_cutoffs),
+        named |= {
+            "train_cutoffs": ",".join(f"{c:%Y-%m-%d}" for c in plan.train),
+            "valid_cutoff": f"{plan.valid:%Y-%m-%d}",
+            "test_cutoff": f"{plan.test:%Y-%m-%d}",
+            "refit_cutoffs": ",".join(f"{c:%Y-%m-%d}" for c in fitted.refit_cutoffs),
         }
     if result is not None:
         for name, metrics in result.metrics.items():
-            mlflow.log_metrics({f"{task}.{name}.{k}": v for k, v in metrics.items()})
-        params |= {f"{task}.{k}": v for k, v in result.sizes.items()}
-        params |= {
-            f"{task}.lightgbm.{k}": v
+            mlflow.log_metrics({metric_name(task, name, k): v for k, v in metrics.items()})
+        named |= result.sizes
+        named |= {
+            f"lightgbm.{k}": v
             for k, v in result.best_params.items()
             if k not in ("n_jobs", "early_stopping_rounds")
         }
@@ -101,7 +119,7 @@ def log_task(fitted: Fitted, *, as_of: str) -> str:
         mlflow.log_table(pd.DataFrame(result.trials), f"{task}_search_trials.json")
         for file_name, figure in result.figures().items():
             mlflow.log_figure(figure, file_name)
-    mlflow.log_params(params)
+    mlflow.log_params({param_name(task, k): v for k, v in named.items()})
     mlflow.set_tag(f"{task}.choice", fitted.reason)
     example = fitted.population[model.feature_names].head(5).astype(float)
     metadata = {

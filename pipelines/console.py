@@ -1,11 +1,16 @@
-"""Terminal output shared by every command: one console, progress bars, stage reports."""
+"""Terminal output shared by every command: one console, progress bars, stage reports.
+
+The flows (`pipelines.flows`) report progress by callback; `progress_bar` turns the calls
+into a rich progress bar, `stage` frames a stage with a rule and prints its figures.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -18,7 +23,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from pipelines.flows.progress import Progress as FlowProgress
+
 console = Console()
+T = TypeVar("T")
 
 
 def progress() -> Progress:
@@ -32,6 +41,18 @@ def progress() -> Progress:
         console=console,
         transient=False,
     )
+
+
+@contextmanager
+def progress_bar() -> Iterator[FlowProgress]:
+    """A progress bar driven by a flow's progress calls (the step, how far when counted)."""
+    with progress() as bar:
+        task = bar.add_task("", total=None)
+
+        def report(step: str, /, *, done: float | None = None, total: float | None = None) -> None:
+            bar.update(task, description=step, completed=done, total=total)
+
+        yield report
 
 
 @dataclass
@@ -63,3 +84,22 @@ def print_report(report: StageReport) -> None:
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
     table.add_row("time", f"{report.seconds:.1f} s")
     console.print(table)
+
+
+def run_stage(
+    name: str,
+    flow: Callable[..., T],
+    settings: Any,
+    *,
+    show: Callable[[T], None] | None = None,
+    **options: Any,
+) -> T:
+    """Run a flow as a stage: a rule, a progress bar, what `show` prints of the outcome,
+    then the outcome's figures and the time; the outcome."""
+    with stage(name) as report:
+        with progress_bar() as progress:
+            outcome = flow(settings, progress=progress, **options)
+        if show is not None:
+            show(outcome)
+        report.figures.update(outcome.figures)
+    return outcome

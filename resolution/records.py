@@ -15,7 +15,8 @@ import duckdb
 import pyarrow as pa
 
 from resolution import normalize
-from warehouse.schemas import SOURCES
+from warehouse.schemas import RECORD_ROLES, Source
+from warehouse.sources import SOURCES
 
 __all__ = ["RAW_COLUMNS", "RECORDS", "collect_records", "existing_tables", "normalize_table"]
 
@@ -24,48 +25,14 @@ RECORDS = "res_records"
 SWAP_ODDS = 4.0
 
 # Raw role columns every source select produces, in order.
-RAW_COLUMNS = (
-    "source, record_key, seen_at, email, phone, user_id, anonymous_id, previous_id, contact_id, "
-    "first_name, last_name, full_name, address, city, postcode, date_of_birth, store_id, "
-    "consent_email, consent_sms, consent_ads, is_person"
-)
+RAW_COLUMNS = ", ".join(("source", "record_key", *RECORD_ROLES))
 
-_N = "NULL::VARCHAR"
-_B = "NULL::BOOLEAN"
 
-# One SELECT per source producing RAW_COLUMNS from its raw table.
-_SOURCE_SELECTS = {
-    "crm_contacts": f"""
-        SELECT 'crm_contacts', contact_id, coalesce(updated_at, created_at), email, phone,
-               {_N}, {_N}, {_N}, contact_id, first_name, last_name, {_N}, address, city, postcode,
-               date_of_birth, {_N}, consent_email, consent_sms, consent_ads, TRUE
-        FROM raw_crm_contacts""",
-    "accounts": f"""
-        SELECT 'accounts', user_id, signup_at, email, phone, user_id, {_N}, {_N}, {_N},
-               first_name, last_name, {_N}, {_N}, {_N}, {_N}, NULL::DATE, {_N}, {_B}, {_B}, {_B},
-               TRUE
-        FROM raw_accounts""",
-    "events": f"""
-        SELECT 'events', message_id, "timestamp", traits->>'email', traits->>'phone', user_id,
-               anonymous_id, previous_id, {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE,
-               {_N}, {_B}, {_B}, {_B}, FALSE
-        FROM raw_events""",
-    "orders": f"""
-        SELECT 'orders', order_id, ordered_at, {_N}, loyalty_phone, coalesce(user_id, customer_id),
-               {_N}, {_N}, {_N},
-               {_N}, {_N}, customer_name, {_N}, {_N}, {_N}, NULL::DATE, store_id, {_B}, {_B}, {_B},
-               channel = 'store' AND (customer_name IS NOT NULL OR loyalty_phone IS NOT NULL)
-        FROM raw_orders""",
-    "email_events": f"""
-        SELECT 'email_events', email_event_id, occurred_at, email, {_N}, {_N}, {_N}, {_N}, {_N},
-               {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE, {_N},
-               CASE WHEN event_type = 'unsubscribe' THEN FALSE END, {_B}, {_B}, FALSE
-        FROM raw_email_events""",
-    "support_tickets": f"""
-        SELECT 'support_tickets', ticket_id, created_at, email, phone, {_N}, {_N}, {_N}, {_N},
-               {_N}, {_N}, {_N}, {_N}, {_N}, {_N}, NULL::DATE, {_N}, {_B}, {_B}, {_B}, TRUE
-        FROM raw_support_tickets""",
-}
+def _source_select(source: Source) -> str:
+    """The SELECT producing RAW_COLUMNS from a source's raw table, as its catalog entry
+    (`warehouse.sources`) maps its columns onto the roles."""
+    roles = ", ".join(source.record(role) for role in RECORD_ROLES)
+    return f"SELECT '{source.name}', \"{source.key}\", {roles} FROM {source.table}"
 
 
 def existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -81,11 +48,11 @@ def collect_records(
 ) -> int:
     """Build `res_records` from the raw tables present (the rows `where` selects, if given)."""
     present = existing_tables(con)
-    selects = [sql for name, sql in _SOURCE_SELECTS.items() if SOURCES[name].table in present]
+    selects = [_source_select(s) for s in SOURCES.values() if s.table in present]
     if not selects:
         raise LookupError(
             "no raw tables to resolve: load sources first (`cip load`); expected one of "
-            + ", ".join(SOURCES[name].table for name in _SOURCE_SELECTS)
+            + ", ".join(s.table for s in SOURCES.values())
         )
     union = " UNION ALL ".join(selects)
     if where:

@@ -2,9 +2,11 @@
 
 A delivery sends one segment's latest refresh to one destination: every
 consented member (`full`) or who entered and exited since the last successful
-delivery (`changes`). It is skipped when that run was already delivered, so a
-failed delivery (an unreachable webhook, a rejected batch) is simply tried
-again by the next activation, and a failing destination never stops the others.
+delivery (`changes`), shaped and sent by the destination's kind
+(`segments.destinations`: files, webhooks, ad audiences, any registered kind). It is
+skipped when that run was already delivered, so a failed delivery (an unreachable
+webhook, a rejected batch) is simply tried again by the next activation, and a failing
+destination never stops the others.
 
 Logs, free of personal data: `activation_log` (one row per delivery: rows sent,
 rows withheld for lack of consent, status, error, target) and
@@ -23,18 +25,12 @@ from typing import Literal
 
 import duckdb
 import httpx
-import pandas as pd
 
-from segments.audience import CONTACT_COLUMN, audience
-from segments.delivery import BatchResult, post_batches, write_file
-from segments.hashing import hashed_identifiers
+from segments.audience import audience
+from segments.delivery import BatchResult
+from segments.destinations import Destination, Parcel, RetryPolicy
 from segments.membership import ensure_tables, utc_now
-from segments.settings import (
-    AdAudienceDestination,
-    Destination,
-    FileDestination,
-    RetryPolicy,
-)
+from warehouse.tables import ACTIVATION_BATCHES, ACTIVATION_LOG, SEGMENT_RUNS
 
 __all__ = [
     "Delivery",
@@ -65,15 +61,15 @@ class Delivery:
 
 def ensure_log_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the activation sync logs."""
-    con.execute("""
-        CREATE TABLE IF NOT EXISTS activation_log (
+    con.execute(f"""
+        CREATE TABLE IF NOT EXISTS {ACTIVATION_LOG} (
             activation_id VARCHAR PRIMARY KEY, destination VARCHAR NOT NULL,
             destination_type VARCHAR NOT NULL, segment VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
             since_run_id VARCHAR, mode VARCHAR NOT NULL, consent VARCHAR NOT NULL,
             row_count BIGINT NOT NULL, withheld_no_consent BIGINT NOT NULL,
             status VARCHAR NOT NULL, error VARCHAR, target VARCHAR,
             started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL);
-        CREATE TABLE IF NOT EXISTS activation_batches (
+        CREATE TABLE IF NOT EXISTS {ACTIVATION_BATCHES} (
             activation_id VARCHAR NOT NULL, batch INTEGER NOT NULL,
             idempotency_key VARCHAR NOT NULL, row_count BIGINT NOT NULL, attempts INTEGER NOT NULL,
             status VARCHAR NOT NULL, http_status INTEGER, error VARCHAR);
@@ -89,7 +85,10 @@ def pending_deliveries(
     """(destination, segment) pairs to consider: every refreshed segment each destination takes."""
     ensure_tables(con)
     refreshed = [
-        s for (s,) in con.execute("SELECT DISTINCT segment FROM segment_runs ORDER BY 1").fetchall()
+        s
+        for (s,) in con.execute(
+            f"SELECT DISTINCT segment FROM {SEGMENT_RUNS} ORDER BY 1"
+        ).fetchall()
     ]
     return [
         (destination, segment)
@@ -113,13 +112,13 @@ def deliver(
     """Send `segment`'s latest run to `destination` unless it already went; log the outcome."""
     ensure_log_tables(con)
     run_id, until = con.execute(
-        "SELECT run_id, evaluated_at FROM segment_runs WHERE segment = ? "
+        f"SELECT run_id, evaluated_at FROM {SEGMENT_RUNS} WHERE segment = ? "
         "ORDER BY evaluated_at DESC LIMIT 1",
         [segment],
     ).fetchone()
     last = con.execute(
-        """SELECT l.run_id, r.evaluated_at FROM activation_log l
-           JOIN segment_runs r ON r.run_id = l.run_id AND r.segment = l.segment
+        f"""SELECT l.run_id, r.evaluated_at FROM {ACTIVATION_LOG} l
+           JOIN {SEGMENT_RUNS} r ON r.run_id = l.run_id AND r.segment = l.segment
            WHERE l.destination = ? AND l.segment = ? AND l.status = 'sent'
            ORDER BY r.evaluated_at DESC LIMIT 1""",
         [destination.name, segment],
@@ -135,9 +134,18 @@ def deliver(
             consent=destination.consent,
         )  # fmt: skip
         delivery.withheld = found.withheld
-        rows = _shape(found.rows, destination, phone_region)
+        rows = destination.rows(found.rows, phone_region=phone_region)
         delivery.rows = len(rows)
-        _send(rows, delivery, destination, exports, retry, client)
+        parcel = Parcel(segment, run_id, since_run_id, exports, retry, client)
+        sent = destination.send(rows, parcel=parcel)
+        delivery.target, delivery.batches = sent.target, sent.batches
+        failed = [b for b in sent.batches if b.status == "failed"]
+        if failed:
+            done = sum(b.status == "sent" for b in sent.batches)
+            delivery.status = "failed"
+            delivery.error = (
+                f"batch {failed[0].batch} failed ({done} sent before it): {failed[0].error}"
+            )
     except Exception as error:  # a failing destination must not stop the others
         delivery.status, delivery.error = "failed", f"{type(error).__name__}: {error}"
     _log(con, delivery, destination, started)
@@ -180,65 +188,18 @@ def latest_exports(con: duckdb.DuckDBPyConnection) -> dict[str, Path]:
     """Each segment's newest full file export (for download links), by segment."""
     ensure_log_tables(con)
     rows = con.execute(
-        """SELECT segment, target FROM activation_log
+        f"""SELECT segment, target FROM {ACTIVATION_LOG}
            WHERE destination_type = 'file' AND mode = 'full' AND status = 'sent'
            QUALIFY row_number() OVER (PARTITION BY segment ORDER BY finished_at DESC) = 1"""
     ).fetchall()
     return {segment: Path(target) for segment, target in rows if Path(target).is_file()}
 
 
-def _shape(rows: pd.DataFrame, destination: Destination, phone_region: str) -> pd.DataFrame:
-    keep = tuple(c for c in ("customer_id", "change") if c in rows.columns)
-    if isinstance(destination, AdAudienceDestination):
-        return hashed_identifiers(
-            rows, platform=destination.platform, region=phone_region, keep=keep[1:]
-        )
-    contact = CONTACT_COLUMN[destination.consent]
-    return rows[[*keep, "first_name", *([contact] if contact else [])]]
-
-
-def _send(
-    rows: pd.DataFrame,
-    delivery: Delivery,
-    destination: Destination,
-    exports: Path,
-    retry: RetryPolicy,
-    client: httpx.Client,
-) -> None:
-    if isinstance(destination, FileDestination | AdAudienceDestination):
-        fmt = destination.format if isinstance(destination, FileDestination) else "csv"
-        suffix = "" if destination.mode == "full" else f"_changes_{delivery.run_id}"
-        path = exports / destination.name / f"{delivery.segment}{suffix}.{fmt}"
-        delivery.target = str(write_file(rows, path=path, format=fmt))
-    url = getattr(destination, "url", None)
-    if url is None:
-        return
-    delivery.target = str(url)
-    envelope = {
-        "destination": destination.name,
-        "segment": delivery.segment,
-        "mode": destination.mode,
-        "run_id": delivery.run_id,
-        "since_run_id": delivery.since_run_id,
-    }
-    delivery.batches = post_batches(
-        rows, client=client, url=str(url), envelope=envelope, batch_size=destination.batch_size,
-        retry=retry, headers=destination.headers,
-    )  # fmt: skip
-    failed = [b for b in delivery.batches if b.status == "failed"]
-    if failed:
-        sent = sum(b.status == "sent" for b in delivery.batches)
-        delivery.status = "failed"
-        delivery.error = (
-            f"batch {failed[0].batch} failed ({sent} sent before it): {failed[0].error}"
-        )
-
-
 def _log(
     con: duckdb.DuckDBPyConnection, delivery: Delivery, destination: Destination, started: datetime
 ) -> None:
     con.execute(
-        "INSERT INTO activation_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {ACTIVATION_LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             delivery.activation_id, destination.name, destination.type, delivery.segment,
             delivery.run_id, delivery.since_run_id, destination.mode, destination.consent,
@@ -248,7 +209,7 @@ def _log(
     )  # fmt: skip
     for b in delivery.batches:
         con.execute(
-            "INSERT INTO activation_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {ACTIVATION_BATCHES} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [delivery.activation_id, b.batch, b.idempotency_key, b.rows, b.attempts, b.status,
              b.http_status, b.error],
         )  # fmt: skip

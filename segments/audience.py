@@ -1,9 +1,9 @@
 """What a destination receives for a segment: members or changes, consented profiles only.
 
 An audience row carries the customer id, for changes whether they `entered` or
-`exited`, the first name and the one contact identifier the consent is for
-(`email` for e-mail consent, `phone` for SMS); ad audiences get hashed
-identifiers instead (`segments.hashing`). A profile whose consent flag for the
+`exited`, the first name, e-mail and phone; the destination's kind takes what it
+may receive (`Destination.rows`: the one contact identifier its consent is for, or
+hashed identifiers for an ad audience). A profile whose consent flag for the
 destination's channel is not true is never part of the rows, whichever way
 they changed: nothing about them leaves the platform.
 """
@@ -17,12 +17,11 @@ from typing import Literal
 import duckdb
 import pandas as pd
 
+from segments.destinations.base import Consent
 from segments.membership import changes_between, members_at
+from warehouse.tables import PROFILES
 
-__all__ = ["Audience", "CONTACT_COLUMN", "audience"]
-
-CONTACT_COLUMN = {"email": "email", "sms": "phone", "ads": None}
-"""The contact identifier a destination may receive, by the consent it requires."""
+__all__ = ["Audience", "audience"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def audience(
     until: datetime,
     since: datetime | None,
     mode: Literal["full", "changes"],
-    consent: Literal["email", "sms", "ads"],
+    consent: Consent,
 ) -> Audience:
     """The segment's members at `until` (full) or its changes from `since` to `until` (changes)."""
     if mode == "full":
@@ -53,7 +52,7 @@ def audience(
     try:
         rows = con.execute(
             f"""SELECT a.*, p.first_name, p.email, p.phone FROM _audience a
-                JOIN profiles p USING (customer_id)
+                JOIN {PROFILES} p USING (customer_id)
                 WHERE p.consent_{consent} IS TRUE ORDER BY ALL"""
         ).df()
     finally:

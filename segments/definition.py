@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
-from segments.fields import EVENT_KINDS, OPERATORS, Catalog
+from segments.fields import OPERATORS, Catalog, event_kinds
 
 __all__ = [
     "EXAMPLES_DIR",
@@ -262,11 +262,12 @@ def _check_rule(rule: Rule, catalog: Catalog) -> list[str]:
             return catalog.check_condition(rule.field, rule.op, rule.value)
         case EventCondition():
             problems = []
+            kinds = event_kinds()
             for kind in (rule.event, rule.after_last):
-                if kind is not None and kind not in EVENT_KINDS:
-                    problems.append(f"unknown event {kind!r} (known: {', '.join(EVENT_KINDS)})")
+                if kind is not None and kind not in kinds:
+                    problems.append(f"unknown event {kind!r} (known: {', '.join(kinds)})")
                 elif kind is not None and kind not in catalog.events:
-                    needs = ", ".join(EVENT_KINDS[kind].tables)
+                    needs = ", ".join(min((part.tables for part in kinds[kind]), key=len))
                     problems.append(f"event {kind!r} needs {needs}, missing from the warehouse")
             low, high = rule.bounds
             if high is not None and high < low:

@@ -22,7 +22,7 @@ import httpx
 import orjson
 import pandas as pd
 
-from segments.settings import RetryPolicy
+from segments.destinations.base import RetryPolicy
 
 __all__ = ["BatchResult", "post_batches", "write_file"]
 

@@ -8,9 +8,10 @@
   latest snapshot (at or before `as_of`) of each feature table
   `customer_<group>_features` as `<group>.<column>` (e.g. `order.avg_order_value`;
   the `profile` group's as `profile_features.<column>`);
-- `_segment_events`: `(customer_id, kind, occurred_at)` for the event kinds in
-  `EVENT_KINDS` (cart adds, purchases, page views, email opens and clicks,
-  support tickets), up to `as_of`, keyed to customers through `identity_map`.
+- `_segment_events`: `(customer_id, kind, occurred_at)` for the event kinds the
+  source catalog declares (`event_kinds`: cart adds, purchases, page views, email
+  opens and clicks, support tickets), up to `as_of`, keyed to customers through
+  `identity_map`.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from datetime import datetime
 
 import duckdb
 
+from warehouse.sources import SOURCES
+from warehouse.tables import CURRENT_SCORES, IDENTITY_MAP, PROFILES, table_names
+
 __all__ = [
     "BASE_TABLE",
     "EVENTS_TABLE",
-    "EVENT_KINDS",
     "OPERATORS",
     "Catalog",
-    "EventKind",
+    "EventSql",
     "data_clock",
+    "event_kinds",
     "prepare",
     "warehouse_tables",
 ]
@@ -57,63 +61,28 @@ _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYI
 
 
 @dataclass(frozen=True)
-class EventKind:
-    """An event kind: SQL parts giving `(customer_id, occurred_at)`, each with the tables it reads.
+class EventSql:
+    """One source's part of an event kind: SQL giving `(customer_id, occurred_at)`, and the
+    tables it reads (it counts when they all exist)."""
 
-    The kind exists when the first part's tables do; further parts join in when theirs do.
-    """
-
-    parts: tuple[tuple[tuple[str, ...], str], ...]
-
-    @property
-    def tables(self) -> tuple[str, ...]:
-        return self.parts[0][0]
+    tables: tuple[str, ...]
+    sql: str
 
 
-def _via_map(source: str, table: str, key: str, at: str, where: str = "TRUE") -> str:
-    return (
-        f"SELECT m.customer_id, r.{at} AS occurred_at FROM {table} r JOIN identity_map m "
-        f"ON m.source = '{source}' AND m.record_key = r.{key} WHERE {where}"
-    )
-
-
-def _track(event: str) -> str:
-    return f"r.type = 'track' AND r.event = '{event}'"
-
-
-EVENT_KINDS: dict[str, EventKind] = {
-    "cart_add": EventKind(
-        ((("raw_events",), _via_map("events", "raw_events", "message_id", "timestamp",
-                                    _track("Product Added"))),)
-    ),
-    # Orders are the system of record; an `Order Completed` event counts only for an
-    # order that never reached raw_orders.
-    "purchase": EventKind(
-        (
-            (("raw_orders",), _via_map("orders", "raw_orders", "order_id", "ordered_at")),
-            (("raw_orders", "raw_events"), _via_map(
-                "events", "raw_events", "message_id", "timestamp",
-                _track("Order Completed") + " AND NOT EXISTS (SELECT 1 FROM raw_orders o "
-                "WHERE o.order_id = r.properties->>'order_id')")),
-        )
-    ),
-    "page_view": EventKind(
-        ((("raw_events",), _via_map("events", "raw_events", "message_id", "timestamp",
-                                    "r.type IN ('page', 'screen')")),)
-    ),
-    "email_open": EventKind(
-        ((("raw_email_events",), _via_map("email_events", "raw_email_events", "email_event_id",
-                                          "occurred_at", "r.event_type = 'open'")),)
-    ),
-    "email_click": EventKind(
-        ((("raw_email_events",), _via_map("email_events", "raw_email_events", "email_event_id",
-                                          "occurred_at", "r.event_type = 'click'")),)
-    ),
-    "support_ticket": EventKind(
-        ((("raw_support_tickets",), _via_map("support_tickets", "raw_support_tickets",
-                                             "ticket_id", "created_at")),)
-    ),
-}  # fmt: skip
+def event_kinds() -> dict[str, list[EventSql]]:
+    """Every event kind the source catalog declares, with each declaring source's part:
+    its rows that match, keyed to customers through `identity_map`, dated by its time."""
+    kinds: dict[str, list[EventSql]] = {}
+    for source in SOURCES.values():
+        for kind, spec in source.events.items():
+            sql = (
+                f'SELECT m.customer_id, r."{source.time}" AS occurred_at FROM {source.table} r '
+                f"JOIN {IDENTITY_MAP} m ON m.source = '{source.name}' "
+                f'AND m.record_key = r."{source.key}" WHERE {spec.where}'
+            )
+            needs = (source.table, *(SOURCES[name].table for name in spec.requires))
+            kinds.setdefault(kind, []).append(EventSql(needs, sql))
+    return kinds
 
 
 @dataclass(frozen=True)
@@ -194,21 +163,16 @@ def _kind(duckdb_type: str) -> str:
     return "text" if base == "VARCHAR" else "other"
 
 
-def warehouse_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Names of the tables and views in the warehouse's main schema."""
-    rows = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-    ).fetchall()
-    return {name for (name,) in rows}
+warehouse_tables = table_names
 
 
 def data_clock(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The newest event or order time in the warehouse: "now" for data that is not live."""
     tables = warehouse_tables(con)
     parts = [
-        f"SELECT max({column}) AS t FROM {table}"
-        for table, column in (("raw_events", "timestamp"), ("raw_orders", "ordered_at"))
-        if table in tables
+        f'SELECT max("{s.time}") AS t FROM {s.table}'
+        for s in (SOURCES["events"], SOURCES["orders"])
+        if s.table in tables
     ]
     if not parts:
         return None
@@ -218,14 +182,14 @@ def data_clock(con: duckdb.DuckDBPyConnection) -> datetime | None:
 def prepare(con: duckdb.DuckDBPyConnection, *, as_of: datetime) -> Catalog:
     """Build the evaluation tables for `as_of` and return what they offer."""
     tables = warehouse_tables(con)
-    if "profiles" not in tables:
-        raise LookupError("the warehouse has no profiles table: run `cip resolve` first")
-    sources = {"profile": "profiles"}
+    if PROFILES not in tables:
+        raise LookupError(f"the warehouse has no {PROFILES} table: run `cip resolve` first")
+    sources = {"profile": PROFILES}
     missing = {}
-    if "current_scores" in tables:
-        sources["scores"] = "current_scores"
+    if CURRENT_SCORES in tables:
+        sources["scores"] = CURRENT_SCORES
     else:
-        missing["scores"] = "current_scores"
+        missing["scores"] = CURRENT_SCORES
     stamp = f"TIMESTAMP '{as_of:%Y-%m-%d %H:%M:%S.%f}'"
     for table in sorted(tables):
         if table.startswith("customer_") and table.endswith("_features"):
@@ -249,13 +213,14 @@ def prepare(con: duckdb.DuckDBPyConnection, *, as_of: datetime) -> Catalog:
             joins.append(f'LEFT JOIN {relation} AS "{alias}" USING (customer_id)')
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {BASE_TABLE} AS SELECT {', '.join(columns)} "
-        f'FROM profiles AS "profile" {" ".join(joins)}'
+        f'FROM {PROFILES} AS "profile" {" ".join(joins)}'
     )
-    events = {
-        kind: [sql for needs, sql in spec.parts if set(needs) <= tables]
-        for kind, spec in EVENT_KINDS.items()
-        if set(spec.tables) <= tables and "identity_map" in tables
+    found = {
+        kind: [part.sql for part in parts if set(part.tables) <= tables]
+        for kind, parts in event_kinds().items()
+        if IDENTITY_MAP in tables
     }
+    events = {kind: parts for kind, parts in found.items() if parts}
     union = " UNION ALL ".join(
         f"SELECT customer_id, '{kind}' AS kind, occurred_at FROM ({sql})"
         for kind, parts in events.items()

@@ -20,6 +20,7 @@ import pandas as pd
 from models.labels import ORDERS_SQL
 from models.metrics import decile_table
 from segments.fields import warehouse_tables
+from warehouse.tables import IDENTITY_MAP, SCORES, raw_table
 
 __all__ = ["Lift", "realised_lift"]
 
@@ -48,12 +49,12 @@ class Lift:
 
 def realised_lift(con: duckdb.DuckDBPyConnection, *, horizon_days: int) -> Lift | None:
     """The lift of the latest scoring whose horizon has passed, or None when there is none."""
-    if not {"scores", "raw_orders", "identity_map"} <= warehouse_tables(con):
+    if not {SCORES, raw_table("orders"), IDENTITY_MAP} <= warehouse_tables(con):
         return None
     outcomes = con.execute(
         f"""WITH orders AS ({ORDERS_SQL}),
             scoring AS (
-                SELECT scoring_id, as_of FROM scores GROUP BY ALL
+                SELECT scoring_id, as_of FROM {SCORES} GROUP BY ALL
                 HAVING as_of + INTERVAL {int(horizon_days)} DAY
                        <= (SELECT max(ordered_at) FROM orders)
                 ORDER BY as_of DESC LIMIT 1)
@@ -61,7 +62,7 @@ def realised_lift(con: duckdb.DuckDBPyConnection, *, horizon_days: int) -> Lift 
                 NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = s.customer_id
                     AND o.ordered_at >= s.as_of
                     AND o.ordered_at < s.as_of + INTERVAL {int(horizon_days)} DAY) AS churned
-            FROM scores s JOIN scoring USING (scoring_id, as_of)"""
+            FROM {SCORES} s JOIN scoring USING (scoring_id, as_of)"""
     ).df()
     churners = int(outcomes["churned"].sum()) if len(outcomes) else 0
     if churners == 0 or churners == len(outcomes):

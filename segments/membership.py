@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from warehouse.tables import PROFILES, SEGMENT_MEMBERSHIP, SEGMENT_RUNS
+
 __all__ = [
     "SegmentRun",
     "changes_between",
@@ -50,14 +52,15 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the membership tables (customer ids typed as in `profiles`)."""
     id_type = con.execute(
         "SELECT data_type FROM information_schema.columns "
-        "WHERE table_name = 'profiles' AND column_name = 'customer_id'"
+        "WHERE table_name = ? AND column_name = 'customer_id'",
+        [PROFILES],
     ).fetchone()
     id_type = id_type[0] if id_type else "VARCHAR"
     con.execute(f"""
-        CREATE TABLE IF NOT EXISTS segment_membership (
+        CREATE TABLE IF NOT EXISTS {SEGMENT_MEMBERSHIP} (
             segment VARCHAR NOT NULL, customer_id {id_type} NOT NULL,
             entered_at TIMESTAMP NOT NULL, exited_at TIMESTAMP);
-        CREATE TABLE IF NOT EXISTS segment_runs (
+        CREATE TABLE IF NOT EXISTS {SEGMENT_RUNS} (
             run_id VARCHAR NOT NULL, segment VARCHAR NOT NULL, evaluated_at TIMESTAMP NOT NULL,
             as_of TIMESTAMP NOT NULL, size BIGINT NOT NULL, entered BIGINT NOT NULL,
             exited BIGINT NOT NULL, PRIMARY KEY (run_id, segment));
@@ -81,22 +84,22 @@ def record_run(
             current = pd.DataFrame({"customer_id": pd.Series(ids, dtype=object)})
             con.register("_segment_current", current)
             exited = con.execute(
-                """UPDATE segment_membership SET exited_at = $at
+                f"""UPDATE {SEGMENT_MEMBERSHIP} SET exited_at = $at
                    WHERE segment = $segment AND exited_at IS NULL
                      AND customer_id NOT IN (SELECT customer_id FROM _segment_current)""",
                 {"at": evaluated_at, "segment": segment},
             ).fetchone()[0]
             entered = con.execute(
-                """INSERT INTO segment_membership
+                f"""INSERT INTO {SEGMENT_MEMBERSHIP}
                    SELECT $segment, c.customer_id, $at, NULL FROM _segment_current c
-                   WHERE c.customer_id NOT IN (SELECT customer_id FROM segment_membership
+                   WHERE c.customer_id NOT IN (SELECT customer_id FROM {SEGMENT_MEMBERSHIP}
                                                WHERE segment = $segment AND exited_at IS NULL)""",
                 {"at": evaluated_at, "segment": segment},
             ).fetchone()[0]
             con.unregister("_segment_current")
             run = SegmentRun(run_id, segment, evaluated_at, as_of, len(current), entered, exited)
             con.execute(
-                "INSERT INTO segment_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {SEGMENT_RUNS} VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [run.run_id, segment, evaluated_at, as_of, run.size, entered, exited],
             )
             results.append(run)
@@ -110,7 +113,7 @@ def record_run(
 def members_at(con: duckdb.DuckDBPyConnection, *, segment: str, at: datetime) -> pd.DataFrame:
     """Members of `segment` at time `at` (a run's `evaluated_at`), with when they entered."""
     return con.execute(
-        """SELECT customer_id, entered_at FROM segment_membership
+        f"""SELECT customer_id, entered_at FROM {SEGMENT_MEMBERSHIP}
            WHERE segment = $segment AND entered_at <= $at AND (exited_at IS NULL OR exited_at > $at)
            ORDER BY customer_id""",
         {"segment": segment, "at": at},
@@ -125,10 +128,10 @@ def changes_between(
     Columns `customer_id`, `change`; someone who left and came back in between is not a change.
     """
     return con.execute(
-        """WITH
-           now AS (SELECT customer_id FROM segment_membership WHERE segment = $segment
+        f"""WITH
+           now AS (SELECT customer_id FROM {SEGMENT_MEMBERSHIP} WHERE segment = $segment
                    AND entered_at <= $until AND (exited_at IS NULL OR exited_at > $until)),
-           before AS (SELECT customer_id FROM segment_membership WHERE segment = $segment
+           before AS (SELECT customer_id FROM {SEGMENT_MEMBERSHIP} WHERE segment = $segment
                    AND entered_at <= $since AND (exited_at IS NULL OR exited_at > $since))
            SELECT customer_id, 'entered' AS change FROM (FROM now EXCEPT FROM before)
            UNION ALL
@@ -144,7 +147,7 @@ def runs(con: duckdb.DuckDBPyConnection, *, segment: str | None = None) -> pd.Da
     where = "WHERE segment = $segment" if segment else ""
     params = {"segment": segment} if segment else {}
     return con.execute(
-        f"SELECT * FROM segment_runs {where} ORDER BY evaluated_at, segment", params
+        f"SELECT * FROM {SEGMENT_RUNS} {where} ORDER BY evaluated_at, segment", params
     ).df()
 
 
@@ -155,7 +158,7 @@ def erase_customers(con: duckdb.DuckDBPyConnection, *, customer_ids: list[object
     con.register("_segment_erase", frame)
     try:
         return con.execute(
-            "DELETE FROM segment_membership WHERE customer_id IN (SELECT customer_id FROM "
+            f"DELETE FROM {SEGMENT_MEMBERSHIP} WHERE customer_id IN (SELECT customer_id FROM "
             "_segment_erase)"
         ).fetchone()[0]
     finally:

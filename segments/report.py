@@ -26,6 +26,7 @@ from segments.definition import SegmentDefinition
 from segments.fields import warehouse_tables
 from segments.lift import Lift
 from segments.membership import changes_between, runs, utc_now
+from warehouse.tables import ACTIVATION_LOG, CURRENT_SCORES
 
 __all__ = ["report_html", "write_report"]
 
@@ -213,11 +214,11 @@ def _changes_list(changes: pd.DataFrame, scores: pd.DataFrame, change: str, head
 
 
 def _deliveries(con: duckdb.DuckDBPyConnection) -> str:
-    if "activation_log" not in warehouse_tables(con):
+    if ACTIVATION_LOG not in warehouse_tables(con):
         return '<p class="none">Nothing delivered yet.</p>'
     latest = con.execute(
-        """SELECT destination, segment, status, row_count, withheld_no_consent, error, finished_at
-           FROM activation_log QUALIFY row_number() OVER (
+        f"""SELECT destination, segment, status, row_count, withheld_no_consent, error, finished_at
+           FROM {ACTIVATION_LOG} QUALIFY row_number() OVER (
                PARTITION BY destination, segment ORDER BY finished_at DESC) = 1
            ORDER BY destination, segment"""
     ).fetchall()
@@ -235,10 +236,10 @@ def _deliveries(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def _current_scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    if "current_scores" not in warehouse_tables(con):
+    if CURRENT_SCORES not in warehouse_tables(con):
         return pd.DataFrame(columns=["churn_probability", "predicted_ltv"])
     return (
-        con.execute("SELECT customer_id, churn_probability, predicted_ltv FROM current_scores")
+        con.execute(f"SELECT customer_id, churn_probability, predicted_ltv FROM {CURRENT_SCORES}")
         .df()
         .set_index("customer_id")
     )

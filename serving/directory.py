@@ -5,8 +5,8 @@ open `segment_membership` rows, plus the ids that resolution merged into others 
 `customer_id_changes`), so that a caller holding an old customer_id still reaches the
 customer. The service never holds the warehouse open (DuckDB allows
 one writing process per file, and that is the pipeline): it copies these tables at
-start-up and again when their fingerprint (`warehouse_version`) changes. Identifiers are
-normalized exactly as resolution normalizes them before they are looked up.
+start-up and again when their fingerprint (`warehouse_version`) changes. A request's
+identifier is normalized once, exactly as resolution normalizes it, then looked up.
 """
 
 from __future__ import annotations
@@ -23,36 +23,49 @@ import duckdb
 import pyarrow as pa
 
 from resolution import normalize
+from warehouse.schemas import LOOKUP_ID_TYPES
+from warehouse.tables import CUSTOMER_ID_CHANGES, CUSTOMER_IDENTIFIERS, PROFILES, SEGMENT_MEMBERSHIP
 
-__all__ = ["ID_TYPES", "Directory", "DirectoryUnavailable", "load_directory", "warehouse_version"]
+__all__ = [
+    "ID_TYPES",
+    "Directory",
+    "DirectoryUnavailable",
+    "InvalidIdentifier",
+    "load_directory",
+    "warehouse_version",
+]
 
-ID_TYPES = ("customer_id", "email", "phone", "user_id", "anonymous_id")
+ID_TYPES = ("customer_id", *LOOKUP_ID_TYPES)
 """The identifiers a caller may name a customer by, in order of preference."""
 
-_CUSTOMERS_SQL = """
+_CUSTOMERS_SQL = f"""
 SELECT p.*, coalesce(i.identifiers, []) AS identifiers, coalesce(s.segments, []) AS segments
-FROM wh.profiles AS p
+FROM wh.{PROFILES} AS p
 LEFT JOIN (
-    SELECT customer_id, list({'id_type': id_type, 'id_value': id_value}
+    SELECT customer_id, list({{'id_type': id_type, 'id_value': id_value}}
                              ORDER BY id_type, id_value) AS identifiers
-    FROM wh.customer_identifiers GROUP BY customer_id
+    FROM wh.{CUSTOMER_IDENTIFIERS} GROUP BY customer_id
 ) AS i USING (customer_id)
 LEFT JOIN (
     SELECT customer_id, list(DISTINCT segment ORDER BY segment) AS segments
-    FROM {membership} GROUP BY customer_id
+    FROM {{membership}} GROUP BY customer_id
 ) AS s USING (customer_id)
 """
-_MERGES_SQL = """
-SELECT other_customer_id, customer_id FROM wh.customer_id_changes
+_MERGES_SQL = f"""
+SELECT other_customer_id, customer_id FROM wh.{CUSTOMER_ID_CHANGES}
 WHERE change_type = 'merged'
 QUALIFY row_number() OVER (PARTITION BY other_customer_id ORDER BY changed_at DESC) = 1
 """
-_OPEN_MEMBERSHIP = "(SELECT * FROM wh.segment_membership WHERE exited_at IS NULL)"
+_OPEN_MEMBERSHIP = f"(SELECT * FROM wh.{SEGMENT_MEMBERSHIP} WHERE exited_at IS NULL)"
 _NO_MEMBERSHIP = "(SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS segment LIMIT 0)"
 
 
 class DirectoryUnavailable(RuntimeError):
     """The warehouse lacks what the directory needs (the reason is the message)."""
+
+
+class InvalidIdentifier(ValueError):
+    """A value that is no valid identifier of its type (an e-mail without `@`, ...)."""
 
 
 @dataclass(frozen=True)
@@ -67,15 +80,12 @@ class Directory:
     version: tuple[object, ...]
     loaded_at: datetime
 
-    def normalized(self, id_type: str, value: str) -> str | None:
-        """`value` as resolution stores it, or None if it is not a valid `id_type`."""
-        return self.normalizers[id_type](value)
-
     def find(self, id_type: str, value: str) -> str | None:
-        """The customer_id an identifier belongs to, or None if nobody has it."""
-        key = self.normalized(id_type, value)
+        """The customer_id an identifier belongs to, or None if nobody has it;
+        `InvalidIdentifier` when `value` is no valid `id_type` at all."""
+        key = self.normalizers[id_type](value)
         if key is None:
-            return None
+            raise InvalidIdentifier(f"{id_type} is not a valid {id_type.replace('_', ' ')}")
         if id_type == "customer_id":
             return self._survivor(key)
         return self.identifiers.get((id_type, key))
@@ -109,12 +119,12 @@ def load_directory(*, warehouse: Path, default_region: str) -> Directory:
     """Copy the lookup tables out of the warehouse (opened read-only, then closed)."""
     with _attached(warehouse) as (con, tables):
         version = _version(con, tables)
-        membership = _OPEN_MEMBERSHIP if "segment_membership" in tables else _NO_MEMBERSHIP
+        membership = _OPEN_MEMBERSHIP if SEGMENT_MEMBERSHIP in tables else _NO_MEMBERSHIP
         customers = con.sql(_CUSTOMERS_SQL.replace("{membership}", membership)).to_arrow_table()
         pairs = con.sql(
-            "SELECT id_type, id_value, customer_id FROM wh.customer_identifiers"
+            f"SELECT id_type, id_value, customer_id FROM wh.{CUSTOMER_IDENTIFIERS}"
         ).fetchall()
-        merges = con.sql(_MERGES_SQL).fetchall() if "customer_id_changes" in tables else []
+        merges = con.sql(_MERGES_SQL).fetchall() if CUSTOMER_ID_CHANGES in tables else []
     return Directory(
         customers=customers,
         index={cid: i for i, cid in enumerate(customers.column("customer_id").to_pylist())},
@@ -141,7 +151,7 @@ def _attached(warehouse: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, set[
                 " UNION SELECT view_name FROM duckdb_views() WHERE database_name = 'wh'"
             ).fetchall()
         }
-        missing = {"profiles", "customer_identifiers"} - tables
+        missing = {PROFILES, CUSTOMER_IDENTIFIERS} - tables
         if missing:
             raise DirectoryUnavailable(
                 f"the warehouse has no {', '.join(sorted(missing))} table yet: run `cip resolve`"
@@ -168,14 +178,14 @@ def _attach(con: duckdb.DuckDBPyConnection, warehouse: Path, *, tries: int = 5) 
 
 def _version(con: duckdb.DuckDBPyConnection, tables: set[str]) -> tuple[object, ...]:
     parts = [
-        "(SELECT count(*) FROM wh.profiles)",
-        "(SELECT max(updated_at) FROM wh.profiles)",
-        "(SELECT count(*) FROM wh.customer_identifiers)",
+        f"(SELECT count(*) FROM wh.{PROFILES})",
+        f"(SELECT max(updated_at) FROM wh.{PROFILES})",
+        f"(SELECT count(*) FROM wh.{CUSTOMER_IDENTIFIERS})",
     ]
-    if "customer_id_changes" in tables:
-        parts.append("(SELECT count(*) FROM wh.customer_id_changes)")
-    if "segment_membership" in tables:
-        parts.append("(SELECT count(*) || '/' || count(exited_at) FROM wh.segment_membership)")
+    if CUSTOMER_ID_CHANGES in tables:
+        parts.append(f"(SELECT count(*) FROM wh.{CUSTOMER_ID_CHANGES})")
+    if SEGMENT_MEMBERSHIP in tables:
+        parts.append(f"(SELECT count(*) || '/' || count(exited_at) FROM wh.{SEGMENT_MEMBERSHIP})")
     return con.execute(f"SELECT {', '.join(parts)}").fetchall()[0]
 
 

@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from serving.auth import ApiKeyAuth
 from serving.collector import create_app
 from serving.config import ServiceConfig
-from serving.directory import Directory
+from serving.directory import Directory, InvalidIdentifier
 from serving.guards import (
     BodyLimit,
     DocumentedMethods,
@@ -277,9 +277,10 @@ def _resolve(directory: Directory, ref: CustomerRef) -> tuple[str, str]:
     """(customer_id, identifier type that found it); 400 for an invalid value, 404 if unknown."""
     tried = []
     for id_type, value in ref.identifiers():
-        if directory.normalized(id_type, value) is None:
-            raise ApiError(400, f"{id_type} is not a valid {id_type.replace('_', ' ')}")
-        customer_id = directory.find(id_type, value)
+        try:
+            customer_id = directory.find(id_type, value)
+        except InvalidIdentifier as exc:
+            raise ApiError(400, str(exc)) from exc
         if customer_id is not None:
             return customer_id, id_type
         tried.append(id_type)

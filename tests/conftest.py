@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -195,11 +202,11 @@ def orders_history(settings: Settings) -> Path:
 @pytest.fixture(scope="module")
 def orders_features(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """READ-ONLY within a module: `write_orders_history` with its features built (Feast)."""
-    from pipelines.commands import features as features_command
+    from pipelines import flows
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("orders") / "data")
     write_orders_history(settings)
-    features_command.stage(settings)
+    flows.features.run(settings)
     return settings
 
 
@@ -233,26 +240,83 @@ def small_universe(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture
 def universe_copy(small_universe: Settings, tmp_path: Path) -> Settings:
     """A private, writable copy of `small_universe`'s data folder."""
-    import shutil
-
     root = tmp_path / "data"
     shutil.copytree(small_universe.data_dir, root)
     return small_universe.model_copy(update={"data_dir": root})
 
 
-# The scoring service's data: the small universe through the pipeline's own stages.
+# The scoring service's data: the small universe through the real `cip run`, once per test
+# run (every xdist worker waits for the one that builds it), then copied for each worker.
+
+FAST_MODELS = {"CIP_MODELS__SEARCH__TRIALS": "1", "CIP_MODELS__TRAIN_CUTOFFS": "3"}
+
+
+@dataclass(frozen=True)
+class Built:
+    """The small universe after `cip run --from resolve --until score`, and what it printed."""
+
+    data_dir: Path
+    console: str
+
+
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every xdist worker of this test run sees (without xdist: the run's own)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (one process at a time, across workers)."""
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
-def served(small_universe: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """READ-ONLY: the small universe resolved, featurized, trained (champions registered)
-    and scored (tests/test_serving*.py serve it)."""
-    import shutil
+def built(small_universe: Settings, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """READ-ONLY, shared by every worker: the small universe resolved, featurized, trained
+    (champions registered) and scored by the `cip` command a user runs, in a subprocess;
+    its console output is kept (`tests/test_quiet_console.py` reads it). Tests use a
+    worker's copy, `served`."""
+    shared = _shared_dir(tmp_path_factory) / "built"
+    shared.mkdir(exist_ok=True)
+    console, failed = shared / "console.txt", shared / "failed.txt"
+    with _exclusive(shared / ".lock"):
+        if failed.exists():
+            pytest.fail(f"the build failed in another worker:\n{failed.read_text()[-5000:]}")
+        if not console.exists():
+            data = shared / "data"
+            shutil.copytree(small_universe.data_dir, data)
+            env = {**os.environ, "CIP_DATA_DIR": str(data), "COLUMNS": "120", **FAST_MODELS}
+            env.pop("MLFLOW_CONFIGURE_LOGGING", None)  # as a user's shell has it
+            cip = str(Path(sys.executable).with_name("cip"))
+            run = subprocess.run(
+                [cip, "run", "--from", "resolve", "--until", "score"],
+                env=env, capture_output=True, text=True, timeout=1500,
+            )  # fmt: skip
+            output = run.stdout + run.stderr
+            if run.returncode != 0:
+                failed.write_text(output)
+                pytest.fail(f"cip run failed:\n{output[-5000:]}")
+            console.write_text(output)  # written last: the build is complete
+    return Built(shared / "data", console.read_text())
 
-    from pipelines.commands import features, resolve, score, train
+
+@pytest.fixture(scope="session")
+def served(
+    built: Built, small_universe: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """READ-ONLY within a worker's tests that share it: this worker's copy of `built`,
+    re-pointed as any copied data folder is (`pipelines.relocate`), with the settings it
+    was built with (tests/test_serving*.py serve it)."""
+    from pipelines.relocate import relocate
 
     root = tmp_path_factory.mktemp("served") / "data"
-    shutil.copytree(small_universe.data_dir, root)
+    shutil.copytree(built.data_dir, root)
     settings = small_universe.model_copy(
         update={
             "data_dir": root,
@@ -264,8 +328,7 @@ def served(small_universe: Settings, tmp_path_factory: pytest.TempPathFactory) -
             ),
         }
     )
-    for stage in (resolve.stage, features.stage, train.stage, score.stage):
-        stage(settings)
+    relocate(settings)
     return settings
 
 

@@ -18,7 +18,7 @@ from features import (
     feature_names,
     snapshot_dates,
 )
-from warehouse.schemas import SOURCES
+from warehouse.sources import SOURCES
 
 AS_OF = datetime(2025, 7, 1)
 LATER = datetime(2025, 8, 1)

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import Settings
-from warehouse.schemas import SOURCES
 from warehouse.settings import GenerateSettings
+from warehouse.sources import SOURCES
 from warehouse.synthetic import FORMATS, generate, source_file
 
 SEGMENT_KEYS = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
+from pipelines import flows
 from pipelines.cli import app
-from pipelines.commands import generate
 from pipelines.config import Settings
-from warehouse.schemas import SOURCES
+from warehouse.sources import SOURCES
 from warehouse.synthetic import source_file
 
 
@@ -42,17 +42,18 @@ def test_stage_generates_once_then_skips_until_settings_change(settings: Setting
     settings = settings.model_copy(
         update={"generate": settings.generate.model_copy(update={"people": 60})}
     )
-    generate.stage(settings)
+    first = flows.generate.run(settings)
+    assert not first.up_to_date and first.rows["events"] > 0
     events = source_file(settings.paths.sources, "events")
     written = events.stat().st_mtime_ns
-    generate.stage(settings)
+    assert flows.generate.run(settings).up_to_date
     assert events.stat().st_mtime_ns == written
     changed = settings.model_copy(
         update={"generate": settings.generate.model_copy(update={"seed": 99})}
     )
-    generate.stage(changed)
+    assert not flows.generate.run(changed).up_to_date
     assert events.stat().st_mtime_ns != written
     rewritten = events.stat().st_mtime_ns
     (changed.paths.truth / "manifest.json").write_text("{not json")
-    generate.stage(changed)
+    flows.generate.run(changed)
     assert events.stat().st_mtime_ns != rewritten

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from pipelines.commands import features as features_command
+from pipelines import flows
 from pipelines.config import Settings
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "train_and_compare.ipynb"
@@ -18,7 +18,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "train_and_com
 def test_notebook_trains_challenges_and_backtests(
     settings: Settings, orders_history: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    features_command.stage(settings)
+    flows.features.run(settings)
     monkeypatch.setenv("CIP_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("CIP_MODELS__SEARCH__TRIALS", "1")
     monkeypatch.setenv("CIP_MODELS__SEARCH__MAX_TREES", "30")

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 import features
 import warehouse
 from models import ModelSettings, examples_with_features
+from pipelines import flows
 from pipelines.cli import app
-from pipelines.commands import features as features_command
 from pipelines.config import Settings
 
 TINY = {"trials": "1", "max_trees": "30", "early_stopping_rounds": "5"}
@@ -20,7 +20,7 @@ TINY = {"trials": "1", "max_trees": "30", "early_stopping_rounds": "5"}
 @pytest.fixture
 def cli_env(settings: Settings, orders_history: Path) -> dict[str, str]:
     """Environment for the CLI on the orders-only history, features built, tiny search."""
-    features_command.stage(settings)
+    flows.features.run(settings)
     env = {"CIP_DATA_DIR": str(settings.data_dir)}
     env.update({f"CIP_MODELS__SEARCH__{k.upper()}": v for k, v in TINY.items()})
     return env

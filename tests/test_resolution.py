@@ -594,6 +594,9 @@ def test_quality_floor_on_the_generated_universe_logged_to_mlflow(
     result = CliRunner().invoke(app, ["resolve"])
     assert result.exit_code == 0, result.output
     assert "pairwise_f1" in result.output
+    # the first run trains: what training chose is printed (blocking, prior, EM sessions)
+    assert "blocking rules (budget" in result.output and "prior (probability" in result.output
+    assert "EM blocked on" in result.output
     mlflow.set_tracking_uri(f"sqlite:///{universe_copy.paths.mlflow.resolve() / 'mlflow.db'}")
     run = mlflow.search_runs(experiment_names=["resolution"]).iloc[0]
     # A false merge leaks one person's data into another's profile: precision comes first.

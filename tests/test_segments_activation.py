@@ -7,19 +7,28 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from segments import EXAMPLES_DIR, activate, load_definitions, refresh_segments
-from segments.hashing import ad_email, ad_phone, hashed_identifiers, sha256_hex
-from segments.settings import (
+from segments.destinations import (
+    KINDS,
     AdAudienceDestination,
+    Consent,
+    Destination,
     FileDestination,
+    Parcel,
     RetryPolicy,
+    Sent,
     WebhookDestination,
+    register,
 )
+from segments.hashing import ad_email, ad_phone, hashed_identifiers, sha256_hex
+from segments.settings import SegmentSettings
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
 
@@ -199,3 +208,41 @@ def test_changes_only_files_list_who_entered_and_exited(con, tmp_path: Path) -> 
     assert pd.read_parquet(second.target)[["customer_id", "change"]].values.tolist() == [
         ["c05", "exited"]
     ]
+
+
+class JsonLinesDestination(Destination):
+    """A kind declared outside the package: members as JSON Lines, one file per segment."""
+
+    type: Literal["jsonl"] = "jsonl"
+    consent: Consent = "sms"
+
+    def send(self, rows: pd.DataFrame, *, parcel: Parcel) -> Sent:
+        path = self.file_path(parcel, suffix="jsonl")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows.to_json(path, orient="records", lines=True)
+        return Sent(target=str(path))
+
+
+@pytest.fixture
+def jsonl_kind() -> Iterator[type[Destination]]:
+    register(JsonLinesDestination)
+    yield JsonLinesDestination
+    del KINDS["jsonl"]
+
+
+def test_a_destination_kind_is_registered_and_chosen_by_name_from_config(
+    con, tmp_path: Path, jsonl_kind: type[Destination]
+) -> None:
+    config = SegmentSettings.model_validate(
+        {"destinations": [{"type": "jsonl", "name": "lines", "segments": ["likely_to_churn"]}]}
+    )
+    [lines] = config.destinations
+    assert type(lines) is jsonl_kind and lines.consent == "sms"
+    assert config.model_dump()["destinations"][0]["type"] == "jsonl"  # dumps as its kind
+    sent = run(con, tmp_path, lines)
+    assert set(sent) == {("lines", "likely_to_churn")}
+    members = pd.read_json(sent["lines", "likely_to_churn"].target, lines=True)
+    assert list(members.columns) == ["customer_id", "first_name", "phone"]  # SMS consent: phone
+    assert list(members["customer_id"]) == ["c01", "c02", "c03", "c12"]
+    with pytest.raises(ValidationError, match="unknown destination type 'fax'; known: file"):
+        SegmentSettings.model_validate({"destinations": [{"type": "fax", "name": "old"}]})

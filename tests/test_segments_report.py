@@ -9,9 +9,9 @@ import duckdb
 import pytest
 
 from segments import EXAMPLES_DIR, activate, load_definitions, refresh_segments
+from segments.destinations import FileDestination, RetryPolicy
 from segments.lift import realised_lift
 from segments.report import write_report
-from segments.settings import FileDestination, RetryPolicy
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

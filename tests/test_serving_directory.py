@@ -6,8 +6,9 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from serving.directory import load_directory
+from serving.directory import InvalidIdentifier, load_directory
 
 
 def _warehouse(path: Path) -> Path:
@@ -43,3 +44,5 @@ def test_merged_ids_reach_the_surviving_customer(tmp_path: Path) -> None:
     assert directory.find("customer_id", "c9") is None  # merged into an id that is gone too
     assert directory.find("customer_id", "c404") is None
     assert directory.find("email", "Ann@Example.com") == "c1"
+    with pytest.raises(InvalidIdentifier, match="email is not a valid email"):
+        directory.find("email", "no at sign")  # normalized once: invalid is not unknown

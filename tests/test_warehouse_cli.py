@@ -7,8 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 import warehouse
+from pipelines import flows
 from pipelines.cli import app
-from pipelines.commands import load
 from pipelines.config import Settings
 
 
@@ -64,7 +64,8 @@ def test_cip_load_explains_bad_input(settings: Settings, tmp_path: Path) -> None
 
 def test_stage_loads_the_sources_folder(settings: Settings) -> None:
     sources(settings)
-    load.stage(settings)
+    outcome = flows.load.run(settings)
+    assert outcome.totals["rows loaded"] == 2 and not outcome.rejected
     con = warehouse.connect(settings.paths.warehouse, read_only=True)
     logged = con.execute("SELECT source, rows_loaded FROM load_log ORDER BY source").fetchall()
     assert logged == [("accounts", 1), ("support_tickets", 1)]

@@ -2,7 +2,9 @@
 
 `connect` opens (and sets up) the warehouse file; `load_file`, `load_directory` and
 `append_rows` load data idempotently and return a `LoadReport` each. The declared schemas
-are in `warehouse.schemas`; the Segment message mapping in `warehouse.segment`.
+are the source catalog, `warehouse.sources` (one module per source, the `Source` type in
+`warehouse.schemas`); the names of the tables every stage shares are in `warehouse.tables`;
+the Segment message mapping is in `warehouse.segment`.
 """
 
 from warehouse.database import connect
@@ -14,12 +16,13 @@ from warehouse.loader import (
     source_files,
     source_of,
 )
-from warehouse.schemas import SOURCES, SourceSchema
+from warehouse.schemas import Source
+from warehouse.sources import SOURCES
 
 __all__ = [
     "SOURCES",
     "LoadReport",
-    "SourceSchema",
+    "Source",
     "append_rows",
     "connect",
     "load_directory",

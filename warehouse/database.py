@@ -15,12 +15,11 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.schemas import LINEAGE_COLUMNS, SOURCES, Column
+from warehouse.schemas import LINEAGE_COLUMNS, Column
+from warehouse.sources import SOURCES
+from warehouse.tables import LOAD_LOG, QUARANTINE
 
-__all__ = ["LOAD_LOG_TABLE", "QUARANTINE_TABLE", "connect", "first_row", "literal", "quote"]
-
-QUARANTINE_TABLE = "quarantine"
-LOAD_LOG_TABLE = "load_log"
+__all__ = ["connect", "first_row", "literal", "quote"]
 
 _QUARANTINE_COLUMNS = (
     Column("source", "VARCHAR", True),
@@ -92,8 +91,8 @@ def connect(
                     f"ALTER TABLE {quote(schema.table)} ADD COLUMN IF NOT EXISTS "
                     f"{quote(column.name)} {column.type}"
                 )
-        con.execute(_create_table(QUARANTINE_TABLE, _QUARANTINE_COLUMNS))
-        con.execute(_create_table(LOAD_LOG_TABLE, _LOAD_LOG_COLUMNS))
+        con.execute(_create_table(QUARANTINE, _QUARANTINE_COLUMNS))
+        con.execute(_create_table(LOAD_LOG, _LOAD_LOG_COLUMNS))
     con.execute("SET TimeZone = 'UTC'")
     with contextlib.suppress(duckdb.InvalidInputException):
         # Inside Jupyter DuckDB refuses the setting unless ipywidgets is installed.

@@ -20,10 +20,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from warehouse.database import LOAD_LOG_TABLE, first_row
-from warehouse.schemas import SOURCES, SourceSchema
+from warehouse.database import first_row
+from warehouse.schemas import Source
 from warehouse.segment import text_value
+from warehouse.sources import SOURCES
 from warehouse.staging import Staged, check_mapping, clear, file_format, stage_file, stage_rows
+from warehouse.tables import LOAD_LOG
 from warehouse.validation import route
 
 __all__ = [
@@ -69,7 +71,7 @@ class LoadReport:
         )
 
 
-def _schema(source: str, *, where: str) -> SourceSchema:
+def _schema(source: str, *, where: str) -> Source:
     if source not in SOURCES:
         raise ValueError(f"{where}: unknown source {source!r}; known sources: {', '.join(SOURCES)}")
     return SOURCES[source]
@@ -111,7 +113,7 @@ def _sha256(path: Path) -> str:
 def _load(
     con: duckdb.DuckDBPyConnection,
     *,
-    schema: SourceSchema,
+    schema: Source,
     stage: Callable[[], Staged],
     lineage: tuple[str, str],
     sha256: str | None,
@@ -125,7 +127,7 @@ def _load(
         counts = route(con, staged=staged, schema=schema, lineage=lineage, loaded_at=loaded_at)
         seconds = time.perf_counter() - started
         con.execute(
-            f"INSERT INTO {LOAD_LOG_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {LOAD_LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 str(uuid.uuid4()),
                 schema.name,
@@ -183,7 +185,7 @@ def load_file(
     sha256 = _sha256(path)
     seen = first_row(
         con,
-        f"SELECT 1 FROM {LOAD_LOG_TABLE} WHERE source = ? AND file_sha256 = ? "
+        f"SELECT 1 FROM {LOAD_LOG} WHERE source = ? AND file_sha256 = ? "
         f"AND (rows_read = 0 OR rows_quarantined < rows_read) LIMIT 1",
         [source, sha256],
     )

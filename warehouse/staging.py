@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from warehouse import segment
 from warehouse.database import first_row, literal, quote
-from warehouse.schemas import EVENTS, SourceSchema
+from warehouse.schemas import Source
 
 __all__ = [
     "FORMATS",
@@ -100,13 +100,13 @@ def _types(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE {relation}").fetchall()}
 
 
-def _split(schema: SourceSchema, types: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+def _split(schema: Source, types: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """The declared columns among the input's (with their types), and the other ones."""
     declared = {name: types[name] for name in schema.column_names if name in types}
     return declared, [name for name in types if name not in declared]
 
 
-def check_mapping(mapping: dict[str, str], schema: SourceSchema) -> None:
+def check_mapping(mapping: dict[str, str], schema: Source) -> None:
     """Refuse a mapping onto columns the source does not declare."""
     unknown = sorted(set(mapping) - set(schema.column_names))
     if unknown:
@@ -171,7 +171,7 @@ def _rejects_sql(*, header_lines: int, columns: list[str]) -> str:
 
 
 def _stage_csv(
-    con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema, mapping: dict[str, str]
+    con: duckdb.DuckDBPyConnection, path: str, schema: Source, mapping: dict[str, str]
 ) -> Staged:
     options = _csv_options("header = true, all_varchar = true")
     con.execute(f"CREATE TEMP TABLE {_RAW} AS SELECT * FROM read_csv({path}, {options})")
@@ -196,14 +196,14 @@ def _stage_csv(
 
 
 def _stage_json(
-    con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema, mapping: dict[str, str]
+    con: duckdb.DuckDBPyConnection, path: str, schema: Source, mapping: dict[str, str]
 ) -> Staged:
     options = _csv_options(
         "columns = {'_line': 'VARCHAR'}, header = false, delim = E'\\x1e', quote = '', "
         "escape = '', auto_detect = false"
     )
     con.execute(f"CREATE TEMP TABLE {_RAW} AS SELECT * FROM read_csv({path}, {options})")
-    if schema is EVENTS:
+    if schema.segment_messages:
         if mapping:
             raise ValueError(f"{path}: events are Segment messages; --map does not apply")
         keys, values = segment.KEYS, segment.select_list("_v")
@@ -236,13 +236,13 @@ def _stage_json(
     ignored = [key for key in present if key not in keys]
     row_json = "coalesce(try(_line::JSON), to_json(_line))"
     declared = schema.column_names
-    if schema is not EVENTS:  # events: Segment keys, mapped in `warehouse.segment`
+    if not schema.segment_messages:  # events: Segment keys, mapped in `warehouse.segment`
         declared = [c for c, key in zip(declared, keys, strict=True) if key in present]
     return Staged(_STAGE, dict.fromkeys(declared, "VARCHAR"), ignored, row_json)
 
 
 def _stage_parquet(
-    con: duckdb.DuckDBPyConnection, path: str, schema: SourceSchema, mapping: dict[str, str]
+    con: duckdb.DuckDBPyConnection, path: str, schema: Source, mapping: dict[str, str]
 ) -> Staged:
     read = f"read_parquet({path}, file_row_number = true)"
     found = _types(con, f"SELECT * FROM {read}")
@@ -266,7 +266,7 @@ def stage_file(
     con: duckdb.DuckDBPyConnection,
     *,
     path: Path,
-    schema: SourceSchema,
+    schema: Source,
     mapping: dict[str, str] | None = None,
 ) -> Staged:
     """Stage the file at `path` (CSV, Parquet or JSONL) for `schema`, its columns renamed
@@ -276,7 +276,7 @@ def stage_file(
     return reader(con, literal(str(path)), schema, dict(mapping or {}))
 
 
-def stage_rows(con: duckdb.DuckDBPyConnection, *, rows: pa.Table, schema: SourceSchema) -> Staged:
+def stage_rows(con: duckdb.DuckDBPyConnection, *, rows: pa.Table, schema: Source) -> Staged:
     """Stage an Arrow table of rows (row numbers are positions in the batch)."""
     clear(con)
     picked = _selected(rows.column_names)

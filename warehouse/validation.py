@@ -10,8 +10,8 @@ lineage. Timestamps with a UTC offset are converted to
 UTC; timestamps without one are taken as UTC; text timestamps are read the way the
 column is written (`warehouse.timestamps`). A value under its column's minimum (a
 negative amount) is quarantined. An input without the key column gets keys derived from
-the row (`SourceSchema.key_from`); one without any customer column
-(`SourceSchema.customer_columns`) is quarantined whole, saying what was expected.
+the row (`Source.key_from`); one without any customer column
+(`Source.customer_columns`) is quarantined whole, saying what was expected.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from datetime import datetime
 
 import duckdb
 
-from warehouse.database import QUARANTINE_TABLE, first_row, literal, quote
-from warehouse.schemas import LINEAGE_COLUMNS, Column, SourceSchema
+from warehouse.database import first_row, literal, quote
+from warehouse.schemas import LINEAGE_COLUMNS, Column, Source
 from warehouse.staging import Staged
+from warehouse.tables import QUARANTINE
 from warehouse.timestamps import ISO, choose_reading, read_as
 
 __all__ = ["Counts", "route"]
@@ -76,9 +77,7 @@ def _reason(column: Column, given: str, *, required: bool) -> str:
     )
 
 
-def _readings(
-    con: duckdb.DuckDBPyConnection, staged: Staged, schema: SourceSchema
-) -> dict[str, str]:
+def _readings(con: duckdb.DuckDBPyConnection, staged: Staged, schema: Source) -> dict[str, str]:
     """How each text timestamp column of the input is written (`warehouse.timestamps`)."""
     return {
         c.name: choose_reading(
@@ -89,7 +88,7 @@ def _readings(
     }
 
 
-def _derived_key(schema: SourceSchema) -> str:
+def _derived_key(schema: Source) -> str:
     """A key from the row's own values: a hash of `key_from` and the occurrence number of
     identical rows, so that a re-loaded or overlapping export duplicates nothing."""
     parts = [f"coalesce(CAST({quote(c)} AS VARCHAR), '')" for c in schema.key_from]
@@ -100,7 +99,7 @@ def _derived_key(schema: SourceSchema) -> str:
     )
 
 
-def _check(con: duckdb.DuckDBPyConnection, *, staged: Staged, schema: SourceSchema) -> None:
+def _check(con: duckdb.DuckDBPyConnection, *, staged: Staged, schema: Source) -> None:
     """Materialize the checked rows: row number, cast columns, `_reason` (NULL if good).
 
     The reason lists every broken column; a good row whose key an earlier good row of the
@@ -148,7 +147,7 @@ def route(
     con: duckdb.DuckDBPyConnection,
     *,
     staged: Staged,
-    schema: SourceSchema,
+    schema: Source,
     lineage: tuple[str, str],
     loaded_at: datetime,
 ) -> Counts:
@@ -167,7 +166,7 @@ def route(
             f"WHERE _row_number IN (SELECT _row_number FROM ({rejected}))"
         )
         con.execute(
-            f"INSERT INTO {QUARANTINE_TABLE} SELECT ?, ?, _row_number, _row, _reason, ? "
+            f"INSERT INTO {QUARANTINE} SELECT ?, ?, _row_number, _row, _reason, ? "
             f"FROM ({rejected}) JOIN ({originals}) USING (_row_number) ORDER BY _row_number",
             [schema.name, file, loaded_at],
         )

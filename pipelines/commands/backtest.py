@@ -8,28 +8,18 @@ and logs the metrics and a plot of predicted against actual revenue by decile to
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Annotated
 
-import lazy_loader
 import typer
 from rich.table import Table
 
-import features
 import models
-import warehouse
 from pipelines.commands.train import clear_errors
-from pipelines.config import Settings
-from pipelines.console import console, progress
-from pipelines.console import stage as stage_report
-from pipelines.tracking import use_mlflow
+from pipelines.console import console, run_stage
+from pipelines.flows import backtest as flow
 
-mlflow = lazy_loader.load("mlflow")  # imported on first use: `cip --help` stays quick
-
-__all__ = ["EXPERIMENT", "backtest", "command", "register"]
-
-EXPERIMENT = "cip-backtests"
+__all__ = ["command", "register", "table"]
 
 
 def register(app: typer.Typer) -> None:
@@ -53,52 +43,10 @@ def command(
 ) -> None:
     """Backtest the champion, the supervised model and the label-free baselines."""
     with clear_errors():
-        backtest(ctx.obj, as_of=as_of.date(), horizon_days=horizon)
-
-
-def backtest(settings: Settings, *, as_of, horizon_days: int) -> models.Backtest:  # noqa: ANN001
-    """Run one backtest, print it and log it to MLflow."""
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    with stage_report("backtest") as report:
-        con = warehouse.connect(settings.paths.warehouse)
-        try:
-            store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
-            with progress() as bar:
-                job = bar.add_task("backtest", total=None)
-                result = models.run_backtest(
-                    con,
-                    store=store,
-                    feast_dir=settings.paths.feast,
-                    feature_settings=settings.features,
-                    settings=settings.models,
-                    as_of=as_of,
-                    horizon_days=horizon_days,
-                    on_step=lambda step: bar.update(job, description=step),
-                    on_trial=lambda _: bar.advance(job),
-                )
-                bar.update(job, description="measured")
-        finally:
-            con.close()
-        use_mlflow(settings, EXPERIMENT)
-        with mlflow.start_run(run_name=f"backtest {as_of} + {horizon_days} d") as run:
-            mlflow.log_params(
-                {"as_of": str(as_of), "horizon_days": horizon_days, "customers": result.customers}
-            )
-            for name, row in result.metrics.iterrows():
-                mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in row.items()})
-            mlflow.log_metric("actual_revenue", result.actual_revenue)
-            for task, why in result.choices.items():
-                mlflow.set_tag(f"{task}.choice", why[:5000])
-            mlflow.log_table(result.metrics.reset_index(names="model"), "backtest_metrics.json")
-            mlflow.log_figure(result.figure(), "backtest_deciles.png")
-        report.add("as of / horizon", f"{as_of} / {horizon_days} days")
-        report.add("customers", result.customers)
-        report.add("actual revenue in the horizon", f"{result.actual_revenue:,.0f}")
-        report.add("MLflow run", run.info.run_id)
-    console.print(table(result))
-    for task, why in result.choices.items():
+        outcome = run_stage("backtest", flow.run, ctx.obj, as_of=as_of.date(), horizon_days=horizon)
+    console.print(table(outcome.backtest))
+    for task, why in outcome.backtest.choices.items():
         console.print(f"{task}: {why}")
-    return result
 
 
 def table(result: models.Backtest) -> Table:
@@ -109,7 +57,7 @@ def table(result: models.Backtest) -> Table:
     out.add_column("metric")
     for name in result.metrics.index:
         out.add_column(name, justify="right")
-    from models.backtests import METRICS
+    from models.backtests import METRICS  # imported here: `cip --help` stays quick
 
     for key, (label, lower) in METRICS.items():
         values = result.metrics[key]

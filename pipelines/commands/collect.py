@@ -13,9 +13,9 @@ from typing import Annotated
 import typer
 
 from pipelines.config import Settings
-from pipelines.console import console, progress
-from pipelines.console import stage as stage_report
-from serving.collector import BatchReport, load_all, serve
+from pipelines.console import console, run_stage
+from pipelines.flows import collect as flow
+from serving.collector import serve
 
 __all__ = ["command", "flush", "register", "stage"]
 
@@ -63,31 +63,15 @@ def command(
 @collect_app.command("flush")
 def flush(ctx: typer.Context) -> None:
     """Load every event still in the collector's log into the warehouse."""
-    if _load(ctx.obj).busy:
+    if stage(ctx.obj).busy:
         raise typer.Exit(1)
 
 
-def stage(settings: Settings) -> None:
+def stage(settings: Settings) -> flow.CollectOutcome:
     """Load what the collector's log holds into `raw_events` (for `cip run`)."""
-    _load(settings)
+    return run_stage("collect", flow.run, settings, show=_busy)
 
 
-def _load(settings: Settings) -> BatchReport:
-    """Load the log with a progress bar and print the figures; the totals."""
-    with stage_report("collect") as report, progress() as bar:
-        task = bar.add_task("loading the collector log", total=None)
-        totals = load_all(
-            log_dir=settings.paths.collector,
-            warehouse=settings.paths.warehouse,
-            max_bytes=settings.serving.collector.load_batch_bytes,
-            on_batch=lambda batch: bar.advance(task, batch.events),
-        )
-        if totals.busy:
-            console.print("[yellow]the warehouse is busy (another process holds it); try later")
-        report.add("requests", totals.requests)
-        report.add("events", totals.events)
-        report.add("events loaded", totals.loaded)
-        report.add("duplicates", totals.duplicates)
-        report.add("quarantined", totals.quarantined)
-        report.add("log segments finished", totals.segments_finished)
-    return totals
+def _busy(outcome: flow.CollectOutcome) -> None:
+    if outcome.busy:
+        console.print("[yellow]the warehouse is busy (another process holds it); try later")

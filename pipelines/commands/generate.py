@@ -10,10 +10,10 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from pipelines.config import Settings
-from pipelines.console import console, progress
-from pipelines.console import stage as stage_report
+from pipelines.console import console, progress_bar, run_stage
+from pipelines.flows import generate as flow
 from warehouse.settings import GenerateSettings
-from warehouse.synthetic import STEPS, generate, is_current, source_file
+from warehouse.synthetic import source_file
 
 __all__ = ["command", "register", "stage"]
 
@@ -22,31 +22,13 @@ def register(app: typer.Typer) -> None:
     app.command("generate")(command)
 
 
-def _generate(settings: GenerateSettings, sources: Path, truth: Path) -> dict[str, int]:
-    """Generate with a progress bar over the generator's steps."""
-    with progress() as bar:
-        task = bar.add_task("generating", total=len(STEPS))
-        done = []
-
-        def on_step(name: str) -> None:
-            if done:
-                bar.advance(task)
-            done.append(name)
-            bar.update(task, description=name)
-
-        rows = generate(settings=settings, sources_dir=sources, truth_dir=truth, on_step=on_step)
-        bar.advance(task)
-        bar.update(task, description="generated")
-    return rows
-
-
-def _table(rows: dict[str, int], sources: Path) -> Table:
+def _table(outcome: flow.GenerateOutcome) -> Table:
     table = Table(title="cip generate", title_justify="left")
     table.add_column("source")
     table.add_column("file")
     table.add_column("rows", justify="right")
-    for source, n in rows.items():
-        table.add_row(source, str(source_file(sources, source)), f"{n:,}")
+    for source, n in outcome.rows.items():
+        table.add_row(source, str(source_file(outcome.sources, source)), f"{n:,}")
     return table
 
 
@@ -121,26 +103,21 @@ def command(
             where = ".".join(str(part) for part in problem["loc"]) or "settings"
             console.print(f"[bold red]error:[/] {where}: {problem['msg']}")
         raise typer.Exit(code=2) from error
-    sources = out or settings.paths.sources
-    truth_dir = truth or sources.parent / "truth"
-    rows = _generate(chosen, sources, truth_dir)
-    console.print(_table(rows, sources))
+    with progress_bar() as progress:
+        outcome = flow.run(
+            settings.model_copy(update={"generate": chosen}),
+            sources=out,
+            truth=truth,
+            force=True,
+            progress=progress,
+        )
+    console.print(_table(outcome))
     console.print(
-        f"{sum(rows.values()):,} records about {chosen.people:,} people "
-        f"(locale {chosen.locale}, seed {chosen.seed}); truth in {truth_dir}"
+        f"{sum(outcome.rows.values()):,} records about {chosen.people:,} people "
+        f"(locale {chosen.locale}, seed {chosen.seed}); truth in {outcome.truth}"
     )
 
 
 def stage(settings: Settings) -> None:
     """The generate stage of `cip run`: skipped when the files already match the settings."""
-    sources, truth = settings.paths.sources, settings.paths.truth
-    with stage_report("generate") as report:
-        report.add("people", settings.generate.people)
-        report.add("locale", settings.generate.locale)
-        if is_current(settings=settings.generate, sources_dir=sources, truth_dir=truth):
-            report.add("files", f"up to date in {sources}")
-            return
-        rows = _generate(settings.generate, sources, truth)
-        for source, n in rows.items():
-            report.add(f"{source} rows", n)
-        report.add("rows out", sum(rows.values()))
+    run_stage("generate", flow.run, settings)

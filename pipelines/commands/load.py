@@ -15,27 +15,14 @@ from rich.table import Table
 
 import warehouse
 from pipelines.config import Settings
-from pipelines.console import console, progress
-from pipelines.console import stage as stage_report
+from pipelines.console import console, progress_bar, run_stage
+from pipelines.flows import load as flow
 
 __all__ = ["command", "register", "stage"]
 
 
 def register(app: typer.Typer) -> None:
     app.command("load")(command)
-
-
-def _files(path: Path, source: str | None) -> list[Path]:
-    if path.is_dir():
-        files = warehouse.source_files(path, source=source)
-        if not files:
-            raise FileNotFoundError(f"{path}: no source files to load (run `cip generate`?)")
-        return files
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or directory")
-    if source is None:
-        warehouse.source_of(path)  # fail before loading anything
-    return [path]
 
 
 def _mapping(pairs: list[str]) -> dict[str, str]:
@@ -47,29 +34,6 @@ def _mapping(pairs: list[str]) -> dict[str, str]:
             raise ValueError(f"--map {pair!r}: write it as DECLARED_COLUMN=FILE_COLUMN")
         mapping[target.strip()] = column.strip()
     return mapping
-
-
-def _load(
-    settings: Settings,
-    files: list[Path],
-    source: str | None,
-    mapping: dict[str, str] | None = None,
-) -> list[warehouse.LoadReport]:
-    """Load `files` in order with a progress bar; print one row per file at the end."""
-    reports = []
-    con = warehouse.connect(settings.paths.warehouse)
-    try:
-        with progress() as bar:
-            task = bar.add_task("loading", total=len(files))
-            for path in files:
-                bar.update(task, description=f"loading {path.name}")
-                reports.append(warehouse.load_file(con, path=path, source=source, mapping=mapping))
-                bar.advance(task)
-            bar.update(task, description="loaded")
-    finally:
-        con.close()
-    console.print(_table(reports))
-    return reports
 
 
 def _table(reports: list[warehouse.LoadReport]) -> Table:
@@ -85,17 +49,6 @@ def _table(reports: list[warehouse.LoadReport]) -> Table:
             note = f"ignored columns: {', '.join(r.ignored_columns)}"
         table.add_row(Path(r.file).name, *(f"{n:,}" for n in figures), f"{r.seconds:.1f}", note)
     return table
-
-
-def _totals(reports: list[warehouse.LoadReport]) -> dict[str, int]:
-    return {
-        "files loaded": sum(not r.skipped for r in reports),
-        "files already loaded": sum(r.skipped for r in reports),
-        "rows read": sum(r.rows_read for r in reports),
-        "rows loaded": sum(r.rows_loaded for r in reports),
-        "rows duplicate": sum(r.rows_duplicate for r in reports),
-        "rows quarantined": sum(r.rows_quarantined for r in reports),
-    }
 
 
 def command(
@@ -133,27 +86,26 @@ def command(
     settings: Settings = ctx.obj
     try:
         mapping = _mapping(maps or [])
-        files = _files(path or settings.paths.sources, source)
-        reports = _load(settings, files, source, mapping)
+        with progress_bar() as progress:
+            outcome = flow.run(
+                settings, path=path, source=source, mapping=mapping, progress=progress
+            )
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(code=1) from error
-    totals = _totals(reports)
+    console.print(_table(outcome.reports))
+    totals = outcome.totals
     console.print(
         f"{totals['rows read']:,} rows read = {totals['rows loaded']:,} loaded + "
         f"{totals['rows duplicate']:,} duplicate + {totals['rows quarantined']:,} quarantined, "
-        f"into {settings.paths.warehouse}"
+        f"into {outcome.warehouse}"
     )
-    rejected = [r for r in reports if r.all_quarantined]
-    for report in rejected:
+    for report in outcome.rejected:
         console.print(f"[bold red]error:[/] {report.explain()}")
-    if rejected:
+    if outcome.rejected:
         raise typer.Exit(code=1)
 
 
 def stage(settings: Settings) -> None:
     """The load stage of `cip run`: every file of the data folder's sources/."""
-    with stage_report("load") as report:
-        reports = _load(settings, _files(settings.paths.sources, None), None)
-        for name, value in _totals(reports).items():
-            report.add(name, value)
+    run_stage("load", flow.run, settings, show=lambda o: console.print(_table(o.reports)))

@@ -15,24 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import lazy_loader
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
 import resolution
-import warehouse
 from pipelines.config import Settings
-from pipelines.console import StageReport, console, progress
-from pipelines.console import stage as stage_report
-from pipelines.tracking import use_mlflow
+from pipelines.console import console, progress_bar, run_stage
+from pipelines.flows import resolve as flow
 
-mlflow = lazy_loader.load("mlflow")  # imported on first use: `cip --help` stays quick
-
-__all__ = ["register", "stage"]
-
-TRUTH_FILE = "record_truth.parquet"
+__all__ = ["print_configuration", "register", "stage"]
 
 app = typer.Typer(
     help="Identity resolution: link records into customers with stable ids.",
@@ -64,69 +55,36 @@ def command(
     if ctx.invoked_subcommand is not None:
         return
     try:
-        run(ctx.obj, incremental=incremental, retrain=retrain)
+        stage(ctx.obj, incremental=incremental, retrain=retrain)
     except (LookupError, ValueError, resolution.BlockingTooLoose) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(code=1) from error
 
 
-def stage(settings: Settings) -> None:
-    """The resolve stage of `cip run`: a full resolution of the warehouse."""
-    run(settings, incremental=False, retrain=False)
+def stage(
+    settings: Settings, *, incremental: bool = False, retrain: bool = False
+) -> flow.ResolveOutcome:
+    """The resolve stage of `cip run` (a full resolution of the warehouse)."""
+    return run_stage(
+        "resolve", flow.run, settings, show=_show, incremental=incremental, retrain=retrain
+    )
 
 
-def run(settings: Settings, *, incremental: bool, retrain: bool) -> resolution.ResolutionResult:
-    config = settings.resolution
-    with stage_report("resolve") as report:
-        con = warehouse.connect(settings.paths.warehouse)
-        try:
-            with progress() as bar:
-                task = bar.add_task("resolving", total=len(resolution.STEPS))
-
-                def on_step(name: str) -> None:
-                    bar.update(task, description=name, completed=resolution.STEPS.index(name))
-
-                result = resolution.resolve(
-                    con,
-                    settings=config,
-                    model_dir=settings.paths.resolution,
-                    incremental_run=incremental,
-                    retrain=retrain,
-                    on_step=on_step,
-                )
-                bar.update(task, description="resolved", completed=len(resolution.STEPS))
-            _report(report, result)
-            truth = settings.paths.truth / TRUTH_FILE
-            if truth.exists():
-                _evaluate_and_log(settings, con, result, truth, report)
-        finally:
-            con.close()
-    return result
-
-
-def _report(report: StageReport, result: resolution.ResolutionResult) -> None:
-    report.add("mode", f"{result.mode}{' (model trained)' if result.trained else ''}")
+def _show(outcome: flow.ResolveOutcome) -> None:
+    result = outcome.result
     if result.choices is not None and result.model is not None:
         print_choices(result.choices, result.model)
-    for name, value in result.figures.items():
-        report.add(name, value)
-    if result.skipped:
+    skipped = result.skipped
+    if skipped:
         table = Table(title="identifiers not used to merge (explosion guard)", title_justify="left")
         for column in ("type", "value hash", "records", "people-signals"):
             table.add_column(column)
-        for s in result.skipped[:10]:
+        for s in skipped[:10]:
             table.add_row(s.id_type, s.value_hash, f"{s.n_records:,}", str(s.n_people_signals))
         console.print(table)
-
-
-def _evaluate_and_log(
-    settings: Settings,
-    con,
-    result: resolution.ResolutionResult,
-    truth: Path,
-    report: StageReport,
-) -> None:
-    qualities = resolution.evaluate(con, truth_path=truth)
+    qualities = outcome.qualities
+    if not qualities:
+        return
     table = Table(title="quality against the synthetic truth", title_justify="left")
     table.add_column("metric")
     for q in qualities:
@@ -135,33 +93,6 @@ def _evaluate_and_log(
         values = [q.as_dict()[name] for q in qualities]
         table.add_row(name, *(f"{v:,}" if isinstance(v, int) else f"{v:.4f}" for v in values))
     console.print(table)
-    for q in qualities:
-        report.add(f"pairwise F1 ({q.scope})", f"{q.pairwise_f1:.4f}")
-    use_mlflow(settings, "resolution")
-    with mlflow.start_run(run_name=f"resolve-{result.mode}-{result.run_id}"):
-        mlflow.log_params(
-            {k: v for k, v in settings.resolution.model_dump().items() if not isinstance(v, dict)}
-        )
-        mlflow.log_metrics({k.replace(" ", "_"): float(v) for k, v in result.figures.items()})
-        for q in qualities:
-            prefix = q.scope.split()[0] + "_"  # person_, all_
-            mlflow.log_metrics({k: float(v) for k, v in q.as_dict(prefix).items()})
-        mlflow.log_figure(resolution.pairs_figure(qualities), "quality/pairs.png")
-        model = resolution.MatchModel.load(settings.paths.resolution)
-        if model is not None:
-            mlflow.log_dict(model.settings, "splink/model.json")
-            for name, html in model.charts().items():
-                mlflow.log_text(html, f"splink/{name}.html")
-
-
-def _parse_record(value: str) -> tuple[str, str]:
-    source, sep, key = value.partition(":")
-    if not sep or not key or source not in warehouse.SOURCES:
-        raise typer.BadParameter(
-            f"{value!r}: write a record as SOURCE:KEY with SOURCE one of "
-            + ", ".join(warehouse.SOURCES)
-        )
-    return source, key
 
 
 @app.command("explain")
@@ -180,49 +111,28 @@ def explain(
     ] = None,
 ) -> None:
     """Why two records were (or were not) linked, or how a customer came together."""
-    settings: Settings = ctx.obj
     if (customer is None) == (not record):
         raise typer.BadParameter("give either two --record options or one --customer")
     if record is not None and customer is None and len(record) != 2:
         raise typer.BadParameter("give exactly two --record options")
-    region = settings.resolution.default_phone_region
-    threshold = settings.resolution.match_threshold
-    model = resolution.MatchModel.load(settings.paths.resolution)
-    con = warehouse.connect(settings.paths.warehouse)
     try:
-        if customer is not None:
-            found = resolution.explain_customer(
-                con, customer_id=customer, model=model, phone_region=region, threshold=threshold
-            )
-            pairs = found.matches
-            console.print(f"customer [bold]{customer}[/]: records by link type {found.records}")
-            for id_type, value_hash in found.identifiers:
-                console.print(f"  identifier {id_type} #{value_hash}")
-        else:
-            left, right = (_parse_record(r) for r in record)
-            pairs = [
-                resolution.explain_records(
-                    con,
-                    left=left,
-                    right=right,
-                    model=model,
-                    phone_region=region,
-                    threshold=threshold,
-                )  # fmt: skip
-            ]
-    except LookupError as error:
+        records = None if customer is not None else tuple(map(flow.parse_record, record))
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    try:
+        found = flow.explain(ctx.obj, records=records, customer=customer, chart=html)
+    except (LookupError, FileNotFoundError) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(code=1) from error
-    finally:
-        con.close()
-    for pair in pairs:
+    if found.customer is not None:
+        records_by_type = found.customer.records
+        console.print(f"customer [bold]{customer}[/]: records by link type {records_by_type}")
+        for id_type, value_hash in found.customer.identifiers:
+            console.print(f"  identifier {id_type} #{value_hash}")
+    for pair in found.pairs:
         _print_pair(pair)
-    charts = [p.chart_html for p in pairs if p.chart_html]
-    if charts:
-        target = html or settings.paths.resolution / "explain.html"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(charts[0] if len(charts) == 1 else "\n".join(charts))
-        console.print(f"waterfall chart: {target}")
+    if found.chart is not None:
+        console.print(f"waterfall chart: {found.chart}")
 
 
 def _print_pair(pair: resolution.PairExplanation) -> None:
@@ -290,7 +200,6 @@ def file(
     Prints how the columns were read, the blocking rules and comparisons chosen, the
     prior and the m/u table, and saves the configuration as PATH.splink.json.
     """
-    settings: Settings = ctx.obj
     roles = {}
     for item in mapping:
         role, sep, column = item.partition("=")
@@ -298,33 +207,26 @@ def file(
             console.print(f"[bold red]error:[/] {item!r}: write --map ROLE=COLUMN")
             raise typer.Exit(code=2)
         roles[role.strip()] = column.strip()
-    target = out or path.with_suffix(".clusters.csv")
     try:
-        with progress() as bar:
-            task = bar.add_task(f"resolving {path.name}", total=None)
-            result = resolution.resolve_table(
-                path,
+        with progress_bar() as progress:
+            outcome = flow.resolve_file(
+                ctx.obj,
+                path=path,
                 mapping=roles,
-                settings=settings.resolution,
                 id_column=id_column,
-                extra_columns=extra or [],
+                extra_columns=extra,
                 configuration=reuse,
+                out=out,
+                progress=progress,
             )
-            bar.update(task, description=f"resolved {path.name}", total=1, completed=1)
     except (resolution.InputError, resolution.BlockingTooLoose) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(code=2) from error
-    print_configuration(result)
-    saved = result.save_configuration(path.with_suffix(".splink.json"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.suffix.lower() == ".parquet":
-        pq.write_table(result.clusters, target)
-    else:
-        pacsv.write_csv(result.clusters, target)
-    clusters = len(set(result.clusters.column("cluster_id").to_pylist()))
+    print_configuration(outcome.result)
     console.print(
-        f"{result.clusters.num_rows:,} records -> {clusters:,} clusters; written to {target}\n"
-        f"configuration (Splink JSON, reuse with --settings): {saved}"
+        f"{outcome.result.clusters.num_rows:,} records -> {outcome.clusters:,} clusters; "
+        f"written to {outcome.clusters_file}\n"
+        f"configuration (Splink JSON, reuse with --settings): {outcome.configuration_file}"
     )
 
 

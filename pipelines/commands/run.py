@@ -1,4 +1,5 @@
-"""`cip run`: every stage in order, each idempotent, each printing what it did."""
+"""`cip run`: every stage's flow in order (`pipelines.flows.pipeline`), each idempotent,
+each printing what it did."""
 
 from __future__ import annotations
 
@@ -10,19 +11,7 @@ import typer
 
 from pipelines.config import Settings
 from pipelines.console import console
-
-# Modules in pipelines.commands offering `stage(settings: Settings) -> None`, in data-flow order.
-STAGES: list[str] = [
-    "generate",
-    "load",
-    "collect",
-    "resolve",
-    "features",
-    "train",
-    "score",
-    "segments",
-    "activate",
-]
+from pipelines.flows.pipeline import STAGES, stage_names
 
 
 def register(app: typer.Typer) -> None:
@@ -38,25 +27,19 @@ def command(
 ) -> None:
     """Run the whole pipeline on the configured data folder (the job behind `make demo`)."""
     settings: Settings = ctx.obj
-    names = _select(start, until)
+    try:
+        names = stage_names(start, until)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
     began = time.perf_counter()
     for name in names:
-        module = importlib.import_module(f"pipelines.commands.{name}")
-        module.stage(settings)
+        # Each command module runs its stage's flow and prints its outcome.
+        importlib.import_module(f"pipelines.commands.{name}").stage(settings)
     console.rule("[bold green]done")
     console.print(f"Ran {len(names)} stages in {time.perf_counter() - began:.0f} s.")
     console.print(f"Everything lives in [bold]{settings.data_dir.resolve()}[/]:")
     for line in _where_to_look(settings):
         console.print(f"  {line}")
-
-
-def _select(start: str | None, until: str | None) -> list[str]:
-    for name in (start, until):
-        if name is not None and name not in STAGES:
-            raise typer.BadParameter(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
-    first = STAGES.index(start) if start else 0
-    last = STAGES.index(until) if until else len(STAGES) - 1
-    return STAGES[first : last + 1]
 
 
 def _where_to_look(settings: Settings) -> list[str]:

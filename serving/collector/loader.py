@@ -32,9 +32,8 @@ import pyarrow.compute as pc
 
 from serving.collector.log import is_live, read_lines, segments
 from warehouse import append_rows, connect
-from warehouse.database import QUARANTINE_TABLE
-from warehouse.schemas import EVENTS
 from warehouse.segment import KEYS, select_list
+from warehouse.tables import QUARANTINE
 
 __all__ = ["OFFSETS_TABLE", "BackgroundLoader", "BatchReport", "load_all", "load_pending"]
 
@@ -151,7 +150,7 @@ def _load(con: duckdb.DuckDBPyConnection, *, log_dir: Path, max_bytes: int) -> B
         # Events first, each source in its own transaction: if we crash before the offsets
         # below commit, the next call reads them again and the warehouse finds duplicates.
         for sender, rows in _events(con, report).items():
-            result = append_rows(con, source=EVENTS.name, rows=rows, origin=ORIGIN, sender=sender)
+            result = append_rows(con, source="events", rows=rows, origin=ORIGIN, sender=sender)
             report.loaded += result.rows_loaded
             report.duplicates += result.rows_duplicate
             report.quarantined += result.rows_quarantined
@@ -240,7 +239,7 @@ def _events(con: duckdb.DuckDBPyConnection, report: BatchReport) -> dict[str, pa
 def _quarantine(con: duckdb.DuckDBPyConnection) -> int:
     """Messages the collector refused, with the reason it gave the client; how many."""
     [(count,)] = con.execute(
-        f"INSERT INTO {QUARANTINE_TABLE} (source, file, row_number, row, reason, quarantined_at) "
+        f"INSERT INTO {QUARANTINE} (source, file, row_number, row, reason, quarantined_at) "
         f"SELECT sender, '{ORIGIN}', (r->>'index')::BIGINT + 1, r->'item', r->>'reason', now() "
         "FROM (SELECT line->>'source' AS sender, "
         f"unnest(json_extract(line, '$.rejected[*]')) AS r FROM {_LINES})"

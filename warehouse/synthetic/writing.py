@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from warehouse.schemas import SOURCES
+from warehouse.sources import SOURCES
 
 __all__ = ["FORMATS", "source_file", "write_sources", "write_truth"]
 

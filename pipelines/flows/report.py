@@ -1,0 +1,69 @@
+"""The marketers' report flow: the HTML page in the exports folder, with the churn model's
+lift measured on realised outcomes, or else read from the champion's MLflow run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lazy_loader
+
+import models
+import segments
+import warehouse
+from pipelines.config import Settings
+from pipelines.flows.segments import definitions
+from pipelines.tracking import tracking_uri
+
+mlflow = lazy_loader.load("mlflow")  # imported on first use: `cip --help` stays quick
+
+__all__ = ["champion_lift", "write"]
+
+CAPTURE = "top_decile_capture"
+"""The held-out metric the report states the lift with."""
+
+
+def write(settings: Settings) -> Path:
+    """Write the report (`segments.report_file` in the exports folder); its path."""
+    exports = settings.paths.exports
+    with warehouse.connect(settings.paths.warehouse) as con:
+        lift = segments.realised_lift(con, horizon_days=settings.models.churn_horizon_days)
+        downloads = {
+            segment: path.resolve().relative_to(exports.resolve()).as_posix()
+            for segment, path in segments.latest_exports(con).items()
+        }
+        return segments.write_report(
+            con,
+            path=exports / settings.segments.report_file,
+            definitions=definitions(settings),
+            downloads=downloads,
+            lift=lift or champion_lift(settings),
+        )
+
+
+def champion_lift(settings: Settings) -> segments.Lift | None:
+    """The churn champion's held-out top-decile capture, from its MLflow run (None when
+    there is no champion or it was chosen without a held-out test)."""
+    if not settings.models.tracking_uri and not (settings.paths.mlflow / "mlflow.db").exists():
+        return None
+    uri = tracking_uri(settings)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = models.champion_version(client, "churn")
+    if version is None:
+        return None
+    registered = client.get_model_version("churn", version)
+    run = client.get_run(registered.run_id)
+    kind = registered.tags.get("kind", "lightgbm")  # the model the champion is
+    capture = run.data.metrics.get(models.metric_name("churn", kind, CAPTURE))
+    if capture is None:
+        return None
+    params = run.data.params
+    test_cutoff = params.get(models.param_name("churn", "test_cutoff"), "the test cutoff")
+    horizon = params.get(
+        models.param_name("churn", "horizon_days"), settings.models.churn_horizon_days
+    )
+    basis = (
+        f"From the churn model's held-out test (model version {version}: customers active on "
+        f"{test_cutoff}, and who of them bought nothing in the {horizon} days after). No scoring "
+        "of ours is older than the churn horizon yet, so it cannot be measured on our own scores."
+    )
+    return segments.Lift(capture=capture, basis=basis)

@@ -1,0 +1,44 @@
+"""CRM contacts: who a person is, as the CRM keeps them (the most trusted source)."""
+
+from warehouse.schemas import Column as C
+from warehouse.schemas import Source
+
+SOURCE = Source(
+    name="crm_contacts",
+    key="contact_id",
+    columns=(
+        C("contact_id", "VARCHAR", True),
+        C("first_name", "VARCHAR"),
+        C("last_name", "VARCHAR"),
+        C("email", "VARCHAR"),
+        C("phone", "VARCHAR"),
+        C("address", "VARCHAR"),
+        C("city", "VARCHAR"),
+        C("postcode", "VARCHAR"),
+        C("date_of_birth", "DATE"),
+        C("consent_email", "BOOLEAN"),
+        C("consent_sms", "BOOLEAN"),
+        C("consent_ads", "BOOLEAN"),
+        C("created_at", "TIMESTAMP", True),
+        C("updated_at", "TIMESTAMP"),
+    ),
+    time="created_at",
+    kind="identity",
+    records={
+        "seen_at": "coalesce(updated_at, created_at)",
+        "email": "email",
+        "phone": "phone",
+        "contact_id": "contact_id",
+        "first_name": "first_name",
+        "last_name": "last_name",
+        "address": "address",
+        "city": "city",
+        "postcode": "postcode",
+        "date_of_birth": "date_of_birth",
+        "consent_email": "consent_email",
+        "consent_sms": "consent_sms",
+        "consent_ads": "consent_ads",
+        "is_person": "TRUE",
+    },
+    priority=1,
+)
