@@ -81,7 +81,9 @@ def test_an_old_data_folder_is_placed_by_its_mlflow_store(served: Settings, tmp_
 @pytest.fixture(autouse=True)
 def _no_marker_in_the_shared_folder(served: Settings) -> Iterator[None]:
     uri = mlflow.get_tracking_uri()
-    assert not (served.data_dir / LOCATION_FILE).exists()  # served stays untouched
+    marker = served.data_dir / LOCATION_FILE  # written when the fixture placed the copy
+    assert marker.read_text().strip() == str(served.data_dir.resolve())
     yield
+    assert marker.read_text().strip() == str(served.data_dir.resolve())  # served untouched
     mlflow.set_tracking_uri(uri)  # the commands ran here point MLflow at their copies
     mlflow.set_registry_uri(uri)
