@@ -13,7 +13,14 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "channels": ["CHANNELS", "Channel", "DeliveryError", "Message", "parse_channel"],
+        "channels": [
+            "CHANNELS",
+            "Channel",
+            "DeliveryError",
+            "FileChannel",
+            "Message",
+            "parse_channel",
+        ],
         "definition": [
             "EXAMPLES_DIR",
             "Journey",
