@@ -73,11 +73,18 @@ class Receiver(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real gateway
+
+    def setup(self) -> None:
+        super().setup()  # no Nagle delay between the headers and the body
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append((self.headers["Idempotency-Key"], body))
         time.sleep(self.server.delay)
         self.send_response(self.server.status)
+        self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
 

@@ -92,8 +92,16 @@ def status(
     with _problems():
         found = flow.status(ctx.obj, journey=journey)
     for item in found:
-        columns = ["group", "step", "entered", "sent", "delivered", "opened", "clicked",
-                   "converted"]  # fmt: skip
+        columns = [
+            "group",
+            "step",
+            "entered",
+            "sent",
+            "delivered",
+            "opened",
+            "clicked",
+            "converted",
+        ]
         table = Table(*columns, title=f"{item.journey.name}: {item.journey.description}")
         for row in item.funnel.itertuples(index=False):
             table.add_row(row.group, row.step, *(f"{getattr(row, c):,}" for c in columns[2:]))
@@ -108,8 +116,9 @@ def status(
 def _lift_line(lift: jn.Lift) -> str:
     treated, holdout = lift.rates
     if treated is None or holdout is None:
-        return (f"lift: not measurable yet ({lift.treated:,} treated, {lift.holdout:,} "
-                "in the holdout)")  # fmt: skip
+        return (
+            f"lift: not measurable yet ({lift.treated:,} treated, {lift.holdout:,} in the holdout)"
+        )
     low, high = lift.interval
     return (
         f"conversion: treated {treated:.1%} ({lift.treated_converted:,}/{lift.treated:,}), "

@@ -78,6 +78,7 @@ def _runtime(settings: Settings) -> jn.Runtime:
         retry=config.retry,
         unsubscribe_url=config.unsubscribe_url,
         batch_size=config.batch_size,
+        concurrency=config.concurrency,
     )
 
 

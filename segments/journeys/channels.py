@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, PrivateAttr
 
 from segments.destinations.base import Consent
 
@@ -145,6 +145,7 @@ class PushChannel(Channel):
     type: Literal["push"] = "push"
     url: HttpUrl
     headers: dict[str, str] = {}
+    _client: httpx.Client | None = PrivateAttr(None)
 
     def deliver(self, message: Message, *, exports: Path) -> str:  # noqa: ARG002
         notification = {k: message.content[k] for k in ("title", "body")}
@@ -158,8 +159,10 @@ class PushChannel(Channel):
         body = {"message": {"token": message.to, "notification": notification, "data": data}}
         headers = {**self.headers, "Idempotency-Key": message.idempotency_key}
         url = str(self.url)
+        if self._client is None:  # one connection pool for all the messages of a runner
+            self._client = httpx.Client(timeout=self.timeout_seconds)
         try:
-            answer = httpx.post(url, json=body, headers=headers, timeout=self.timeout_seconds)
+            answer = self._client.post(url, json=body, headers=headers)
         except httpx.HTTPError as error:
             raise DeliveryError(f"push {url}: {type(error).__name__}: {error}") from None
         if answer.status_code >= 300:

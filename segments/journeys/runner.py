@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -54,6 +55,8 @@ class Runtime:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     unsubscribe_url: str = "https://shop.example.com/unsubscribe/{token}"
     batch_size: int = 200
+    concurrency: int = 8
+    """Messages of a batch in flight at once."""
 
 
 @dataclass
@@ -439,7 +442,9 @@ def deliver_due(
         con.execute(f"""UPDATE {JOURNEY_SENDS} SET status = 'sending', attempts = attempts + 1
                         WHERE idempotency_key IN (SELECT idempotency_key FROM _journey_batch)""")
         con.unregister("_journey_batch")
-        results = [_send_one(row, runtime) for row in batch.itertuples(index=False)]
+        with ThreadPoolExecutor(max_workers=runtime.concurrency) as pool:
+            rows = batch.itertuples(index=False)
+            results = list(pool.map(lambda row: _send_one(row, runtime), rows))
         _record(con, batch, results, runtime.retry, now, counts)
 
 

@@ -33,3 +33,5 @@ class JourneySettings(BaseModel):
     """How often `cip journeys run` ticks."""
     batch_size: int = Field(200, ge=1)
     """Messages marked in flight together (at most this many are re-sent after a crash)."""
+    concurrency: int = Field(8, ge=1, le=64)
+    """Messages of a batch sent at once."""

@@ -16,10 +16,12 @@ unknown variable is an error, never an empty string.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
 import yaml
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
@@ -54,7 +56,12 @@ class Template:
 
     def render(self, variables: Mapping[str, object]) -> dict[str, str]:
         """Every part rendered with `variables` (jinja2's UndefinedError if one is missing)."""
-        return {part: _ENV.from_string(text).render(variables) for part, text in self.parts.items()}
+        return {part: _compiled(text).render(variables) for part, text in self.parts.items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(text: str) -> jinja2.Template:
+    return _ENV.from_string(text)
 
 
 def load_templates(*, folders: Sequence[Path]) -> dict[str, Template]:
