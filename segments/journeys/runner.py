@@ -126,7 +126,7 @@ def _enroll(con: duckdb.DuckDBPyConnection, journey: Journey, now: datetime) -> 
     )
     bucket = "('0x' || left(sha256($journey || '|' || c.customer_id), 8))::UBIGINT / 4294967296.0"
     inserted = con.execute(
-        f"""INSERT OR IGNORE INTO {JOURNEY_ENROLLMENTS}
+        f"""INSERT INTO {JOURNEY_ENROLLMENTS}
             SELECT left(sha256({key}), 32), $journey, c.customer_id,
                    IF(h.bucket < $holdout, 'holdout', 'treated'), c.trigger_at, $now,
                    IF(h.bucket < $holdout, NULL, $first), $now, $now,
@@ -355,11 +355,10 @@ def _messages(
     con: duckdb.DuckDBPyConnection, journey: Journey, step: Step, group: pd.DataFrame, now: datetime
 ) -> pd.DataFrame:
     """Outbox rows for `group` at a send step: `pending`, or `capped` for who has had the
-    journey's frequency cap of messages (all journeys) within its window."""
-    keys = (group["enrollment_id"] + "|" + step.id).map(lambda k: sha256_hex(k)[:32])
+    journey's frequency cap of messages (all journeys) within its window. (Their idempotency
+    key, a hash of the enrollment and the step, is computed as they are written.)"""
     rows = pd.DataFrame(
         {
-            "idempotency_key": keys,
             "enrollment_id": group["enrollment_id"],
             "journey": journey.name,
             "step": step.id,
@@ -413,7 +412,8 @@ def _write(
         con.execute(
             f"""INSERT OR IGNORE INTO {JOURNEY_SENDS} (idempotency_key, enrollment_id, journey,
                 step, customer_id, channel, template, params, created_at, status,
-                next_attempt_at) SELECT *, created_at FROM _journey_sends"""
+                next_attempt_at) SELECT left(sha256(enrollment_id || '|' || step), 32), *,
+                created_at FROM _journey_sends"""
         )
         con.unregister("_journey_sends")
 

@@ -54,7 +54,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     id_type = found[0] if found else "VARCHAR"
     con.execute(f"""
         CREATE TABLE IF NOT EXISTS {JOURNEY_ENROLLMENTS} (
-            enrollment_id VARCHAR PRIMARY KEY, journey VARCHAR NOT NULL,
+            enrollment_id VARCHAR NOT NULL, journey VARCHAR NOT NULL,
             customer_id {id_type} NOT NULL, grp VARCHAR NOT NULL, trigger_at TIMESTAMP NOT NULL,
             entered_at TIMESTAMP NOT NULL, step VARCHAR, step_started_at TIMESTAMP,
             due_at TIMESTAMP, status VARCHAR NOT NULL, exit_reason VARCHAR,
