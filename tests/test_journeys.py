@@ -18,6 +18,7 @@ from segments.journeys import (
     TEMPLATES_DIR,
     JourneyError,
     Runtime,
+    erase_customers,
     funnel,
     lift,
     load_journeys,
@@ -275,6 +276,17 @@ def test_cart_sequence_push_now_email_after_a_silent_day_stop_on_purchase(world)
     assert table.loc[("treated", "push_now"), "delivered"] == len(treated)
     assert table.loc[("treated", "email_discount"), "entered"] == len(silent)
     assert table.loc[("holdout", "(journey)"), "entered"] == len(holdout)
+    assert f"treated {1 / len(treated):.1%} (1 of {len(treated)})" in found.sentence
+
+    # Right to be forgotten: the buyer's journeys and messages go.
+    assert erase_customers(con, customer_ids=[buyer]) >= 3
+    for table in ("journey_enrollments", "journey_sends", "journey_dead_letters"):
+        assert (
+            con.execute(f"SELECT count(*) FROM {table} WHERE customer_id = ?", [buyer]).fetchone()[
+                0
+            ]
+            == 0
+        )
 
 
 def test_quiet_hours_hold_sends_until_morning_and_the_cap_holds_messages_back(world) -> None:

@@ -106,25 +106,11 @@ def status(
         for row in item.funnel.itertuples(index=False):
             table.add_row(row.group, row.step, *(f"{getattr(row, c):,}" for c in columns[2:]))
         console.print(table)
-        console.print(_lift_line(item.lift))
+        console.print(item.lift.sentence)
         if item.outbox:
             console.print(
                 "outbox: " + ", ".join(f"{k} {v:,}" for k, v in sorted(item.outbox.items()))
             )
-
-
-def _lift_line(lift: jn.Lift) -> str:
-    treated, holdout = lift.rates
-    if treated is None or holdout is None:
-        return (
-            f"lift: not measurable yet ({lift.treated:,} treated, {lift.holdout:,} in the holdout)"
-        )
-    low, high = lift.interval
-    return (
-        f"conversion: treated {treated:.1%} ({lift.treated_converted:,}/{lift.treated:,}), "
-        f"holdout {holdout:.1%} ({lift.holdout_converted:,}/{lift.holdout:,}); "
-        f"lift {lift.difference * 100:+.1f} points (95% CI {low * 100:+.1f} to {high * 100:+.1f})"
-    )
 
 
 def _fail(error: object) -> NoReturn:

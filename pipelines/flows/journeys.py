@@ -7,15 +7,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 
 import warehouse
 from pipelines.config import Settings
+from pipelines.flows import report
 from pipelines.flows import segments as segments_flow
 from pipelines.flows.progress import Progress, silent
 from segments import journeys as jn
 from segments.fields import event_kinds
+from segments.journeys.store import ensure_tables
 from warehouse.tables import CURRENT_SCORES, table_names
 
 __all__ = ["JourneyStatus", "TickFigures", "definitions", "run", "run_forever", "status"]
@@ -26,6 +29,7 @@ class TickFigures:
     """One tick of the runner, for the console."""
 
     outcome: jn.TickOutcome
+    report: Path | None = None
 
     @property
     def figures(self) -> dict[str, object]:
@@ -34,11 +38,15 @@ class TickFigures:
             name: f"+{j['entered']:,} entered, {j['exited']:,} exited, {j['queued']:,} queued"
             for name, j in sorted(o.per_journey.items())
         }
-        return figures | {
-            "delivered": f"{o.delivered:,}",
-            "retrying / dead-lettered": f"{o.retrying:,} / {o.dead:,}",
-            "suppressed (no consent)": f"{o.suppressed:,}",
-        }
+        return (
+            figures
+            | {
+                "delivered": f"{o.delivered:,}",
+                "retrying / dead-lettered": f"{o.retrying:,} / {o.dead:,}",
+                "suppressed (no consent)": f"{o.suppressed:,}",
+            }
+            | ({"report": self.report} if self.report else {})
+        )
 
 
 def definitions(settings: Settings) -> list[jn.Journey]:
@@ -85,13 +93,14 @@ def _runtime(settings: Settings) -> jn.Runtime:
 def run(
     settings: Settings, *, now: datetime | None = None, progress: Progress = silent
 ) -> TickFigures:
-    """One tick of every journey: enroll, exit, advance, deliver (the demo's stage)."""
+    """One tick of every journey: enroll, exit, advance, deliver; then the marketers' report
+    is written again with the journeys' funnels (the demo's stage)."""
     found = definitions(settings)
     progress("journeys", done=0, total=1)
     with warehouse.connect(settings.paths.warehouse) as con:
         outcome = jn.tick(con, journeys=found, runtime=_runtime(settings), now=now)
     progress("journeys", done=1, total=1)
-    return TickFigures(outcome)
+    return TickFigures(outcome, report.write(settings))
 
 
 def run_forever(
@@ -131,6 +140,7 @@ def status(settings: Settings, *, journey: str | None = None) -> list[JourneySta
         raise LookupError(f"unknown journey {journey!r}")
     result = []
     with warehouse.connect(settings.paths.warehouse) as con:
+        ensure_tables(con)
         for j in found:
             table, measured = jn.funnel(con, journey=j), jn.lift(con, journey=j)
             outbox = dict(

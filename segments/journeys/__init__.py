@@ -30,6 +30,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         ],
         "measure": ["Lift", "funnel", "lift"],
         "runner": ["Runtime", "TickOutcome", "deliver_due", "tick"],
+        "store": ["erase_customers"],
         "templates": ["TEMPLATES_DIR", "Template", "TemplateError", "load_templates"],
     },
 )

@@ -4,7 +4,8 @@ An enrollment converts when its journey's conversion event (a purchase by defaul
 happens after its trigger and within the conversion window, whatever became of it in
 the journey, and whether it was treated or held out. The lift is the treated conversion
 rate minus the holdout's, with a 95% confidence interval for a difference of two
-proportions (normal approximation; `None` when a group is empty).
+proportions (normal approximation; `None` when a group is empty). Both read the journey
+tables (`segments.journeys.store.ensure_tables` makes them) and write nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from segments.journeys.definition import Journey
-from segments.journeys.store import ensure_tables, events_sql
+from segments.journeys.store import events_sql
 from segments.membership import utc_now
 from warehouse.tables import JOURNEY_ENROLLMENTS, JOURNEY_SENDS, JOURNEY_STEPS
 
@@ -59,6 +60,22 @@ class Lift:
         )
         return self.difference - spread, self.difference + spread
 
+    @property
+    def sentence(self) -> str:
+        """The conversion of both groups and the lift, in words."""
+        treated, holdout = self.rates
+        if treated is None or holdout is None:
+            return (
+                f"Lift not measurable yet ({self.treated:,} treated, {self.holdout:,} in "
+                "the holdout)."
+            )
+        low, high = self.interval
+        return (
+            f"Converted: treated {treated:.1%} ({self.treated_converted:,} of {self.treated:,}), "
+            f"holdout {holdout:.1%} ({self.holdout_converted:,} of {self.holdout:,}); lift "
+            f"{self.difference * 100:+.1f} points (95% CI {low * 100:+.1f} to {high * 100:+.1f})."
+        )
+
 
 def _converted_sql(con: duckdb.DuckDBPyConnection, journey: Journey) -> str:
     """Per enrollment of `journey`: `converted` (true when the conversion event happened in
@@ -82,7 +99,6 @@ def _converted_sql(con: duckdb.DuckDBPyConnection, journey: Journey) -> str:
 
 def lift(con: duckdb.DuckDBPyConnection, *, journey: Journey, now: datetime | None = None) -> Lift:
     """The treated and holdout conversions of `journey` so far."""
-    ensure_tables(con)
     rows = dict.fromkeys(["treated", "holdout"], (0, 0))
     found = con.execute(
         "SELECT grp, count(*), count(*) FILTER (WHERE converted) "
@@ -99,7 +115,6 @@ def funnel(
     """One row per group and step (`step` is `(journey)` for the whole journey): `entered`,
     `sent`, `delivered`, `opened`, `clicked` (emails opened/clicked after delivery),
     `converted`; the holdout has only the journey row."""
-    ensure_tables(con)
     params = {"journey": journey.name, "now": now or utc_now()}
     whole = con.execute(
         f"""SELECT grp AS "group", '(journey)' AS step, count(*) AS entered,

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 import duckdb
+import pandas as pd
 
 from segments.fields import event_kinds, warehouse_tables
 from segments.journeys.channels import CHANNELS
@@ -36,6 +36,7 @@ __all__ = [
     "CURSORS",
     "consent_condition",
     "ensure_tables",
+    "erase_customers",
     "events_sql",
     "transaction",
 ]
@@ -107,6 +108,21 @@ def events_sql(con: duckdb.DuckDBPyConnection, kind: str) -> str | None:
     return " UNION ALL ".join(f"SELECT customer_id, occurred_at FROM ({sql})" for sql in parts)
 
 
-def latest_time(con: duckdb.DuckDBPyConnection, table: str, column: str) -> datetime | None:
-    """The newest `column` in `table` (None when empty)."""
-    return con.execute(f"SELECT max({column}) FROM {table}").fetchone()[0]
+def erase_customers(con: duckdb.DuckDBPyConnection, *, customer_ids: list[object]) -> int:
+    """Forget customers' journeys, messages and dead letters (right to be forgotten);
+    returns the rows deleted."""
+    ensure_tables(con)
+    frame = pd.DataFrame({"customer_id": pd.Series(customer_ids, dtype=object)})
+    con.register("_journey_erase", frame)
+    erased = "customer_id IN (SELECT customer_id FROM _journey_erase)"
+    try:
+        with transaction(con):
+            deleted = con.execute(
+                f"DELETE FROM {JOURNEY_STEPS} WHERE enrollment_id IN (SELECT enrollment_id "
+                f"FROM {JOURNEY_ENROLLMENTS} WHERE {erased})"
+            ).fetchone()[0]
+            for table in (JOURNEY_ENROLLMENTS, JOURNEY_SENDS, JOURNEY_DEAD_LETTERS):
+                deleted += con.execute(f"DELETE FROM {table} WHERE {erased}").fetchone()[0]
+    finally:
+        con.unregister("_journey_erase")
+    return deleted
