@@ -59,6 +59,7 @@ COMMAND_MODULES = [
     "resolve",
     "segments",
     "activate",
+    "journeys",
 ]
 
 for _name in COMMAND_MODULES:

@@ -24,9 +24,12 @@ from matplotlib.figure import Figure
 
 from segments.definition import SegmentDefinition
 from segments.fields import warehouse_tables
+from segments.journeys.definition import Journey
+from segments.journeys.measure import funnel
+from segments.journeys.measure import lift as lift_of
 from segments.lift import Lift
 from segments.membership import changes_between, runs, utc_now
-from warehouse.tables import ACTIVATION_LOG, CURRENT_SCORES
+from warehouse.tables import ACTIVATION_LOG, CURRENT_SCORES, JOURNEY_ENROLLMENTS
 
 __all__ = ["report_html", "write_report"]
 
@@ -59,9 +62,11 @@ def report_html(
     definitions: Sequence[SegmentDefinition] = (),
     downloads: Mapping[str, str] | None = None,
     lift: Lift | None = None,
+    journeys: Sequence[Journey] = (),
     title: str = "Customer segments",
 ) -> str:
-    """The report as one HTML page; `downloads` maps a segment to the href of its file."""
+    """The report as one HTML page; `downloads` maps a segment to the href of its file;
+    `journeys` get their funnels and lift once the runner has run."""
     history = runs(con)
     described = {d.name: d.description for d in definitions}
     segments = list(dict.fromkeys([*described, *history["segment"]]))
@@ -80,6 +85,7 @@ def report_html(
         *(_segment_section(con, s, latest, history, described, scores) for s in segments),
         "<h2>Latest deliveries</h2>",
         _deliveries(con),
+        *_journeys_section(con, journeys),
     ]
     body = "\n".join(parts)
     return (
@@ -233,6 +239,30 @@ def _deliveries(con: duckdb.DuckDBPyConnection) -> str:
         "<th>Withheld (no consent)</th><th>Error</th><th>When (UTC)</th></tr>"
     )
     return f"<table>{head}{rows}</table>"
+
+
+def _journeys_section(con: duckdb.DuckDBPyConnection, journeys: Sequence[Journey]) -> list[str]:
+    """Each journey's funnel (treated and holdout) and conversion lift."""
+    if not journeys or JOURNEY_ENROLLMENTS not in warehouse_tables(con):
+        return []
+    parts = ["<h2>Journeys</h2>"]
+    columns = ["entered", "sent", "delivered", "opened", "clicked", "converted"]
+    head = "<tr><th>Group</th><th>Step</th>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
+    for journey in journeys:
+        table = funnel(con, journey=journey)
+        rows = "".join(
+            f"<tr><td>{escape(row.group)}</td><td>{escape(row.step)}</td>"
+            + "".join(f'<td class="num">{getattr(row, c):,}</td>' for c in columns)
+            + "</tr>"
+            for row in table.itertuples(index=False)
+        )
+        parts += [
+            f'<section class="journey" id="journey-{escape(journey.name)}">'
+            f"<h3>{escape(journey.name)}</h3><p>{escape(journey.description)}</p>",
+            f"<table>{head}{rows}</table>",
+            f'<p class="lift">{escape(lift_of(con, journey=journey).sentence)}</p></section>',
+        ]
+    return parts
 
 
 def _current_scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from segments.destinations import DestinationSetting, FileDestination, RetryPolicy
+from segments.journeys.settings import JourneySettings
 
 __all__ = ["SegmentSettings"]
 
@@ -33,5 +34,7 @@ class SegmentSettings(BaseModel):
     ]
     """Where segments go, each a kind registered in `segments.destinations` by its `type`."""
     retry: RetryPolicy = RetryPolicy()
+    journeys: JourneySettings = JourneySettings()
+    """Journeys: definitions, templates, channel transports (`segments.journeys`)."""
     report_file: str = "report.html"
     """The marketers' report, written into the exports folder."""

@@ -24,7 +24,7 @@ class Heard:
 
 def test_stage_names_follow_the_data_flow() -> None:
     assert flows.pipeline.stage_names()[:3] == ["generate", "load", "collect"]
-    assert flows.pipeline.stage_names("segments") == ["segments", "activate"]
+    assert flows.pipeline.stage_names("segments") == ["segments", "activate", "journeys"]
     assert flows.pipeline.stage_names("train", "score") == ["train", "score"]
     with pytest.raises(ValueError, match="unknown stage 'segment'; stages are generate, load"):
         flows.pipeline.stage_names(until="segment")
@@ -38,7 +38,7 @@ def test_segments_and_activation_flows_return_outcomes_and_report_progress(
         settings, start="segments", progress=heard, on_outcome=lambda *o: ended.append(o)
     )
     assert capsys.readouterr().out == ""  # flows print nothing
-    assert [name for name, _ in ended] == ["segments", "activate"]
+    assert [name for name, _ in ended] == ["segments", "activate", "journeys"]
     refreshed, activated = outcomes["segments"], outcomes["activate"]
     assert isinstance(refreshed, flows.segments.SegmentsOutcome)
     sizes = {run.segment: run.size for run in refreshed.runs}

@@ -19,6 +19,10 @@ __all__ = [
     "CUSTOMER_IDENTIFIERS",
     "CUSTOMER_ID_CHANGES",
     "IDENTITY_MAP",
+    "JOURNEY_DEAD_LETTERS",
+    "JOURNEY_ENROLLMENTS",
+    "JOURNEY_SENDS",
+    "JOURNEY_STEPS",
     "LOAD_LOG",
     "PROFILES",
     "QUARANTINE",
@@ -46,6 +50,11 @@ SEGMENT_RUNS = "segment_runs"
 SEGMENT_MEMBERSHIP = "segment_membership"
 ACTIVATION_LOG = "activation_log"
 ACTIVATION_BATCHES = "activation_batches"
+# segments: journeys
+JOURNEY_ENROLLMENTS = "journey_enrollments"
+JOURNEY_STEPS = "journey_steps"
+JOURNEY_SENDS = "journey_sends"
+JOURNEY_DEAD_LETTERS = "journey_dead_letters"
 
 
 def raw_table(source: str) -> str:

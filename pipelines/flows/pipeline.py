@@ -10,6 +10,7 @@ from pipelines.flows import (
     collect,
     features,
     generate,
+    journeys,
     load,
     resolve,
     score,
@@ -30,6 +31,7 @@ STAGES: dict[str, Callable[..., object]] = {
     "score": score.run,
     "segments": segments.run,
     "activate": activate.run,
+    "journeys": journeys.run,
 }
 """Each stage's flow, `flow(settings, progress=...) -> outcome`, in data-flow order."""
 

@@ -1,5 +1,6 @@
 """The marketers' report flow: the HTML page in the exports folder, with the churn model's
-lift measured on realised outcomes, or else read from the champion's MLflow run."""
+lift measured on realised outcomes, or else read from the champion's MLflow run, and the
+journeys' funnels and lift once the runner has run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import warehouse
 from pipelines.config import Settings
 from pipelines.flows.segments import definitions
 from pipelines.tracking import tracking_uri
+from segments import journeys as jn
 
 mlflow = lazy_loader.load("mlflow")  # imported on first use: `cip --help` stays quick
 
@@ -25,6 +27,7 @@ CAPTURE = "top_decile_capture"
 def write(settings: Settings) -> Path:
     """Write the report (`segments.report_file` in the exports folder); its path."""
     exports = settings.paths.exports
+    journeys = _journeys(settings)
     with warehouse.connect(settings.paths.warehouse) as con:
         lift = segments.realised_lift(con, horizon_days=settings.models.churn_horizon_days)
         downloads = {
@@ -37,7 +40,19 @@ def write(settings: Settings) -> Path:
             definitions=definitions(settings),
             downloads=downloads,
             lift=lift or champion_lift(settings),
+            journeys=journeys,
         )
+
+
+def _journeys(settings: Settings) -> list[jn.Journey]:
+    """The journeys whose funnels the report shows (none while their files are broken:
+    `cip journeys validate` says why)."""
+    config = settings.segments.journeys
+    folders = [jn.EXAMPLES_DIR] if config.include_examples else []
+    try:
+        return jn.load_journeys(folders=[*folders, *config.definition_dirs])
+    except jn.JourneyError:
+        return []
 
 
 def champion_lift(settings: Settings) -> segments.Lift | None:

@@ -1,0 +1,37 @@
+"""Settings for journeys (cip journeys): where definitions and templates are, which
+transport carries each channel, how sends are retried."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SerializeAsAny
+
+from segments.destinations.base import RetryPolicy
+from segments.journeys.channels import ChannelSetting
+
+__all__ = ["JourneySettings"]
+
+
+class JourneySettings(BaseModel):
+    """Settings for journeys (cip journeys)."""
+
+    definition_dirs: list[Path] = []
+    """Folders of the user's journey YAML files, read after the shipped examples."""
+    template_dirs: list[Path] = []
+    """Folders of the user's message templates, read after the shipped ones."""
+    include_examples: bool = True
+    """Run the example journeys shipped in `segments/journeys/examples/`."""
+    channels: dict[str, SerializeAsAny[ChannelSetting]] = {}
+    """The transport per channel (`email: {type: smtp, host, port, sender}`, `push: {type:
+    push, url}`); a channel not named here writes files into the exports folder."""
+    retry: RetryPolicy = RetryPolicy(attempts=5, backoff_seconds=30, max_backoff_seconds=3600)
+    """Tries per message and the backoff between them."""
+    unsubscribe_url: str = "https://shop.example.com/unsubscribe/{token}"
+    """The unsubscribe link in every email; `{token}` is a hash of the customer id."""
+    tick_seconds: float = Field(5.0, gt=0)
+    """How often `cip journeys run` ticks."""
+    batch_size: int = Field(200, ge=1)
+    """Messages marked in flight together (at most this many are re-sent after a crash)."""
+    concurrency: int = Field(8, ge=1, le=64)
+    """Messages of a batch sent at once."""
