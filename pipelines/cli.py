@@ -59,6 +59,7 @@ COMMAND_MODULES = [
     "resolve",
     "segments",
     "activate",
+    "users",
 ]
 
 for _name in COMMAND_MODULES:

@@ -41,6 +41,7 @@ __all__ = [
     "SegmentDefinition",
     "evaluation_order",
     "load_definitions",
+    "parse_definition",
     "validate_definitions",
 ]
 
@@ -182,12 +183,19 @@ def _parse(path: Path) -> SegmentDefinition:
         raise DefinitionError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(data, dict):
         raise DefinitionError(f"{path}: a segment definition is a mapping with name and rule")
-    name = data.get("name", path.stem)
+    return parse_definition({**data, "name": data.get("name", path.stem)}, path=path)
+
+
+def parse_definition(data: dict[str, Any], *, path: Path | None = None) -> SegmentDefinition:
+    """A definition from its YAML mapping (as read from `path`, or drafted elsewhere, e.g. in
+    the workspace's builder); DefinitionError names every problem and where it is."""
+    name = data.get("name")
+    where = f"{path}: " if path is not None else ""
     try:
         return SegmentDefinition.model_validate({**data, "path": path})
     except ValidationError as error:
         lines = [
-            f"{path}: segment {name!r}: at {_where(e['loc'])}: {e['msg']}" for e in error.errors()
+            f"{where}segment {name!r}: at {_where(e['loc'])}: {e['msg']}" for e in error.errors()
         ]
         raise DefinitionError("\n".join(lines)) from None
 
