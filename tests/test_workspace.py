@@ -260,3 +260,49 @@ def test_run_then_members_csv_and_send_now_with_the_delivery_log(world: Workspac
     assert "files (full)" in log and "Not sent yet" not in log
     assert list((world.exports).rglob("*.csv"))
     assert client.get("/app/segments/no_such_segment").status_code == 404
+
+
+def test_cip_users_add_hashes_refuses_weak_input_and_first_login_prints_a_way_in(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    monkeypatch.setenv("CIP_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    added = runner.invoke(app, ["users", "add", "ana", "--role", "editor", "--password-stdin"],
+                          input="correct horse 1\n")  # fmt: skip
+    assert added.exit_code == 0 and "correct horse" not in added.output
+    stored = settings.paths.users.read_text()
+    assert "correct horse" not in stored and "$argon2id$" in stored
+    assert settings.paths.users.stat().st_mode & 0o077 == 0  # owner-only
+    store = UserStore(path=settings.paths.users)
+    assert store.authenticate(name="ana", password="correct horse 1").role == "editor"
+    assert store.authenticate(name="ana", password="correct horse 2") is None
+    assert store.authenticate(name="nobody", password="correct horse 1") is None
+    for args, text in [
+        (["ana"], "already exists"),
+        (["bob", "--role", "admin"], "role must be one of viewer, editor"),
+        (["bob"], "at least 8 characters"),
+        (["bad name"], "no spaces"),
+    ]:
+        refused = runner.invoke(app, ["users", "add", *args, "--password-stdin"],
+                                input="short\n" if args == ["bob"] else "long enough 1\n")  # fmt: skip
+        assert refused.exit_code == 2 and text in refused.output, refused.output
+    first = runner.invoke(app, ["users", "first-login"])
+    assert "http://127.0.0.1:3000/app" in first.output and "sign in as one of: ana" in first.output
+
+
+def test_first_login_creates_an_editor_once(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    monkeypatch.setenv("CIP_DATA_DIR", str(settings.data_dir))
+    shown = CliRunner().invoke(app, ["users", "first-login"]).output
+    password = re.search(r"password (\S+) \(shown once", shown.replace("\n", " ")).group(1)
+    store = UserStore(path=settings.paths.users)
+    assert store.authenticate(name="marketer", password=password).can_edit
+    again = CliRunner().invoke(app, ["users", "first-login"]).output
+    assert password not in again and "sign in as one of: marketer" in again

@@ -7,6 +7,7 @@ the process list would keep it.
 
 from __future__ import annotations
 
+import secrets
 import sys
 from typing import Annotated
 
@@ -24,6 +25,7 @@ def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Accounts of the marketers' workspace (cip serve, /app).")
     group.command("add")(add)
     group.command("list")(list_users)
+    group.command("first-login")(first_login)
     app.add_typer(group, name="users")
 
 
@@ -58,3 +60,29 @@ def list_users(ctx: typer.Context) -> None:
     for user in UserStore(path=settings.paths.users).users():
         table.add_row(user.name, user.role)
     console.print(table)
+
+
+FIRST_USER = "marketer"
+
+
+def first_login(ctx: typer.Context) -> None:
+    """Print the workspace's address and a way in: when there is no account yet, an editor
+    `marketer` with a new random password, shown this once (the end of `make demo`)."""
+    settings: Settings = ctx.obj
+    serving = settings.serving
+    console.print(
+        f"marketers' workspace: [bold]http://{serving.host}:{serving.port}/app[/]"
+        " (start it with `make serve`)"
+    )
+    store = UserStore(path=settings.paths.users)
+    if store.users():
+        names = ", ".join(user.name for user in store.users())
+        console.print(f"sign in as one of: {names} (`cip users add NAME` for more)")
+        return
+    password = secrets.token_urlsafe(12)
+    store.add(name=FIRST_USER, password=password, role="editor")
+    console.print(
+        f"first login: user [bold]{FIRST_USER}[/], password [bold]{password}[/] "
+        f"(shown once; change it with `cip users add {FIRST_USER} --replace`)",
+        highlight=False,
+    )
