@@ -287,8 +287,8 @@ def test_cip_users_add_hashes_refuses_weak_input_and_first_login_prints_a_way_in
         (["bob"], "at least 8 characters"),
         (["bad name"], "no spaces"),
     ]:
-        refused = runner.invoke(app, ["users", "add", *args, "--password-stdin"],
-                                input="short\n" if args == ["bob"] else "long enough 1\n")  # fmt: skip
+        password = "short\n" if args == ["bob"] else "long enough 1\n"
+        refused = runner.invoke(app, ["users", "add", *args, "--password-stdin"], input=password)
         assert refused.exit_code == 2 and text in refused.output, refused.output
     first = runner.invoke(app, ["users", "first-login"])
     assert "http://127.0.0.1:3000/app" in first.output and "sign in as one of: ana" in first.output
