@@ -40,23 +40,23 @@ pytestmark = pytest.mark.skipif(
 CART_NO_ORDER_SQL = """
 WITH clock AS (SELECT greatest((SELECT max(timestamp) FROM raw_events),
                                (SELECT max(ordered_at) FROM raw_orders)) AS now),
-events AS (SELECT m.customer_id, e.event, e.timestamp AS at, e.properties->>'order_id' AS order_id
+events AS (SELECT m.customer_id, e.event, e.timestamp AS t, e.properties->>'order_id' AS order_id
            FROM raw_events e JOIN identity_map m
              ON m.source = 'events' AND m.record_key = e.message_id
            WHERE e.type = 'track' AND e.timestamp <= (SELECT now FROM clock)),
-adds AS (SELECT customer_id, max(at) AS last_add FROM events WHERE event = 'Product Added'
+adds AS (SELECT customer_id, max(t) AS last_add FROM events WHERE event = 'Product Added'
          GROUP BY customer_id),
-purchases AS (SELECT m.customer_id, o.ordered_at AS at FROM raw_orders o JOIN identity_map m
+purchases AS (SELECT m.customer_id, o.ordered_at AS t FROM raw_orders o JOIN identity_map m
                 ON m.source = 'orders' AND m.record_key = o.order_id
               UNION ALL
-              SELECT customer_id, at FROM events WHERE event = 'Order Completed'
+              SELECT customer_id, t FROM events WHERE event = 'Order Completed'
                 AND order_id NOT IN (SELECT order_id FROM raw_orders WHERE order_id IS NOT NULL))
 SELECT count(*) FROM adds a
 WHERE EXISTS (SELECT 1 FROM events e WHERE e.customer_id = a.customer_id
                 AND e.event = 'Product Added'
-                AND e.at > (SELECT now FROM clock) - INTERVAL 3 DAY)
+                AND e.t > (SELECT now FROM clock) - INTERVAL 3 DAY)
   AND NOT EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = a.customer_id
-                    AND p.at > a.last_add AND p.at <= (SELECT now FROM clock))
+                    AND p.t > a.last_add AND p.t <= (SELECT now FROM clock))
 """
 
 
