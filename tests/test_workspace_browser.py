@@ -21,9 +21,8 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from conftest import Built
 from test_serving_http import CHROMIUM, CIP, Server, _environment, start, stop
-
-from pipelines.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "data" / "screenshots" / "workspace"
@@ -61,10 +60,12 @@ WHERE EXISTS (SELECT 1 FROM events e WHERE e.customer_id = a.customer_id
 
 
 @pytest.fixture(scope="module")
-def server(served: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`cip serve` on a copy of the built universe, with two accounts from `cip users add`."""
+def server(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`cip serve` on a copy of the built universe as `cip run` left it (not `served`, whose
+    warehouse other tests' collectors add events to, moving its clock), with two accounts
+    from `cip users add` (which, as any `cip` command, re-points the copied folder)."""
     data_dir = tmp_path_factory.mktemp("workspace") / "data"
-    shutil.copytree(served.data_dir, data_dir)
+    shutil.copytree(built.data_dir, data_dir)
     for name, (role, password) in USERS.items():
         added = subprocess.run(
             [CIP, "users", "add", name, "--role", role, "--password-stdin"],

@@ -155,6 +155,16 @@ class Snapshot:
             people = self._people(con, catalog, list(found[:sample]))
         return Preview(len(found), population, people, catalog.as_of, time.perf_counter() - started)
 
+    def members(
+        self, definition: SegmentDefinition, *, saved: Sequence[SegmentDefinition]
+    ) -> pd.Index:
+        """Every member of `definition` now (checked as `preview` checks it)."""
+        needed = _with_exclusions(definition, saved)
+        with self._lock:
+            con, catalog = self._fresh()
+            validate_definitions(needed, catalog=catalog)
+            return evaluate_prepared(con, definitions=needed, catalog=catalog)[definition.name]
+
     def people(self, customer_ids: Sequence[object]) -> list[Person]:
         """Names, masked contacts, scores and top reasons of `customer_ids`, in that order."""
         with self._lock:
