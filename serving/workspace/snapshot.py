@@ -88,7 +88,7 @@ def _attach(con: duckdb.DuckDBPyConnection, warehouse: Path, *, tries: int = 10)
                     f"the warehouse is busy (a stage is writing it): {error}"
                 ) from error
             time.sleep(0.1 * (attempt + 1))
-    con.execute("USE wh; SET TimeZone = 'UTC'")
+    con.execute("USE wh; SET TimeZone = 'UTC'; SET enable_progress_bar = false")
 
 
 @contextmanager
