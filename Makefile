@@ -18,6 +18,7 @@ browser:
 
 demo: install
 	$(CIP) run
+	@$(CIP) users first-login
 
 test: install browser
 	$(VENV)/bin/pytest -n 2 -q

@@ -60,6 +60,7 @@ COMMAND_MODULES = [
     "segments",
     "activate",
     "journeys",
+    "users",
 ]
 
 for _name in COMMAND_MODULES:

@@ -86,6 +86,16 @@ class DataPaths:
         return self.bentoml / "api_key"
 
     @property
+    def users(self) -> Path:
+        """The workspace's accounts (`cip users add`; Argon2 hashes, owner-only)."""
+        return self.root / "workspace" / "users.json"
+
+    @property
+    def segments(self) -> Path:
+        """Segment definitions saved from the workspace, when no `definition_dirs` is set."""
+        return self.root / "segments"
+
+    @property
     def log_file(self) -> Path:
         """What the CLI and the servers keep out of the console (dependencies' warnings,
         MLflow's and Splink's chatter)."""

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipelines import flows
 from pipelines.config import Settings
 from pipelines.tracking import tracking_uri
 from serving.auth import api_key
 from serving.config import ServiceConfig
+from serving.workspace.config import WorkspaceConfig
 
 __all__ = ["CONFIG_ARGUMENT", "bentoml_serve", "service_config"]
 
@@ -42,6 +44,16 @@ def service_config(settings: Settings) -> ServiceConfig:
         default_phone_region=settings.resolution.default_phone_region,
         top_reasons=settings.models.top_reasons,
         log_file=paths.log_file.resolve(),
+        workspace=WorkspaceConfig(
+            users_file=paths.users.resolve(),
+            warehouse=paths.warehouse.resolve(),
+            exports=paths.exports.resolve(),
+            definition_folders=[p.resolve() for p in flows.segments.definition_folders(settings)],
+            save_folder=flows.segments.save_folder(settings).resolve(),
+            segments=settings.segments,
+            phone_region=settings.resolution.default_phone_region,
+            session_hours=settings.serving.session_hours,
+        ),
     )
 
 

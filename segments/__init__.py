@@ -16,7 +16,12 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={
         "activation": ["Delivery", "activate", "deliver", "latest_exports", "pending_deliveries"],
         "definition": ["DefinitionError", "EXAMPLES_DIR", "SegmentDefinition", "load_definitions"],
-        "evaluate": ["check_definitions", "evaluate_segments", "refresh_segments"],
+        "evaluate": [
+            "check_definitions",
+            "evaluate_prepared",
+            "evaluate_segments",
+            "refresh_segments",
+        ],
         "hashing": ["hashed_identifiers", "sha256_hex"],
         "lift": ["Lift", "realised_lift"],
         "membership": ["SegmentRun", "changes_between", "erase_customers", "members_at", "runs"],

@@ -41,6 +41,7 @@ __all__ = [
     "SegmentDefinition",
     "evaluation_order",
     "load_definitions",
+    "parse_definition",
     "validate_definitions",
 ]
 
@@ -56,11 +57,19 @@ class _Strict(BaseModel):
 
 
 class FieldCondition(_Strict):
-    """`field op value`: e.g. `{field: scores.churn_probability, op: ">", value: 0.7}`."""
+    """`field op value`: e.g. `{field: scores.churn_probability, op: ">", value: 0.7}`.
+
+    `top_percent`/`bottom_percent` compare with the population rather than a fixed
+    threshold: `{field: order.spend_365d, op: top_percent, value: 20}` is the fifth with
+    the highest spend among the customers who have a value (ties at the threshold are in);
+    `among` narrows that population to those matching a rule (e.g. who can be emailed).
+    Quantiles need no currency and keep their meaning from one shop to the next.
+    """
 
     field: str
     op: Literal[OPERATORS]  # type: ignore[valid-type]
     value: Any = None
+    among: Rule | None = None
 
 
 class EventCondition(_Strict):
@@ -147,7 +156,7 @@ class SegmentDefinition(_Strict):
     path: Path | None = Field(None, exclude=True)
 
 
-for _model in (AllOf, AnyOf, Not, Exclusion, Lookalike, SegmentDefinition):
+for _model in (FieldCondition, AllOf, AnyOf, Not, Exclusion, Lookalike, SegmentDefinition):
     _model.model_rebuild()
 
 
@@ -182,12 +191,19 @@ def _parse(path: Path) -> SegmentDefinition:
         raise DefinitionError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(data, dict):
         raise DefinitionError(f"{path}: a segment definition is a mapping with name and rule")
-    name = data.get("name", path.stem)
+    return parse_definition({**data, "name": data.get("name", path.stem)}, path=path)
+
+
+def parse_definition(data: dict[str, Any], *, path: Path | None = None) -> SegmentDefinition:
+    """A definition from its YAML mapping (as read from `path`, or drafted elsewhere, e.g. in
+    the workspace's builder); DefinitionError names every problem and where it is."""
+    name = data.get("name")
+    where = f"{path}: " if path is not None else ""
     try:
         return SegmentDefinition.model_validate({**data, "path": path})
     except ValidationError as error:
         lines = [
-            f"{path}: segment {name!r}: at {_where(e['loc'])}: {e['msg']}" for e in error.errors()
+            f"{where}segment {name!r}: at {_where(e['loc'])}: {e['msg']}" for e in error.errors()
         ]
         raise DefinitionError("\n".join(lines)) from None
 
@@ -258,8 +274,14 @@ def _check_rule(rule: Rule, catalog: Catalog) -> list[str]:
             return [problem for sub in rules for problem in _check_rule(sub, catalog)]
         case Not(not_=sub):
             return _check_rule(sub, catalog)
-        case FieldCondition():
-            return catalog.check_condition(rule.field, rule.op, rule.value)
+        case FieldCondition(among=among):
+            problems = catalog.check_condition(rule.field, rule.op, rule.value)
+            if among is not None and rule.op not in ("top_percent", "bottom_percent"):
+                problems.append(
+                    f"field {rule.field!r}: `among` goes with top_percent or "
+                    f"bottom_percent only, not {rule.op!r}"
+                )
+            return problems + (_check_rule(among, catalog) if among is not None else [])
         case EventCondition():
             problems = []
             kinds = event_kinds()

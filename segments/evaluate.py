@@ -20,7 +20,7 @@ from segments.lookalike import lookalike_propensity, top_lookalikes
 from segments.membership import SegmentRun, record_run, utc_now
 from segments.rules import compile_rule
 
-__all__ = ["check_definitions", "evaluate_segments", "refresh_segments"]
+__all__ = ["check_definitions", "evaluate_prepared", "evaluate_segments", "refresh_segments"]
 
 
 def check_definitions(
@@ -48,6 +48,19 @@ def evaluate_segments(
     `on_segment(name)` is called as each segment is done (for progress bars).
     """
     catalog = check_definitions(con, definitions=definitions, as_of=as_of)
+    return evaluate_prepared(con, definitions=definitions, catalog=catalog, on_segment=on_segment)
+
+
+def evaluate_prepared(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    definitions: Sequence[SegmentDefinition],
+    catalog: Catalog,
+    on_segment: Callable[[str], None] | None = None,
+) -> dict[str, pd.Index]:
+    """`evaluate_segments` over evaluation tables already built by `segments.fields.prepare`
+    on `con` and definitions already checked against its `catalog` (a live preview builds
+    them once and evaluates many drafts)."""
     members: dict[str, pd.Index] = {}
     for definition in evaluation_order(definitions):
         found = _matching(con, definition.rule, catalog)

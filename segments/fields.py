@@ -43,12 +43,14 @@ EVENTS_TABLE = "_segment_events"
 
 OPERATORS = (
     "=", "!=", "<", "<=", ">", ">=", "between", "in", "not_in", "contains",
-    "is_null", "not_null", "within_days", "before_days",
+    "is_null", "not_null", "within_days", "before_days", "top_percent", "bottom_percent",
 )  # fmt: skip
 
 _NULL_OPS = {"is_null", "not_null"}
 _KIND_OPERATORS = {
-    "number": {"=", "!=", "<", "<=", ">", ">=", "between", "in", "not_in"} | _NULL_OPS,
+    "number": {"=", "!=", "<", "<=", ">", ">=", "between", "in", "not_in"}
+    | {"top_percent", "bottom_percent"}
+    | _NULL_OPS,
     "boolean": {"=", "!="} | _NULL_OPS,
     "text": {"=", "!=", "in", "not_in"} | _NULL_OPS,
     "time": {"within_days", "before_days"} | _NULL_OPS,
@@ -126,6 +128,9 @@ def _value_problem(kind: str, op: str, value: object) -> str | None:
     if op in ("within_days", "before_days"):
         ok = _is_number(value) and value > 0  # type: ignore[operator]
         return None if ok else "needs a positive number of days"
+    if op in ("top_percent", "bottom_percent"):
+        ok = _is_number(value) and 0 < value <= 100  # type: ignore[operator]
+        return None if ok else "needs a percentage above 0 and at most 100"
     if op == "contains":
         return None if isinstance(value, str) else "needs a text value"
     scalar = {"number": _is_number, "boolean": _is_bool, "text": _is_text}[kind]

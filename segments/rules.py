@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from segments.definition import AllOf, AnyOf, EventCondition, FieldCondition, Not, Rule
-from segments.fields import EVENTS_TABLE
+from segments.fields import BASE_TABLE, EVENTS_TABLE
 
 __all__ = ["compile_rule"]
 
@@ -60,8 +60,28 @@ def _field_sql(rule: FieldCondition, as_of: datetime, params: list[object]) -> s
     if op == "contains":
         params.append(value)
         return f"list_contains({column}, ?)"
+    if op in ("top_percent", "bottom_percent"):
+        return _quantile_sql(rule, as_of, params)
     params.append(as_of - timedelta(days=value))
     return f"({column} > ?)" if op == "within_days" else f"({column} <= ?)"
+
+
+def _quantile_sql(rule: FieldCondition, as_of: datetime, params: list[object]) -> str:
+    """`b.field` among the `value`% highest (lowest) of the population: at or beyond the
+    value of its ceil(value% x N)-th member in that order, so ties at the threshold are in.
+    The population (everyone with a value, or who matches `among`) is the base table again,
+    aliased `b` inside the subquery so that `among` compiles as any rule does."""
+    column = f'b."{rule.field}"'
+    top = rule.op == "top_percent"
+    among = f" AND coalesce({_sql(rule.among, as_of, params)}, FALSE)" if rule.among else ""
+    params.append(rule.value / 100)
+    order, pick, compare = ("DESC", "min", ">=") if top else ("ASC", "max", "<=")
+    threshold = (
+        f"(SELECT {pick}(v) FROM (SELECT {column} AS v, row_number() OVER (ORDER BY {column} "
+        f"{order}) AS r, count(*) OVER () AS n FROM {BASE_TABLE} b "
+        f"WHERE {column} IS NOT NULL{among}) WHERE r <= ceil(? * n))"
+    )
+    return f"({column} {compare} {threshold})"
 
 
 def _event_sql(rule: EventCondition, as_of: datetime, params: list[object]) -> str:

@@ -26,9 +26,9 @@ __all__ = ["PUBLIC_PATHS", "ApiKeyAuth", "api_key"]
 
 PUBLIC_PATHS = frozenset(
     {"/", "/docs.json", "/schema.json", "/livez", "/healthz", "/readyz", "/metrics"}
-    | {LOGIN_PATH, LOGOUT_PATH}
+    | {LOGIN_PATH, LOGOUT_PATH, "/app"}
 )
-PUBLIC_PREFIXES = ("/static_content/", "/assets/", "/v1/")
+PUBLIC_PREFIXES = ("/static_content/", "/assets/", "/v1/", "/app/")  # /app: own sign-in
 PAGE_PATHS = frozenset({"/report"})
 PAGE_PREFIXES = ("/exports/",)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from features.settings import FeatureSettings
 from serving.settings import ServingSettings
+from serving.workspace.config import WorkspaceConfig
 
 __all__ = ["ServiceConfig"]
 
@@ -48,6 +49,8 @@ class ServiceConfig(BaseModel):
     """How many reasons (SHAP) to give per score."""
     log_file: Path | None = None
     """Where the server process keeps what it should not print (dependencies' warnings)."""
+    workspace: WorkspaceConfig | None = None
+    """The marketers' workspace mounted at `/app` (none: not served)."""
 
     def to_json(self) -> bytes:
         """The config as JSON with its secrets in clear: write it to owner-only files only."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ import anyio.to_thread
 import bentoml
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -51,6 +53,7 @@ from serving.schemas import (
     StatusResponse,
 )
 from serving.session import COOKIE, Sessions
+from serving.workspace import create_workspace
 
 __all__ = ["build_service"]
 
@@ -258,6 +261,10 @@ def build_service(*, config: ServiceConfig) -> bentoml.Service:
     )
     Scoring.add_asgi_middleware(JsonBodiesOnly, paths=api_paths | {"/profile"})
     Scoring.add_asgi_middleware(ErrorShape, paths=api_paths)
+    if config.workspace is not None:
+        secret = hmac.new(config.api_key.get_secret_value().encode(), b"cip workspace v1", "sha256")
+        workspace = create_workspace(config=config.workspace, secret=SecretStr(secret.hexdigest()))
+        Scoring.mount_asgi_app(workspace, path="/app", name="workspace")
     Scoring.mount_asgi_app(collector, path="/", name="collector")
     return Scoring
 

@@ -37,6 +37,7 @@ def command(
     else:
         console.print("API key: from the settings (CIP_SERVING__API_KEY)")
     console.print(f"marketers' report: {url}/report (sign in with the API key)")
+    console.print(f"marketers' workspace: {url}/app (accounts: `cip users add NAME`)")
     console.print(f"collector: {url}/v1/track, /v1/batch, ...; stop with Ctrl-C")
     with bentoml_serve(settings) as (argv, env):
         raise typer.Exit(run_server(argv, env=env))

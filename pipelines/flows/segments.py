@@ -23,6 +23,7 @@ __all__ = [
     "definitions",
     "history",
     "run",
+    "save_folder",
     "validate",
 ]
 
@@ -43,9 +44,16 @@ class SegmentsOutcome:
 
 
 def definition_folders(settings: Settings) -> list[Path]:
-    """The shipped examples (unless turned off), then the user's folders."""
+    """The shipped examples (unless turned off), then the user's folders (or, when none is
+    set, the data folder's `segments/` where the workspace saves, once it exists)."""
     examples = [segments.EXAMPLES_DIR] if settings.segments.include_examples else []
-    return [*examples, *settings.segments.definition_dirs]
+    saved = [] if settings.segments.definition_dirs else [settings.paths.segments]
+    return [*examples, *settings.segments.definition_dirs, *(p for p in saved if p.is_dir())]
+
+
+def save_folder(settings: Settings) -> Path:
+    """Where the workspace saves a definition: the last user folder, else `data/segments/`."""
+    return (settings.segments.definition_dirs or [settings.paths.segments])[-1]
 
 
 def definitions(settings: Settings) -> list[segments.SegmentDefinition]:

@@ -1,0 +1,181 @@
+"""Speed of the marketers' workspace on a built data folder (the `make demo` one by default).
+
+    .venv/bin/python benchmarks/bench_workspace.py [--data-dir data] [--repeat 20]
+    .venv/bin/python benchmarks/bench_workspace.py sizes [--data-dir data]
+
+Through the workspace's ASGI app (Starlette's test client, signed in as a temporary editor
+whose accounts file lives in a temporary folder): the first preview (which builds the
+in-memory evaluation tables from the warehouse), then the median and 90th percentile of
+live previews of a three-condition segment (a cart add in the last 3 days, no purchase
+since, churn decile 6 or more), of the segments list, and of a segment page with its first
+100 members. The machine's load average is printed beside: on a shared 2-core machine
+it says how much of the wall time was other people's work. The warehouse is only read.
+
+`sizes`: each shipped example segment and its marketer-meaning version in `docs/segments/`
+evaluated on the data folder (by the workspace's preview, i.e. the segments evaluator),
+beside an independent SQL count over the warehouse's own tables where one is written
+(`CHECKS`), and how many members can be e-mailed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pydantic import SecretStr  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.routing import Mount  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from pipelines.config import load_settings  # noqa: E402
+from pipelines.services import service_config  # noqa: E402
+from serving.workspace import UserStore, create_workspace  # noqa: E402
+
+THREE_CONDITIONS = {
+    "name": "bench_preview",
+    "combine": "all",
+    "kind_0": "event", "event_0": "cart_add", "within_0": "3",
+    "kind_1": "event", "event_1": "purchase", "count_1": "none", "after_1": "cart_add",
+    "kind_2": "field", "field_2": "scores.churn_decile", "op_2": ">=", "value_2": "6",
+}  # fmt: skip
+
+
+def timed(call, *, repeat: int) -> list[float]:
+    seconds = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        answer = call()
+        seconds.append(time.perf_counter() - started)
+        assert answer.status_code == 200, answer.text[:500]
+    return seconds
+
+
+# Independent SQL for the docs/segments versions: the latest feature snapshot at or before
+# the data's clock, current scores, profiles; `top p%` = at or above the value of the
+# ceil(p% x N)-th of the population in that order.
+_CLOCK = (
+    "(SELECT greatest((SELECT max(timestamp) FROM raw_events),"
+    " (SELECT max(ordered_at) FROM raw_orders)))"
+)
+_ORDERS = f"""(SELECT * FROM customer_order_features WHERE event_timestamp <= {_CLOCK}
+    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY event_timestamp DESC) = 1)"""
+
+
+def _top(column: str, population: str, percent: int) -> str:
+    return (f"(SELECT min(v) FROM (SELECT {column} AS v, row_number() OVER (ORDER BY {column} DESC)"
+            f" AS r, count(*) OVER () AS n FROM {population} WHERE {column} IS NOT NULL)"
+            f" WHERE r <= ceil({percent / 100} * n))")  # fmt: skip
+
+
+_EMAILABLE = (
+    "(SELECT s.* FROM current_scores s JOIN profiles p USING (customer_id) WHERE p.consent_email)"
+)
+CHECKS = {
+    "likely_to_churn": f"SELECT count(*) FROM {_EMAILABLE} e WHERE churn_probability >= "
+    + _top("churn_probability", _EMAILABLE, 10),
+    "at_risk_valuable": f"SELECT count(*) FROM {_EMAILABLE} e JOIN {_ORDERS} o USING (customer_id)"
+    f" WHERE e.churn_probability >= {_top('churn_probability', _EMAILABLE, 30)}"
+    f" AND o.spend_365d >= (SELECT min(v) FROM (SELECT o2.spend_365d AS v, row_number() OVER"
+    f" (ORDER BY o2.spend_365d DESC) AS r, count(*) OVER () AS n FROM profiles p2 JOIN {_ORDERS}"
+    f" o2 USING (customer_id) WHERE o2.spend_365d IS NOT NULL) WHERE r <= ceil(0.3 * n))",
+    "loyal_high_value": f"SELECT count(*) FROM profiles p JOIN {_ORDERS} o USING (customer_id)"
+    f" WHERE o.orders_365d >= 4 AND o.avg_order_value >= (SELECT min(v) FROM (SELECT"
+    f" o2.avg_order_value AS v, row_number() OVER (ORDER BY o2.avg_order_value DESC) AS r,"
+    f" count(*) OVER () AS n FROM profiles p2 JOIN {_ORDERS} o2 USING (customer_id)"
+    f" WHERE o2.avg_order_value IS NOT NULL) WHERE r <= ceil(0.3 * n))",
+}
+
+
+def sizes(settings) -> None:
+    import duckdb
+
+    from segments.definition import EXAMPLES_DIR, load_definitions
+    from serving.workspace.snapshot import Snapshot
+
+    shipped = load_definitions(folders=[EXAMPLES_DIR])
+    meant = load_definitions(folders=[ROOT / "docs" / "segments"])
+    snapshot = Snapshot(warehouse=settings.paths.warehouse)
+    con = duckdb.connect(str(settings.paths.warehouse), read_only=True)
+    emailable = {
+        cid
+        for (cid,) in con.execute("SELECT customer_id FROM profiles WHERE consent_email").fetchall()
+    }
+    print("| segment | version | size | can be e-mailed | SQL check |\n|---|---|---:|---:|---:|")
+    for label, found in (("shipped", shipped), ("docs/segments", meant)):
+        for definition in found:
+            saved = shipped if label == "shipped" else [*shipped, *meant]
+            preview = snapshot.preview(definition, saved=saved, sample=0)
+            ids = snapshot.members(definition, saved=saved)
+            check = ""
+            if label == "docs/segments" and definition.name in CHECKS:
+                check = f"{con.execute(CHECKS[definition.name]).fetchone()[0]:,}"
+            print(f"| {definition.name} | {label} | {preview.size:,} | "
+                  f"{len(set(ids) & emailable):,} | {check} |")  # fmt: skip
+            if definition.name == "lookalike_prospects":
+                bought = con.execute(
+                    "SELECT count(DISTINCT customer_id) FROM identity_map WHERE source = 'orders'"
+                    " AND customer_id IN (SELECT unnest(?))", [list(ids)]
+                ).fetchone()[0]  # fmt: skip
+                print(f"|  | (members with an order in the warehouse: {bought}) | | | |")
+    con.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", choices=["speed", "sizes"], default="speed")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--segment", default="likely_to_churn")
+    args = parser.parse_args()
+    settings = load_settings(data_dir=args.data_dir)
+    if args.mode == "sizes":
+        sizes(settings)
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        users = Path(scratch) / "users.json"
+        UserStore(path=users).add(name="bench", password="bench-password", role="editor")
+        config = service_config(settings).workspace.model_copy(update={"users_file": users})
+        app = create_workspace(config=config, secret=SecretStr("bench"))
+        client = TestClient(Starlette(routes=[Mount("/app", app)]))
+        form = client.get("/app/login").text
+        token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+        client.post(
+            "/app/login", data={"csrf": token, "name": "bench", "password": "bench-password"}
+        )
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/app/builder").text).group(1)
+
+        def preview():
+            return client.post("/app/builder/preview", data=THREE_CONDITIONS,
+                               headers={"X-CSRF-Token": token})  # fmt: skip
+
+        first = timed(preview, repeat=1)[0]
+        size = re.search(r'id="preview-size">([\d,]+)<', preview().text).group(1)
+        previews = timed(preview, repeat=args.repeat)
+        listing = timed(lambda: client.get("/app/segments"), repeat=args.repeat)
+        page = timed(lambda: client.get(f"/app/segments/{args.segment}"), repeat=args.repeat)
+        warehouse = config.warehouse
+    load = os.getloadavg()
+    print(f"data folder: {args.data_dir} ({warehouse}); load average {load[0]:.1f} / {load[1]:.1f}")
+    print(f"three-condition preview: {size} people")
+    print("| what | median | p90 |\n|---|---:|---:|")
+    print(f"| first preview (builds the evaluation tables) | {first * 1000:.0f} ms | |")
+    for name, seconds in [
+        ("live preview, three conditions", previews),
+        ("segments list", listing),
+        (f"segment page ({args.segment}, first 100 members)", page),
+    ]:
+        p90 = statistics.quantiles(seconds, n=10)[-1]
+        print(f"| {name} | {statistics.median(seconds) * 1000:.0f} ms | {p90 * 1000:.0f} ms |")
+
+
+if __name__ == "__main__":
+    main()
