@@ -34,7 +34,7 @@ from scipy.special import hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["BTYD_INPUTS", "BTYD_OUTPUTS", "BTYDModel", "summary"]
+__all__ = ["BTYD_INPUTS", "BTYD_OUTPUTS", "KINDS", "BTYDModel", "summary"]
 
 # Feast order features the models read, in this order.
 BTYD_INPUTS = (
@@ -66,6 +66,10 @@ def summary(X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, ...]:
     return frequency, recency, T, value
 
 
+# Each kind's name, as the runs and the reasons say it.
+KINDS = {"bgnbd": "BG/NBD + Gamma-Gamma", "pnbd": "Pareto/NBD + Gamma-Gamma"}
+
+
 class BTYDModel(BaseEstimator):
     """BG/NBD (`kind="bgnbd"`) or Pareto/NBD (`"pnbd"`) with Gamma-Gamma, on `BTYD_INPUTS`.
 
@@ -78,7 +82,14 @@ class BTYDModel(BaseEstimator):
         self.fit_sample = fit_sample
         self.seed = seed
 
+    @property
+    def name(self) -> str:
+        """What the model is, in words (`KINDS`)."""
+        return KINDS[self.kind]
+
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> BTYDModel:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown label-free model {self.kind!r}; kinds are {list(KINDS)}")
         x, recency, T, value = summary(X)
         if len(x) > self.fit_sample:
             rows = np.random.default_rng(self.seed).choice(len(x), self.fit_sample, replace=False)
@@ -89,7 +100,10 @@ class BTYDModel(BaseEstimator):
                 "label-free model needs at least 20 customers and 10 repeat buyers"
             )
         fitter = BetaGeoFitter if self.kind == "bgnbd" else ParetoNBDFitter
-        self.purchases_ = _fit(lambda p: fitter(penalizer_coef=p).fit(x, recency, T))
+        # Customers with the same (frequency, recency, T) share one likelihood term: fitting
+        # the distinct triples with their counts as weights gives the same maximum, 2-4x faster.
+        triples, weights = np.unique(np.column_stack([x, recency, T]), axis=0, return_counts=True)
+        self.purchases_ = _fit(lambda p: fitter(penalizer_coef=p).fit(*triples.T, weights=weights))
         repeat = x > 0
         self.value_ = _fit(
             lambda p: GammaGammaFitter(penalizer_coef=p).fit(
