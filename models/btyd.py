@@ -137,6 +137,26 @@ class BTYDModel(BaseEstimator):
         model.value_.params_ = params[["p", "q", "v"]]
         return model
 
+    def log_likelihood(self, X: pd.DataFrame | np.ndarray) -> float:
+        """Mean log-likelihood per customer of their (frequency, recency, T) in days under
+        the fitted purchase model, unpenalized: comparable between the two kinds."""
+        check_is_fitted(self, "purchases_")
+        x, recency, T, _ = summary(X)
+        params = self.purchases_.params_
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.kind == "bgnbd":
+                log_params = np.log(params[["r", "alpha", "a", "b"]].to_numpy(float))
+                return -float(
+                    BetaGeoFitter._negative_log_likelihood(
+                        log_params, x, recency, T, np.ones_like(x), 0.0
+                    )
+                )
+            values = params[["r", "alpha", "s", "beta"]].to_numpy(float)
+            return float(
+                np.mean(ParetoNBDFitter._conditional_log_likelihood(values, x, recency, T))
+            )
+
     def outputs(self, X: pd.DataFrame | np.ndarray, *, horizon_days: int) -> pd.DataFrame:
         """`BTYD_OUTPUTS` per customer for the next `horizon_days` days."""
         check_is_fitted(self, "value_")

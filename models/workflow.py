@@ -204,9 +204,9 @@ def _plan(
         if refit:
             return CutoffPlan(horizon, refit, refit[-1], refit[-1], by_customer=True), ""
         return None, (
-            f"the label-free model (BG/NBD + Gamma-Gamma) is the model: the history holds no "
-            f"labelled {horizon}-day window after {settings.min_history_days} days of history "
-            f"(models.min_history_days) before {as_of}; {error}"
+            f"the history holds no labelled {horizon}-day window after "
+            f"{settings.min_history_days} days of history (models.min_history_days) before "
+            f"{as_of}; {error}"
         )
     return plan, ""
 
@@ -235,6 +235,22 @@ def _feature_names(
     if len(spans) == 2 and min(spans) >= timedelta(days=YEAR_SPAN_DAYS):
         return list(names)
     return [n for n in names if n not in CALENDAR]
+
+
+def _likelier(
+    bgnbd: ChampionModel, pnbd: ChampionModel | None, population: pd.DataFrame, why: str
+) -> tuple[ChampionModel, str]:
+    """Without labels, the label-free model under which the history is likelier (same data,
+    four parameters each), and why."""
+    fits = {"BG/NBD": bgnbd.btyd.log_likelihood(population)}
+    if pnbd is not None:
+        fits["Pareto/NBD"] = pnbd.btyd.log_likelihood(population)
+    model = pnbd if pnbd is not None and fits["Pareto/NBD"] > fits["BG/NBD"] else bgnbd
+    scores = ", ".join(f"{name} {value:.4f}" for name, value in fits.items())
+    return model, (
+        f"the label-free model ({model.btyd.name}) is the model: {why}; it describes the "
+        f"history best (mean log-likelihood per customer: {scores})"
+    )
 
 
 def _pnbd_at(
@@ -288,7 +304,8 @@ def _fit_task(
             population,
         )  # fmt: skip
     if plan is None:
-        return Fitted(task, label_free, label_free, None, None, None, why, population, pnbd=pareto)
+        model, why = _likelier(label_free, pareto, population, why)
+        return Fitted(task, model, label_free, None, None, None, why, population, pnbd=pareto)
     train, valid, test = examples.split(plan)
     at_test = pnbd.get(plan.test)
     result = train_task(

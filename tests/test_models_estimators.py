@@ -192,6 +192,8 @@ def test_the_weighted_fit_is_lifetimes_own_fit_and_pareto_nbd_answers_too() -> N
     assert 0.7 < out["btyd_expected_orders"].sum() / future.sum() < 1.3
     again = BTYDModel.from_dict(pareto.to_dict()).outputs(X, horizon_days=180)
     assert np.allclose(again.to_numpy(), out.to_numpy())
+    # the history is likelier under the model that generated it (BG/NBD here)
+    assert BTYDModel().fit(X).log_likelihood(X) > pareto.log_likelihood(X)
     with pytest.raises(ValueError, match="unknown label-free model 'bg'"):
         BTYDModel(kind="bg").fit(X)
 
