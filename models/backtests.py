@@ -62,7 +62,7 @@ class Backtest:
     customers: int
     actual_revenue: float
     metrics: pd.DataFrame  # one row per model, one column per METRICS key
-    choices: dict[str, str]
+    choices: dict[str, str]  # per task: "lightgbm", "bgnbd" or "pnbd", then why
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # revenue per model
     actual: np.ndarray = field(default_factory=lambda: np.array([]))
 
@@ -133,10 +133,16 @@ def run_backtest(
         customers=len(actual),
         actual_revenue=float(revenue.sum()),
         metrics=table,
-        choices={task: f"{f.model.kind}: {f.reason}" for task, f in fitted.items()},
+        choices={task: f"{_kind(f)}: {f.reason}" for task, f in fitted.items()},
         predictions={name: p["revenue"] for name, p in predictions.items()},
         actual=revenue,
     )
+
+
+def _kind(fitted: Fitted) -> str:
+    """The chosen model's kind: `lightgbm`, or which label-free model (`bgnbd`, `pnbd`)."""
+    model = fitted.model
+    return model.btyd.kind if model.kind == "btyd" else model.kind
 
 
 def _predictions(fitted: dict[str, Fitted]) -> dict[str, dict]:

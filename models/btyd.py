@@ -25,6 +25,8 @@ is finite there.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 
 import numpy as np
@@ -210,10 +212,15 @@ class BTYDModel(BaseEstimator):
 
 
 def _fit(fit):  # noqa: ANN001, ANN202
-    """Call `fit(penalizer)` with stronger penalizers until lifetimes reports convergence."""
+    """Call `fit(penalizer)` with stronger penalizers until lifetimes reports convergence
+    (lifetimes prints scipy's whole result before raising: kept off the console)."""
     failures = []
     for penalizer in _PENALIZERS:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
+        with (
+            warnings.catch_warnings(),
+            np.errstate(all="ignore"),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             try:
                 return fit(penalizer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,8 @@ def test_backtest_compares_the_models_and_logs_to_mlflow(
     for name in ("champion", "supervised", "bgnbd", "pnbd", "revenue MAE", "any-purchase ROC-AUC"):
         assert name in output
     assert "total revenue error" in output and "expected-orders MAE" in output
+    for task in ("churn", "ltv", "orders"):  # which model each task chose, by kind, and why
+        assert re.search(rf"^{task}: (lightgbm|bgnbd|pnbd): ", output, re.MULTILINE), task
     from mlflow import MlflowClient
 
     from pipelines.tracking import tracking_uri
