@@ -24,7 +24,7 @@ from models import (
     top_reasons,
     train_task,
 )
-from models.btyd import summary
+from models.btyd import _PENALIZERS, _fit, summary
 from models.calibration import PlattCalibrator
 from models.metrics import decile_cuts, normalized_gini
 from models.training import capped
@@ -175,6 +175,23 @@ def test_label_free_model_recovers_a_bgnbd_process_and_stays_finite() -> None:
     assert np.isfinite(model.outputs(young, horizon_days=180).to_numpy()).all()
     with pytest.raises(ValueError, match="10 repeat buyers"):
         BTYDModel().fit(X.assign(purchase_days=1))
+
+
+def test_a_fit_that_does_not_converge_is_retried_stronger_and_quietly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from lifetimes.utils import ConvergenceError
+
+    tried = []
+
+    def fit(penalizer: float) -> None:
+        tried.append(penalizer)
+        print("     message: Desired error not necessarily achieved")  # as lifetimes does
+        raise ConvergenceError("The model did not converge.\nTry a penalizer.")
+
+    with pytest.raises(ValueError, match=r"did not converge \(penalizer 0.001: The model"):
+        _fit(fit)
+    assert tried == list(_PENALIZERS) and capsys.readouterr().out == ""
 
 
 def test_the_weighted_fit_is_lifetimes_own_fit_and_pareto_nbd_answers_too() -> None:
