@@ -39,42 +39,109 @@ from pipelines.config import Settings
 TARGET_TOTAL = 0.10
 
 
-def simulate(settings: Settings, *, customers: int, seed: int = 3) -> None:
-    """A Pareto/NBD cohort history, loaded, resolved and featurized like a user's export."""
+def pnbd_cohort(customers: int, *, seed: int = 3) -> pd.DataFrame:
+    """A Pareto/NBD world: one acquisition quarter (2023-Q1), Poisson purchases at a
+    Gamma(0.55, 1/20) daily rate until an exponential lifetime (Gamma(0.6, 1/300) death
+    rate) ends, Gamma spend around each customer's mean; no seasonality, no fading."""
+    rng = np.random.default_rng(seed)
+    start, days = pd.Timestamp("2023-01-01"), 1095
+    born = rng.uniform(0, 90, customers)
+    rate = rng.gamma(0.55, 1 / 20, customers)
+    life = rng.exponential(1 / rng.gamma(0.6, 1 / 300, customers))
+    value = rng.gamma(3.0, 20.0, customers)
+    rows = []
+    for c in range(customers):
+        t, stop = born[c], min(born[c] + life[c], days)
+        while t < stop:
+            rows.append((f"S{c:06d}", t, round(float(rng.gamma(4.0, value[c] / 4.0)), 2)))
+            t += rng.exponential(1 / rate[c])
+    orders = pd.DataFrame(rows, columns=["cust", "t", "total"])
+    orders["order_ts"] = (start + pd.to_timedelta(orders.pop("t"), unit="D")).dt.strftime(
+        "%m/%d/%Y %H:%M"
+    )
+    return orders
+
+
+def seasonal_shop(customers: int, *, seed: int = 5) -> pd.DataFrame:
+    """A gift shop unlike both: customers acquired all through three years (more of them in
+    December), log-normal purchase rates (a heavier tail than Gamma), Weibull lifetimes
+    with a falling hazard (shape 0.7: most leave early), a strong year (December up to
+    3.5x, a summer low of 0.6x) and week (weekends 1.6x), larger baskets in December."""
+    rng = np.random.default_rng(seed)
+    start, days = pd.Timestamp("2022-01-01"), 1095
+
+    calendar = pd.date_range(start, periods=days + 1, freq="D")
+    doy, weekday = calendar.dayofyear.to_numpy(), calendar.dayofweek.to_numpy()
+    peak = 2.5 * np.exp(-0.5 * ((doy - 350) / 12) ** 2)
+    summer = 0.4 * np.exp(-0.5 * ((doy - 210) / 25) ** 2)
+    by_day = (1 + peak - summer) * np.where(weekday >= 5, 1.6, 0.76)
+
+    def season(t: np.ndarray) -> np.ndarray:
+        return by_day[np.floor(t).astype(int)]
+
+    top = 3.5 * 1.6
+    candidates = rng.uniform(0, days, 4 * customers)
+    born = candidates[rng.random(len(candidates)) * top < season(candidates)][:customers]
+    n = len(born)
+    rate = np.minimum(rng.lognormal(np.log(1 / 90), 1.1, n), 0.5)
+    life = 400 * rng.weibull(0.7, n)
+    value = rng.lognormal(np.log(45), 0.6, n)
+    owner, times = [], []
+    for c in range(n):
+        stop = min(born[c] + life[c], days)
+        count = rng.poisson(rate[c] * top * (stop - born[c]))
+        t = np.sort(rng.uniform(born[c], stop, count))
+        t = t[rng.random(count) * top < season(t)]
+        owner.append(np.full(len(t) + 1, c))
+        times.append(np.concatenate([[born[c]], t]))
+    owner, times = np.concatenate(owner), np.concatenate(times)
+    december = (start + pd.to_timedelta(np.floor(times), unit="D")).month == 12
+    amount = rng.gamma(5.0, value[owner] * np.where(december, 1.2, 1.0) / 5.0)
+    return pd.DataFrame(
+        {
+            "client": [f"G{c:06d}" for c in owner],
+            "day": (start + pd.to_timedelta(times, unit="D")).strftime("%Y-%m-%d %H:%M:%S"),
+            "value": np.round(amount, 2),
+        }
+    )
+
+
+def cdnow() -> pd.DataFrame:
+    """CDNOW (shipped with lifetimes): 23,570 customers of a CD retailer, all acquired in
+    1997-Q1, their 69,659 orders to June 1998 (day, CDs, dollars): real retail."""
+    from importlib.resources import files
+
+    path = files("lifetimes") / "datasets" / "CDNOW_master.txt"
+    frame = pd.read_csv(
+        str(path), sep=r"\s+", names=["id", "date", "cds", "dollars"], skiprows=1, dtype=str
+    )
+    return frame[["id", "date", "dollars"]]
+
+
+HISTORIES = {
+    "pnbd": (pnbd_cohort, {"customer_id": "cust", "ordered_at": "order_ts", "amount": "total"}),
+    "seasonal": (seasonal_shop, {"customer_id": "client", "ordered_at": "day", "amount": "value"}),
+    "cdnow": (cdnow, {"customer_id": "id", "ordered_at": "date", "amount": "dollars"}),
+}
+
+
+def simulate(settings: Settings, *, kind: str, customers: int) -> None:
+    """Write an order history of `kind` as a CSV export, load it the way a user would
+    (`cip load --map`), resolve it and build the features."""
     from pipelines.commands import features as features_stage
     from pipelines.commands import resolve
 
-    rng = np.random.default_rng(seed)
-    start, end = pd.Timestamp("2023-01-01"), pd.Timestamp("2025-12-31")
-    born = rng.uniform(0, 90, customers)  # acquired in the first quarter
-    rate = rng.gamma(0.55, 1 / 20, customers)  # purchases a day while alive
-    death = rng.gamma(0.6, 1 / 300, customers)  # deaths a day
-    life = rng.exponential(1 / death)
-    value = rng.gamma(3.0, 20.0, customers)  # the customer's mean order value
-    horizon = (end - start).days
-    rows = []
-    for c in range(customers):
-        t, stop = born[c], min(born[c] + life[c], horizon)
-        while t < stop:
-            amount = round(float(rng.gamma(4.0, value[c] / 4.0)), 2)
-            rows.append((f"S{c:06d}", start + pd.Timedelta(days=float(t)), amount))
-            t += rng.exponential(1 / rate[c])
-    orders = pd.DataFrame(rows, columns=["cust", "order_ts", "total"])
-    orders["order_ts"] = orders["order_ts"].dt.strftime("%m/%d/%Y %H:%M")
-    export = settings.data_dir / "export" / "orders-export.csv"
+    make, mapping = HISTORIES[kind]
+    orders = make() if kind == "cdnow" else make(customers)
+    export = settings.data_dir / "export" / f"orders-{kind}.csv"
     export.parent.mkdir(parents=True, exist_ok=True)
     orders.to_csv(export, index=False)
     con = warehouse.connect(settings.paths.warehouse)
     try:
-        report = warehouse.load_file(
-            con,
-            path=export,
-            source="orders",
-            mapping={"customer_id": "cust", "ordered_at": "order_ts", "amount": "total"},
-        )
+        report = warehouse.load_file(con, path=export, source="orders", mapping=mapping)
     finally:
         con.close()
-    print(f"simulated {customers:,} customers, {report.rows_loaded:,} orders loaded")
+    print(f"{kind}: {report.rows_loaded:,} orders loaded, {report.rows_quarantined:,} quarantined")
     resolve.stage(settings)
     features_stage.stage(settings)
 
@@ -160,7 +227,8 @@ def _row(c: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--simulate", type=int, help="simulate this many customers first")
+    parser.add_argument("--simulate", choices=sorted(HISTORIES), help="load this history first")
+    parser.add_argument("--customers", type=int, default=10_000, help="simulated customers")
     parser.add_argument("--months", type=int, nargs="+", default=[6, 9, 12, 18, 24])
     parser.add_argument("--horizons", type=int, nargs="+", default=[90, 180])
     parser.add_argument("--json", type=Path, help="write every cell's metrics here")
@@ -168,7 +236,7 @@ def main() -> None:
     os.environ["CIP_DATA_DIR"] = str(args.data_dir)
     settings = Settings(data_dir=args.data_dir)
     if args.simulate:
-        simulate(settings, customers=args.simulate)
+        simulate(settings, kind=args.simulate, customers=args.customers)
     print(f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(HEADER)
     cells = grid(settings, months=args.months, horizons=args.horizons)

@@ -174,6 +174,19 @@ ORDER = FeatureGroup(
             "Distinct product categories ever bought.",
         ),
         F("online_share", "avg(online::INTEGER)", "float", "Share of orders placed online."),
+        F(
+            "as_of_year_sin",
+            "sin(2 * pi() * dayofyear(as_of) / 365.25)",
+            "float",
+            "Where the snapshot falls in the year (sine of its day of year; the same for "
+            "everyone): with a year of cutoffs, a model learns the season from it.",
+        ),
+        F(
+            "as_of_year_cos",
+            "cos(2 * pi() * dayofyear(as_of) / 365.25)",
+            "float",
+            "Where the snapshot falls in the year (cosine of its day of year).",
+        ),
     ),
 )
 

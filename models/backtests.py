@@ -9,8 +9,9 @@ against the orders placed in the horizon after it:
 - `supervised`: the refit LightGBM models, whether chosen or not (absent when the
   history holds no labelled cutoffs);
 - `bgnbd` and `pnbd`: the label-free baselines a data scientist would fit on the same
-  history, BG/NBD and Pareto/NBD, each with Gamma-Gamma (Pareto/NBD is fitted on a
-  sample of `PNBD_SAMPLE` customers: lifetimes' likelihood is slow).
+  history, BG/NBD and Pareto/NBD, each with Gamma-Gamma, fitted on the whole history
+  (Pareto/NBD on a sample of `models.pnbd_fit_sample` customers: lifetimes' likelihood
+  is slow); both are candidates for the champion too.
 
 Metrics: revenue MAE, total revenue error (predicted / actual - 1), Spearman of
 revenue, expected-orders MAE, any-purchase ROC-AUC, top-decile revenue capture.
@@ -33,16 +34,14 @@ from matplotlib.figure import Figure
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 from features import FeatureSettings
-from models.btyd import BTYDModel
 from models.labels import HorizonError, build_examples, data_span, orders_sql, visible_until
 from models.metrics import ltv_metrics
 from models.plots import ltv_deciles_figure
 from models.settings import ModelSettings
 from models.workflow import Fitted, fit_models
 
-__all__ = ["METRICS", "PNBD_SAMPLE", "Backtest", "run_backtest"]
+__all__ = ["METRICS", "Backtest", "run_backtest"]
 
-PNBD_SAMPLE = 5_000
 # Metric -> (description, lower is better).
 METRICS = {
     "revenue_mae": ("revenue MAE", True),
@@ -63,7 +62,7 @@ class Backtest:
     customers: int
     actual_revenue: float
     metrics: pd.DataFrame  # one row per model, one column per METRICS key
-    choices: dict[str, str]
+    choices: dict[str, str]  # per task: "lightgbm", "bgnbd" or "pnbd", then why
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # revenue per model
     actual: np.ndarray = field(default_factory=lambda: np.array([]))
 
@@ -122,7 +121,7 @@ def run_backtest(
     outcomes = build_examples(
         con, cutoffs=[end], horizon_days=horizon_days, min_orders=settings.min_orders, orders=orders
     ).set_index("customer_id")
-    predictions = _predictions(fitted, settings=settings)
+    predictions = _predictions(fitted)
     actual = outcomes.loc[fitted["ltv"].population["customer_id"]]
     revenue, count = actual["revenue"].to_numpy(float), actual["orders"].to_numpy(float)
     table = pd.DataFrame({name: _metrics(revenue, count, p) for name, p in predictions.items()}).T[
@@ -134,13 +133,19 @@ def run_backtest(
         customers=len(actual),
         actual_revenue=float(revenue.sum()),
         metrics=table,
-        choices={task: f"{f.model.kind}: {f.reason}" for task, f in fitted.items()},
+        choices={task: f"{_kind(f)}: {f.reason}" for task, f in fitted.items()},
         predictions={name: p["revenue"] for name, p in predictions.items()},
         actual=revenue,
     )
 
 
-def _predictions(fitted: dict[str, Fitted], *, settings: ModelSettings) -> dict[str, dict]:
+def _kind(fitted: Fitted) -> str:
+    """The chosen model's kind: `lightgbm`, or which label-free model (`bgnbd`, `pnbd`)."""
+    model = fitted.model
+    return model.btyd.kind if model.kind == "btyd" else model.kind
+
+
+def _predictions(fitted: dict[str, Fitted]) -> dict[str, dict]:
     """Per model: predicted revenue, orders and any-purchase probability, customers aligned."""
     frames = {task: f.population for task, f in fitted.items()}
     ids = frames["ltv"]["customer_id"].to_numpy()
@@ -159,19 +164,8 @@ def _predictions(fitted: dict[str, Fitted], *, settings: ModelSettings) -> dict[
     if all(f.supervised is not None for f in fitted.values()):
         found["supervised"] = answers(lambda f: f.supervised)
     found["bgnbd"] = answers(lambda f: f.label_free)
-    population = frames["ltv"]
-    try:
-        pnbd = BTYDModel(kind="pnbd", fit_sample=min(PNBD_SAMPLE, settings.btyd_fit_sample))
-        out = pnbd.fit(population).outputs(
-            population, horizon_days=fitted["ltv"].model.horizon_days
-        )
-        found["pnbd"] = {
-            "revenue": out["btyd_revenue"].to_numpy(),
-            "orders": out["btyd_expected_orders"].to_numpy(),
-            "any_purchase": out["btyd_p_purchase"].to_numpy(),
-        }
-    except ValueError:
-        pass  # too few repeat buyers: the table says so by its absence
+    if all(f.pnbd is not None for f in fitted.values()):
+        found["pnbd"] = answers(lambda f: f.pnbd)
     return found
 
 

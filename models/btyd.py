@@ -25,6 +25,8 @@ is finite there.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 
 import numpy as np
@@ -34,7 +36,7 @@ from scipy.special import hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["BTYD_INPUTS", "BTYD_OUTPUTS", "BTYDModel", "summary"]
+__all__ = ["BTYD_INPUTS", "BTYD_OUTPUTS", "KINDS", "BTYDModel", "summary"]
 
 # Feast order features the models read, in this order.
 BTYD_INPUTS = (
@@ -66,6 +68,10 @@ def summary(X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, ...]:
     return frequency, recency, T, value
 
 
+# Each kind's name, as the runs and the reasons say it.
+KINDS = {"bgnbd": "BG/NBD + Gamma-Gamma", "pnbd": "Pareto/NBD + Gamma-Gamma"}
+
+
 class BTYDModel(BaseEstimator):
     """BG/NBD (`kind="bgnbd"`) or Pareto/NBD (`"pnbd"`) with Gamma-Gamma, on `BTYD_INPUTS`.
 
@@ -78,7 +84,14 @@ class BTYDModel(BaseEstimator):
         self.fit_sample = fit_sample
         self.seed = seed
 
+    @property
+    def name(self) -> str:
+        """What the model is, in words (`KINDS`)."""
+        return KINDS[self.kind]
+
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> BTYDModel:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown label-free model {self.kind!r}; kinds are {list(KINDS)}")
         x, recency, T, value = summary(X)
         if len(x) > self.fit_sample:
             rows = np.random.default_rng(self.seed).choice(len(x), self.fit_sample, replace=False)
@@ -89,7 +102,10 @@ class BTYDModel(BaseEstimator):
                 "label-free model needs at least 20 customers and 10 repeat buyers"
             )
         fitter = BetaGeoFitter if self.kind == "bgnbd" else ParetoNBDFitter
-        self.purchases_ = _fit(lambda p: fitter(penalizer_coef=p).fit(x, recency, T))
+        # Customers with the same (frequency, recency, T) share one likelihood term: fitting
+        # the distinct triples with their counts as weights gives the same maximum, 2-4x faster.
+        triples, weights = np.unique(np.column_stack([x, recency, T]), axis=0, return_counts=True)
+        self.purchases_ = _fit(lambda p: fitter(penalizer_coef=p).fit(*triples.T, weights=weights))
         repeat = x > 0
         self.value_ = _fit(
             lambda p: GammaGammaFitter(penalizer_coef=p).fit(
@@ -122,6 +138,26 @@ class BTYDModel(BaseEstimator):
         model.value_ = GammaGammaFitter()
         model.value_.params_ = params[["p", "q", "v"]]
         return model
+
+    def log_likelihood(self, X: pd.DataFrame | np.ndarray) -> float:
+        """Mean log-likelihood per customer of their (frequency, recency, T) in days under
+        the fitted purchase model, unpenalized: comparable between the two kinds."""
+        check_is_fitted(self, "purchases_")
+        x, recency, T, _ = summary(X)
+        params = self.purchases_.params_
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.kind == "bgnbd":
+                log_params = np.log(params[["r", "alpha", "a", "b"]].to_numpy(float))
+                return -float(
+                    BetaGeoFitter._negative_log_likelihood(
+                        log_params, x, recency, T, np.ones_like(x), 0.0
+                    )
+                )
+            values = params[["r", "alpha", "s", "beta"]].to_numpy(float)
+            return float(
+                np.mean(ParetoNBDFitter._conditional_log_likelihood(values, x, recency, T))
+            )
 
     def outputs(self, X: pd.DataFrame | np.ndarray, *, horizon_days: int) -> pd.DataFrame:
         """`BTYD_OUTPUTS` per customer for the next `horizon_days` days."""
@@ -174,10 +210,15 @@ class BTYDModel(BaseEstimator):
 
 
 def _fit(fit):  # noqa: ANN001, ANN202
-    """Call `fit(penalizer)` with stronger penalizers until lifetimes reports convergence."""
+    """Call `fit(penalizer)` with stronger penalizers until lifetimes reports convergence
+    (lifetimes prints scipy's whole result before raising: kept off the console)."""
     failures = []
     for penalizer in _PENALIZERS:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
+        with (
+            warnings.catch_warnings(),
+            np.errstate(all="ignore"),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             try:
                 return fit(penalizer)

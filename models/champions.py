@@ -53,8 +53,9 @@ class ChampionModel:
     """One model, ready to score a float matrix in `feature_names` order.
 
     `kind` is `lightgbm` (a Booster over the features and the label-free model's outputs)
-    or `btyd` (the label-free model alone: BG/NBD + Gamma-Gamma on the order summary).
-    Both carry the fitted label-free model, whose outputs are computed from the matrix.
+    or `btyd` (the label-free model alone: BG/NBD or Pareto/NBD, with Gamma-Gamma, on the
+    order summary). Both carry the fitted label-free model, whose outputs are computed
+    from the matrix.
     """
 
     task: str

@@ -26,7 +26,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from models.baselines import RFM_COLUMNS, past_revenue, rfm_logistic
-from models.btyd import BTYDModel
+from models.btyd import KINDS, BTYDModel
 from models.calibration import PlattCalibrator
 from models.champions import LABEL_FREE, ChampionModel
 from models.estimators import ChurnClassifier, LTVRegressor, OrdersRegressor, search
@@ -43,9 +43,11 @@ from models.plots import (
 from models.settings import ModelSettings
 
 __all__ = [
+    "CANDIDATES",
     "ESTIMATORS",
     "TASKS",
     "TaskResult",
+    "capped",
     "label_free_model",
     "metric_of",
     "numeric_features",
@@ -133,6 +135,15 @@ def numeric_features(frame: pd.DataFrame, names: list[str]) -> tuple[list[str], 
     return kept, [n for n in names if n not in kept]
 
 
+def capped(rows: pd.DataFrame, settings: ModelSettings) -> pd.DataFrame:
+    """At most `models.max_train_rows` of the training rows, a random sample: the same
+    customers recur at every monthly cutoff, so a sample loses little and keeps training
+    time flat as the history grows."""
+    if len(rows) <= settings.max_train_rows:
+        return rows
+    return rows.sample(settings.max_train_rows, random_state=settings.seed).sort_index()
+
+
 def task_metrics(task: str, labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """The task's metric set for one prediction."""
     if task == "churn":
@@ -167,13 +178,16 @@ def train_task(
     test: pd.DataFrame,
     feature_names: list[str],
     settings: ModelSettings,
+    label_free: dict[str, pd.DataFrame] | None = None,
     on_trial: Callable[[dict[str, float]], None] | None = None,
 ) -> TaskResult:
-    """Tune LightGBM, measure it beside the label-free model and the baselines on `test`,
-    and choose between LightGBM and the label-free model on the task's metric.
+    """Tune LightGBM, measure it beside the label-free models and the baselines on `test`,
+    and choose the best of LightGBM and the label-free models on the task's metric.
 
     `feature_names` are the columns LightGBM reads (the services' features and the
-    label-free model's outputs). `on_trial` is called after each hyperparameter trial.
+    BG/NBD outputs, `btyd`). `label_free` holds other label-free models' outputs on the
+    test rows (`BTYD_OUTPUTS` columns), by name (`pnbd`: Pareto/NBD), candidates too.
+    `on_trial` is called after each hyperparameter trial.
     """
     label = TASKS[task]
     for name, rows in (("training", train), ("validation", valid), ("test", test)):
@@ -182,6 +196,7 @@ def train_task(
                 f"{task}: the {name} cutoff(s) have {len(rows)} customers and "
                 f"{rows[label].nunique()} distinct label value(s); need more history"
             )
+    train = capped(train, settings)
     y, y_val, y_test = (f[label].to_numpy(dtype=float) for f in (train, valid, test))
     X, X_val, X_test = (_matrix(f, feature_names) for f in (train, valid, test))
     model, trials = search(
@@ -207,6 +222,8 @@ def train_task(
         predictions["btyd"] = label_free_prediction(task, test)
     else:
         skipped["btyd"] = "the label-free model did not fit the test cutoff"
+    for name, outputs in (label_free or {}).items():
+        predictions[name] = label_free_prediction(task, outputs)
     if task == "churn":
         logistic = rfm_logistic().fit(train[RFM_COLUMNS], y.astype(int))
         predictions["rfm_logistic"] = logistic.predict_proba(test[RFM_COLUMNS])[:, 1]
@@ -235,20 +252,27 @@ def train_task(
     )
 
 
+CANDIDATES = {"lightgbm": "LightGBM", "btyd": KINDS["bgnbd"], "pnbd": KINDS["pnbd"]}
+
+
 def _choose(metrics: dict[str, dict[str, float]], metric: str) -> tuple[str, str]:
-    """LightGBM when it beats the label-free model on `metric` on the held-out cutoff."""
-    ours = metrics["lightgbm"][metric]
-    if "btyd" not in metrics:
-        return "lightgbm", f"LightGBM ({metric} {ours:.4f}); the label-free model did not fit"
-    theirs = metrics["btyd"][metric]
-    if better(metric, ours, theirs) > 0:
-        return "lightgbm", (
-            f"LightGBM beats the label-free model on the held-out cutoff: {metric} "
-            f"{ours:.4f} vs {theirs:.4f}"
-        )
-    return "btyd", (
-        f"the label-free model (BG/NBD + Gamma-Gamma) is kept: LightGBM does not beat it on "
-        f"the held-out cutoff ({metric} {ours:.4f} vs {theirs:.4f})"
+    """The candidate (LightGBM, BG/NBD or Pareto/NBD) best on `metric` on the held-out
+    cutoff; LightGBM on a tie."""
+    found = [name for name in CANDIDATES if name in metrics]
+    if found == ["lightgbm"]:
+        ours = metrics["lightgbm"][metric]
+        return "lightgbm", f"LightGBM ({metric} {ours:.4f}); no label-free model fitted"
+    best = found[0]
+    for name in found[1:]:
+        if better(metric, metrics[name][metric], metrics[best][metric]) > 0:
+            best = name
+    others = ", ".join(f"{metrics[n][metric]:.4f} ({CANDIDATES[n]})" for n in found if n != best)
+    score = f"{metric} {metrics[best][metric]:.4f} vs {others}"
+    if best == "lightgbm":
+        return best, f"LightGBM beats the label-free models on the held-out cutoff: {score}"
+    return best, (
+        f"the label-free model ({CANDIDATES[best]}) is the model: it beats the other "
+        f"candidates on the held-out cutoff ({score})"
     )
 
 
@@ -267,6 +291,7 @@ def refit_model(
     labelled cutoffs; `latest` is the newest of them, which calibrates churn), around
     `btyd` fitted on the whole history. Decile cuts are set by `with_deciles`."""
     label = TASKS[result.task]
+    rows = capped(rows, settings)
     model = _estimator(result.task, settings, **result.best_params).fit(
         _matrix(rows, result.feature_names), rows[label].to_numpy(dtype=float)
     )

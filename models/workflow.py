@@ -28,7 +28,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from features import FeatureSettings, build_snapshots
-from models.btyd import BTYDModel
+from models.btyd import BTYD_OUTPUTS, BTYDModel
 from models.champions import ChampionModel
 from models.datasets import ExampleSet, examples_with_features
 from models.labels import (
@@ -48,7 +48,13 @@ from models.training import (
     with_deciles,
 )
 
-__all__ = ["Fitted", "fit_models", "horizons_of", "services_of"]
+__all__ = ["CALENDAR", "Fitted", "fit_models", "horizons_of", "services_of"]
+
+# Features saying where a cutoff falls in the year (`features.definitions`), and how far
+# apart the first and last training cutoffs must be for a model to read them (eleven
+# months: twelve monthly cutoffs).
+CALENDAR = ("as_of_year_sin", "as_of_year_cos")
+YEAR_SPAN_DAYS = 330
 
 
 @dataclass
@@ -65,6 +71,7 @@ class Fitted:
     population: pd.DataFrame  # the customers at the as-of date, with the model's features
     refit_cutoffs: tuple[datetime, ...] = ()
     test_rows: pd.DataFrame | None = None  # the held-out cutoff's rows, labelled
+    pnbd: ChampionModel | None = None  # Pareto/NBD + Gamma-Gamma, fitted on the whole history
 
 
 def horizons_of(settings: ModelSettings, horizon_days: int | None = None) -> dict[str, int]:
@@ -136,6 +143,7 @@ def fit_models(
     say(f"feature snapshots at {len(every)} cutoffs")
     build_snapshots(con, as_of=every, feast_dir=feast_dir, settings=feature_settings)
     label_free: dict[pd.Timestamp, BTYDModel] = {}  # one fit per cutoff, whatever the horizon
+    pnbd: dict[pd.Timestamp, BTYDModel | None] = {}  # Pareto/NBD: at test cutoffs and the end
     for (horizon, service), tasks in groups.items():
         plan, why, refit, cutoffs = plans[horizon]
         say(f"{'/'.join(tasks)}: features and label-free models at {len(cutoffs)} cutoffs")
@@ -162,6 +170,10 @@ def fit_models(
             fitted[task] = _fit_task(
                 task,
                 examples=examples,
+                pnbd={
+                    c: _pnbd_at(c, examples, pnbd, settings)
+                    for c in (end, *((plan.test,) if plan else ()))
+                },
                 plan=plan,
                 why=why,
                 refit=refit,
@@ -192,9 +204,9 @@ def _plan(
         if refit:
             return CutoffPlan(horizon, refit, refit[-1], refit[-1], by_customer=True), ""
         return None, (
-            f"the label-free model (BG/NBD + Gamma-Gamma) is the model: the history holds no "
-            f"labelled {horizon}-day window after {settings.min_history_days} days of history "
-            f"(models.min_history_days) before {as_of}; {error}"
+            f"the history holds no labelled {horizon}-day window after "
+            f"{settings.min_history_days} days of history (models.min_history_days) before "
+            f"{as_of}; {error}"
         )
     return plan, ""
 
@@ -212,10 +224,57 @@ def _refit_cutoffs(
     return tuple(sorted(c for c in cutoffs if c >= earliest))
 
 
+def _feature_names(
+    names: list[str], *, plan: CutoffPlan | None, refit: tuple[datetime, ...]
+) -> list[str]:
+    """The features, without the calendar ones (`CALENDAR`) unless the training and refit
+    cutoffs each span a year: a model sees the season only once it has labels all
+    around the year; before that, where a cutoff falls in the year is just a stand-in for
+    its date, which the model would extrapolate."""
+    spans = [max(c) - min(c) for c in (plan.train if plan else (), refit) if c]
+    if len(spans) == 2 and min(spans) >= timedelta(days=YEAR_SPAN_DAYS):
+        return list(names)
+    return [n for n in names if n not in CALENDAR]
+
+
+def _likelier(
+    bgnbd: ChampionModel, pnbd: ChampionModel | None, population: pd.DataFrame, why: str
+) -> tuple[ChampionModel, str]:
+    """Without labels, the label-free model under which the history is likelier (same data,
+    four parameters each), and why."""
+    fits = {"BG/NBD": bgnbd.btyd.log_likelihood(population)}
+    if pnbd is not None:
+        fits["Pareto/NBD"] = pnbd.btyd.log_likelihood(population)
+    model = pnbd if pnbd is not None and fits["Pareto/NBD"] > fits["BG/NBD"] else bgnbd
+    scores = ", ".join(f"{name} {value:.4f}" for name, value in fits.items())
+    return model, (
+        f"the label-free model ({model.btyd.name}) is the model: {why}; it describes the "
+        f"history best (mean log-likelihood per customer: {scores})"
+    )
+
+
+def _pnbd_at(
+    cutoff: datetime,
+    examples: ExampleSet,
+    fitted: dict[pd.Timestamp, BTYDModel | None],
+    settings: ModelSettings,
+) -> BTYDModel | None:
+    """Pareto/NBD fitted once on the customers at `cutoff` (None when it cannot be)."""
+    key = pd.Timestamp(cutoff)
+    if key not in fitted:
+        model = BTYDModel(kind="pnbd", fit_sample=settings.pnbd_fit_sample, seed=settings.seed)
+        try:
+            fitted[key] = model.fit(examples.at(cutoff))
+        except ValueError:
+            fitted[key] = None  # too few repeat buyers, or no convergence: BG/NBD stays
+    return fitted[key]
+
+
 def _fit_task(
     task: str,
     *,
     examples: ExampleSet,
+    pnbd: dict[datetime, BTYDModel | None],
     plan: CutoffPlan | None,
     why: str,
     refit: tuple[datetime, ...],
@@ -227,23 +286,38 @@ def _fit_task(
 ) -> Fitted:
     population = examples.at(end)
     btyd = examples.btyd[pd.Timestamp(end)]
+    names = _feature_names(examples.feature_names, plan=plan, refit=refit)
     label_free = with_deciles(
         label_free_model(
-            task, btyd=btyd, feature_names=examples.feature_names, feature_service=service,
+            task, btyd=btyd, feature_names=names, feature_service=service,
             horizon_days=horizon,
         ),
         population,
     )  # fmt: skip
+    pareto = None
+    if pnbd[end] is not None:
+        pareto = with_deciles(
+            label_free_model(
+                task, btyd=pnbd[end], feature_names=names,
+                feature_service=service, horizon_days=horizon,
+            ),
+            population,
+        )  # fmt: skip
     if plan is None:
-        return Fitted(task, label_free, label_free, None, None, None, why, population)
+        model, why = _likelier(label_free, pareto, population, why)
+        return Fitted(task, model, label_free, None, None, None, why, population, pnbd=pareto)
     train, valid, test = examples.split(plan)
+    at_test = pnbd.get(plan.test)
     result = train_task(
         task,
         train=train,
         valid=valid,
         test=test,
-        feature_names=examples.model_features,
+        feature_names=[*names, *BTYD_OUTPUTS],
         settings=settings,
+        label_free={}
+        if at_test is None or pareto is None
+        else {"pnbd": at_test.outputs(test, horizon_days=horizon)},
         on_trial=on_trial,
     )
     rows = examples.frame[examples.frame["cutoff"].isin(pd.to_datetime(list(refit)))]
@@ -253,14 +327,24 @@ def _fit_task(
             rows=rows,
             latest=examples.at(refit[-1]),
             btyd=btyd,
-            feature_names=examples.feature_names,
+            feature_names=names,
             feature_service=service,
             horizon_days=horizon,
             settings=settings,
         ),
         population,
     )
-    model = supervised if result.chosen == "lightgbm" else label_free
+    model = {"lightgbm": supervised, "btyd": label_free, "pnbd": pareto}[result.chosen]
     return Fitted(
-        task, model, label_free, supervised, result, plan, result.reason, population, refit, test
+        task,
+        model,
+        label_free,
+        supervised,
+        result,
+        plan,
+        result.reason,
+        population,
+        refit,
+        test,
+        pnbd=pareto,
     )

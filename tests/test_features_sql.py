@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 import warehouse
@@ -201,6 +202,9 @@ def test_order_features(built: duckdb.DuckDBPyConnection) -> None:
     }
     assert {k: row[k] for k in expected} == expected
     assert row["order_gap_cv"] == pytest.approx(152 / 2**0.5 / 183)
+    day = AS_OF.timetuple().tm_yday  # where the snapshot falls in the year, for everyone
+    assert row["as_of_year_sin"] == pytest.approx(np.sin(2 * np.pi * day / 365.25))
+    assert row["as_of_year_cos"] == pytest.approx(np.cos(2 * np.pi * day / 365.25))
     # c3's only order comes after the cutoff; c2 never ordered: no rows, hence nulls in Feast.
     customers = built.execute(
         "SELECT list(customer_id ORDER BY customer_id) FROM customer_order_features "

@@ -24,9 +24,10 @@ from models import (
     top_reasons,
     train_task,
 )
-from models.btyd import summary
+from models.btyd import _PENALIZERS, _fit, summary
 from models.calibration import PlattCalibrator
 from models.metrics import decile_cuts, normalized_gini
+from models.training import capped
 
 FAST = {"n_estimators": 40, "num_leaves": 7, "early_stopping_rounds": 5}
 
@@ -174,6 +175,67 @@ def test_label_free_model_recovers_a_bgnbd_process_and_stays_finite() -> None:
     assert np.isfinite(model.outputs(young, horizon_days=180).to_numpy()).all()
     with pytest.raises(ValueError, match="10 repeat buyers"):
         BTYDModel().fit(X.assign(purchase_days=1))
+
+
+def test_a_fit_that_does_not_converge_is_retried_stronger_and_quietly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from lifetimes.utils import ConvergenceError
+
+    tried = []
+
+    def fit(penalizer: float) -> None:
+        tried.append(penalizer)
+        print("     message: Desired error not necessarily achieved")  # as lifetimes does
+        raise ConvergenceError("The model did not converge.\nTry a penalizer.")
+
+    with pytest.raises(ValueError, match=r"did not converge \(penalizer 0.001: The model"):
+        _fit(fit)
+    assert tried == list(_PENALIZERS) and capsys.readouterr().out == ""
+
+
+def test_the_weighted_fit_is_lifetimes_own_fit_and_pareto_nbd_answers_too() -> None:
+    from lifetimes import BetaGeoFitter
+
+    X, future = bgnbd_history(2000, r=0.8, alpha=40.0, a=0.6, b=2.5, seed=3)
+    x, recency, T, _ = summary(X)
+    plain = BetaGeoFitter(penalizer_coef=0.001).fit(x, recency, T).params_
+    ours = BTYDModel().fit(X).purchases_.params_  # distinct (x, recency, T) with counts
+    assert np.allclose(ours[plain.index], plain, rtol=1e-3)
+    pareto = BTYDModel(kind="pnbd").fit(X)
+    assert pareto.name == "Pareto/NBD + Gamma-Gamma"
+    out = pareto.outputs(X, horizon_days=180)
+    assert np.isfinite(out.to_numpy()).all() and out["btyd_p_alive"].between(0, 1).all()
+    assert 0.7 < out["btyd_expected_orders"].sum() / future.sum() < 1.3
+    again = BTYDModel.from_dict(pareto.to_dict()).outputs(X, horizon_days=180)
+    assert np.allclose(again.to_numpy(), out.to_numpy())
+    # the history is likelier under the model that generated it (BG/NBD here)
+    assert BTYDModel().fit(X).log_likelihood(X) > pareto.log_likelihood(X)
+    with pytest.raises(ValueError, match="unknown label-free model 'bg'"):
+        BTYDModel(kind="bg").fit(X)
+
+
+def test_the_best_candidate_on_the_held_out_rows_is_chosen_label_free_ones_included() -> None:
+    X, y = churn_data(600, 9)
+    frame = X.assign(churned=y, btyd_p_purchase=0.5)  # BG/NBD that knows nothing
+    frame[["rfm_recency_days", "rfm_frequency", "rfm_monetary", "rfm_tenure_days"]] = 1.0
+    train, valid, test = frame.iloc[:300], frame.iloc[300:450], frame.iloc[450:]
+    common = {"train": train, "valid": valid, "test": test, "feature_names": list(X.columns)}
+    settings = ModelSettings(search={"trials": 1, "max_trees": 20, "early_stopping_rounds": 5})
+    result = train_task("churn", settings=settings, **common)
+    assert result.chosen == "lightgbm" and result.reason.startswith("LightGBM beats")
+    oracle = pd.DataFrame({"btyd_p_purchase": 1 - test["churned"] * 0.9}, index=test.index)
+    result = train_task("churn", settings=settings, label_free={"pnbd": oracle}, **common)
+    assert result.chosen == "pnbd" and result.metrics["pnbd"]["roc_auc"] == 1.0
+    assert "(Pareto/NBD + Gamma-Gamma) is the model" in result.reason
+
+
+def test_training_rows_are_capped_by_a_seeded_sample() -> None:
+    rows = pd.DataFrame({"a": np.arange(5000)})
+    settings = ModelSettings(max_train_rows=1000)
+    kept = capped(rows, settings)
+    assert len(kept) == 1000 and kept.index.is_monotonic_increasing
+    assert kept.equals(capped(rows, settings)) and capped(kept, settings) is kept
 
 
 def test_reasons_are_exact_shap_contributions_ranked() -> None:

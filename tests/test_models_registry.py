@@ -73,7 +73,7 @@ def test_a_grown_history_refits_the_chosen_hyperparameters_on_the_latest_cutoffs
     assert ltv.plan is not None and not ltv.plan.by_customer and ltv.result is not None
     end = datetime(2025, 12, 31)
     assert ltv.refit_cutoffs[-1] == end - pd.Timedelta(days=180) == ltv.plan.test
-    assert ltv.refit_cutoffs[0] > ltv.plan.train[-1]  # later cutoffs than the search saw
+    assert ltv.refit_cutoffs[-1] > ltv.plan.train[-1]  # later cutoffs than the search saw
     refit, searched = ltv.supervised.booster, ltv.result.model.booster_
     assert refit.num_trees() == searched.num_trees()  # the trees early stopping chose
     assert refit.params["max_depth"] == ltv.result.model.max_depth
@@ -83,10 +83,15 @@ def test_a_grown_history_refits_the_chosen_hyperparameters_on_the_latest_cutoffs
     raw = ltv.supervised.raw(ltv.population[ltv.supervised.feature_names].to_numpy(float))
     counts = np.bincount(ltv.supervised.deciles(raw), minlength=11)[1:]
     assert counts.min() > 0.08 * len(raw) and counts.max() < 0.12 * len(raw)
-    assert ltv.model is (ltv.supervised if ltv.result.chosen == "lightgbm" else ltv.label_free)
     for task, fitted in world.grown.items():
-        assert fitted.result.chosen in ("lightgbm", "btyd"), task
+        candidates = {"lightgbm": fitted.supervised, "btyd": fitted.label_free, "pnbd": fitted.pnbd}
+        assert fitted.model is candidates[fitted.result.chosen], task  # the best of three
         assert fitted.reason.startswith(("LightGBM beats", "the label-free model")), task
+        assert fitted.pnbd.btyd.kind == "pnbd" and "pnbd" in fitted.result.metrics, task
+    # the calendar features only where the training cutoffs cover a year: churn's 90-day
+    # cutoffs do in these two years of orders, LTV's 180-day ones do not
+    assert {"as_of_year_sin", "as_of_year_cos"} <= set(world.grown["churn"].model.feature_names)
+    assert "as_of_year_sin" not in world.grown["ltv"].supervised.feature_names
 
 
 def test_a_young_history_gets_the_label_free_model(world: World) -> None:
