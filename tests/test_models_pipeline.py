@@ -127,7 +127,7 @@ def test_backtest_compares_the_models_and_logs_to_mlflow(
         assert name in output
     assert "total revenue error" in output and "expected-orders MAE" in output
     for task in ("churn", "ltv", "orders"):  # which model each task chose, by kind, and why
-        assert re.search(rf"^{task}: (lightgbm|bgnbd|pnbd): ", output, re.MULTILINE), task
+        assert re.search(rf"\b{task}: (lightgbm|bgnbd|pnbd): ", output), task
     from mlflow import MlflowClient
 
     from pipelines.tracking import tracking_uri
