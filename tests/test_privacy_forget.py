@@ -140,14 +140,15 @@ def test_a_forgotten_person_is_gone_from_every_file_and_everyone_else_is_unchang
     assert failed.request_id in audit and not any(n in audit for n in needles)
 
     # Their identifiers sent again are dropped and counted as suppressed.
+    signed_up = "2026-09-01"
     con = warehouse.connect(world.paths.warehouse)
     try:
         again = warehouse.append_rows(
             con,
             source="accounts",
             rows=[
-                {"user_id": "u-new-1", "email": f"  {emails[0].upper()} ", "signup_at": "2026-09-01"},
-                {"user_id": "u-new-2", "email": "someone.else@example.com", "signup_at": "2026-09-01"},
+                {"user_id": "u-new-1", "email": f"  {emails[0].upper()} ", "signup_at": signed_up},
+                {"user_id": "u-new-2", "email": "someone.else@example.com", "signup_at": signed_up},
             ],
             origin="test",
         )  # fmt: skip
