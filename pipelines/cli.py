@@ -59,6 +59,7 @@ COMMAND_MODULES = [
     "resolve",
     "segments",
     "activate",
+    "privacy",
 ]
 
 for _name in COMMAND_MODULES:

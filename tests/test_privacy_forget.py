@@ -9,6 +9,7 @@ they were.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -190,3 +191,63 @@ def test_bad_identifiers_are_refused_with_the_reason(tmp_path: Path) -> None:
         Identifier("email", "ann@example.com"),
         Identifier("phone", "+12025550101"),
     ]
+
+
+def test_an_access_request_exports_everything_held_about_a_person(
+    world: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    customer, email = _query(
+        world,
+        """SELECT p.customer_id, p.email FROM profiles p JOIN current_scores USING (customer_id)
+           WHERE p.email IS NOT NULL AND len(p.sources) >= 3
+             AND customer_id IN (SELECT customer_id FROM segment_membership)
+           ORDER BY p.n_records DESC, customer_id LIMIT 1""",
+    )[0]
+    monkeypatch.setenv("CIP_DATA_DIR", str(world.data_dir))
+    out = tmp_path / "access.json"
+    result = CliRunner().invoke(
+        app, ["privacy", "export", "--email", email.upper(), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert document["matched"] and [c["customer_id"] for c in document["customers"]] == [customer]
+    held = document["customers"][0]
+    assert held["profile"]["email"] == email
+    assert (
+        len(held["records"]) >= 3
+        and sum(map(len, held["records"].values()))
+        == _query(world, "SELECT count(*) FROM identity_map WHERE customer_id = ?", [customer])[0][
+            0
+        ]
+    )
+    assert {c["purpose"] for c in held["consents"]} <= {"email", "sms", "ads", "profiling"}
+    assert held["scores"] and "churn_probability" in held["scores"][0]
+    assert held["segments"] and set(held["sends"]) == {"emails", "segment_deliveries"}
+    nobody = CliRunner().invoke(app, ["privacy", "export", "--email", "nobody@nowhere.example"])
+    assert nobody.exit_code == 0 and '"matched": false' in nobody.output
+
+
+def test_the_forget_command_refuses_bad_input_and_names_unmatched_identifiers(
+    world: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    monkeypatch.setenv("CIP_DATA_DIR", str(world.data_dir))
+    runner = CliRunner()
+    empty = runner.invoke(app, ["privacy", "forget"])
+    assert empty.exit_code == 2 and "name someone" in empty.output
+    bad = tmp_path / "ids.csv"
+    bad.write_text("fax\n123\n")
+    wrong = runner.invoke(app, ["privacy", "forget", "--file", str(bad)])
+    assert wrong.exit_code == 2 and "header must name identifier kinds" in wrong.output
+    ids = tmp_path / "good.csv"
+    ids.write_text("email\nno.such.person@nowhere.example\n")
+    result = runner.invoke(app, ["privacy", "forget", "--file", str(ids)])
+    assert result.exit_code == 0, result.output
+    assert "email …nowhere.example matched no one" in result.output

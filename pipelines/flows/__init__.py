@@ -16,6 +16,7 @@ whose `figures` are the name/value pairs the CLI prints; some offer more (`resol
 """
 
 from pipelines.flows import (
+    access,
     activate,
     backtest,
     champions,
@@ -35,6 +36,7 @@ from pipelines.flows.progress import Progress, silent
 
 __all__ = [
     "Progress",
+    "access",
     "activate",
     "backtest",
     "champions",

@@ -49,7 +49,15 @@ from warehouse.sources import SOURCES
 from warehouse.suppression import Suppression, canonical, privacy_dir
 from warehouse.tables import CUSTOMER_IDENTIFIERS, IDENTITY_MAP, PROFILES, table_names
 
-__all__ = ["KINDS", "ForgetOutcome", "Identifier", "STEPS", "forget", "read_identifiers"]
+__all__ = [
+    "KINDS",
+    "STEPS",
+    "ForgetOutcome",
+    "Identifier",
+    "customers_named",
+    "forget",
+    "read_identifiers",
+]
 
 Kind = Literal["email", "phone", "user_id", "customer_id"]
 KINDS: tuple[Kind, ...] = ("email", "phone", "user_id", "customer_id")
@@ -129,38 +137,39 @@ def _mask(identifier: Identifier) -> str:
 # -- finding people ---------------------------------------------------------------------
 
 
-def _find(
+def customers_named(
     con: duckdb.DuckDBPyConnection, identifiers: Sequence[Identifier], *, region: str
-) -> tuple[dict[Identifier, set[str]], dict]:
-    """The customers each identifier names, and the plan to erase them all."""
+) -> dict[Identifier, set[str]]:
+    """The customers each identifier names, through resolution's `customer_identifiers`
+    (read normalized, as resolution wrote them)."""
     present = table_names(con)
     found: dict[Identifier, set[str]] = {}
     for identifier in identifiers:
-        ids: set[str] = set()
         if identifier.kind == "customer_id":
-            if PROFILES in present:
-                ids = {
-                    c
-                    for (c,) in con.execute(
-                        f"SELECT customer_id FROM {PROFILES} WHERE customer_id = ?",
-                        [identifier.value.strip()],
-                    ).fetchall()
-                }
-        elif CUSTOMER_IDENTIFIERS in present:
+            table, sql = PROFILES, f"SELECT customer_id FROM {PROFILES} WHERE customer_id = ?"
+            key: str | None = identifier.value.strip()
+        else:
+            table = CUSTOMER_IDENTIFIERS
+            sql = (
+                f"SELECT customer_id FROM {CUSTOMER_IDENTIFIERS} "
+                f"WHERE id_type = '{identifier.kind}' AND id_value = ?"
+            )
             key = {
                 "email": normalize.email,
                 "phone": lambda v: normalize.phone(v, region),
                 "user_id": lambda v: v.strip() or None,
             }[identifier.kind](identifier.value)
-            ids = {
-                c
-                for (c,) in con.execute(
-                    f"SELECT customer_id FROM {CUSTOMER_IDENTIFIERS} "
-                    "WHERE id_type = ? AND id_value = ?",
-                    [identifier.kind, key],
-                ).fetchall()
-            }
-        found[identifier] = ids
+        rows = con.execute(sql, [key]).fetchall() if table in present and key else []
+        found[identifier] = {c for (c,) in rows}
+    return found
+
+
+def _find(
+    con: duckdb.DuckDBPyConnection, identifiers: Sequence[Identifier], *, region: str
+) -> tuple[dict[Identifier, set[str]], dict]:
+    """The customers each identifier names, and the plan to erase them all."""
+    present = table_names(con)
+    found = customers_named(con, identifiers, region=region)
     customers = sorted(set().union(*found.values()))
     records: list[tuple[str, str]] = []
     if customers and IDENTITY_MAP in present:
