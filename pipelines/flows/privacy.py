@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ __all__ = [
 Kind = Literal["email", "phone", "user_id", "customer_id"]
 KINDS: tuple[Kind, ...] = ("email", "phone", "user_id", "customer_id")
 STEPS = ("suppress", "collector", "warehouse", "compact", "files", "online store", "report")
+_BUSY_TRIES = 10
 _RAW_ROLES = ("email", "phone", "user_id", "anonymous_id", "contact_id")
 
 
@@ -75,8 +77,13 @@ class Identifier:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown identifier kind {self.kind!r}; kinds: {', '.join(KINDS)}")
-        if not str(self.value).strip():
+        value = str(self.value).strip()
+        if not value:
             raise ValueError(f"an empty {self.kind} names no one")
+        if self.kind == "email" and "@" not in value:
+            raise ValueError("an email must contain @")
+        if self.kind == "phone" and canonical("phone", value) is None:
+            raise ValueError("a phone number needs at least 7 digits")
 
 
 @dataclass
@@ -290,10 +297,11 @@ def _steps(settings: Settings, plan: dict) -> dict[str, Callable[[], dict]]:
         return {}
 
     def collector() -> dict:
-        outcome = collect.run(settings)
-        if outcome.busy:
-            raise RuntimeError("the warehouse is busy: the collector log could not be loaded")
-        return {}
+        for _ in range(_BUSY_TRIES):  # a running collector holds the warehouse briefly
+            if not collect.run(settings).busy:
+                return {}
+            time.sleep(1)
+        raise RuntimeError("the warehouse is busy: the collector log could not be loaded")
 
     def erase() -> dict:
         with warehouse.connect(settings.paths.warehouse) as con:
