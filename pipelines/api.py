@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from pipelines.config import load_settings
 from pipelines.logs import keep_warnings_in
-from pipelines.services import service_config
+from pipelines.services import PrivacyRequests, service_config
 from serving.config import ServiceConfig
 from serving.logs import escape_control_characters
 from serving.service import build_service
@@ -39,4 +39,5 @@ _service_config = _config()
 escape_control_characters()
 if _service_config.log_file is not None:
     keep_warnings_in(_service_config.log_file)
-Scoring = build_service(config=_service_config)
+_settings = load_settings(data_dir=_service_config.warehouse.parent)
+Scoring = build_service(config=_service_config, privacy=PrivacyRequests(_settings))

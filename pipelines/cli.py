@@ -61,6 +61,7 @@ COMMAND_MODULES = [
     "activate",
     "journeys",
     "users",
+    "privacy",
 ]
 
 for _name in COMMAND_MODULES:

@@ -5,10 +5,12 @@
 tracking URI, the API key). `bentoml_serve` writes that config to an owner-only file in the
 data folder and gives the `bentoml serve pipelines.api:Scoring` command line that reads
 it: no settings travel through environment variables, and no secret on a command line.
+`PrivacyRequests` hands the service the privacy flows (`serving.privacy.PrivacyDesk`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -17,12 +19,13 @@ from pathlib import Path
 
 from pipelines import flows
 from pipelines.config import Settings
+from pipelines.flows import access, privacy
 from pipelines.tracking import tracking_uri
 from serving.auth import api_key
 from serving.config import ServiceConfig
 from serving.workspace.config import WorkspaceConfig
 
-__all__ = ["CONFIG_ARGUMENT", "bentoml_serve", "service_config"]
+__all__ = ["CONFIG_ARGUMENT", "PrivacyRequests", "bentoml_serve", "service_config"]
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CONFIG_ARGUMENT = "config"
@@ -86,3 +89,32 @@ def bentoml_serve(settings: Settings) -> Iterator[tuple[list[str], dict[str, str
         yield argv, env
     finally:
         config_file.unlink(missing_ok=True)
+
+
+class PrivacyRequests:
+    """The privacy flows as the service calls them (`serving.privacy.PrivacyDesk`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @staticmethod
+    def _identifiers(pairs: list[tuple[str, str]]) -> list[privacy.Identifier]:
+        return [privacy.Identifier(kind, value) for kind, value in pairs]  # type: ignore[arg-type]
+
+    def forget(self, identifiers: list[tuple[str, str]]) -> dict[str, object]:
+        outcome = privacy.forget(self.settings, identifiers=self._identifiers(identifiers))
+        return {
+            "request_id": outcome.request_id,
+            "status": outcome.status,
+            "customers_erased": outcome.customers,
+            "unmatched": outcome.unmatched,
+            "rows_erased": sum(outcome.rows_erased.values()),
+            "files_rewritten": outcome.files_rewritten,
+            "pending_requests_completed": outcome.replayed,
+            **({"error": f"pending, completed by the next request: {outcome.error}"}
+               if outcome.error else {}),
+        }  # fmt: skip
+
+    def export(self, identifiers: list[tuple[str, str]]) -> dict[str, object]:
+        document = access.export(self.settings, identifiers=self._identifiers(identifiers))
+        return json.loads(access.to_json(document))

@@ -9,7 +9,8 @@ value, source, time) and ranked per attribute by its rule from the settings:
 - `first_non_null`: the first value ever seen.
 
 Attributes that should have one value but have several (two dates of birth,
-two surnames) are listed in the `conflicts` JSON, so a reviewer sees them.
+two surnames) are listed in the `conflicts` JSON, so a reviewer sees them. Consent is
+not an attribute chosen so: it is each purpose's newest decision (`resolution.consent`).
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from datetime import datetime
 
 import duckdb
 
+from resolution.consent import build_consents, consent_columns
 from resolution.graph import IDENTIFIERS
 from resolution.records import RECORDS
 from resolution.settings import GOLDEN_ATTRIBUTES, SurvivorshipRule
+from warehouse.schemas import CONSENT_PURPOSES
+from warehouse.tables import CUSTOMER_CONSENTS
 
 __all__ = ["PROFILES", "CONFLICT_ATTRIBUTES", "build_profiles"]
 
 PROFILES = "profiles"
 CONFLICT_ATTRIBUTES = ("first_name", "last_name", "date_of_birth", "address", "postcode")
-_BOOLEAN = ("consent_email", "consent_sms", "consent_ads")
 _TITLE_CASE = ("first_name", "last_name", "address", "city")
 
 _ORDER: dict[SurvivorshipRule, str] = {
@@ -50,13 +53,15 @@ def build_profiles(
     source_priority: Sequence[str],
     now: datetime,
 ) -> int:
-    """Replace `profiles` from `res_assignment`; returns the number of profiles."""
+    """Replace `customer_consents` and `profiles` from `res_assignment`; returns the number
+    of profiles."""
     unknown = set(rules) - set(GOLDEN_ATTRIBUTES)
     if unknown:
         raise ValueError(
             f"survivorship rules name unknown attributes {sorted(unknown)}; "
             f"attributes are {', '.join(GOLDEN_ATTRIBUTES)}"
         )
+    build_consents(con)
     ranks = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(source_priority))
     columns = ", ".join(f"CAST({a} AS VARCHAR) AS {a}" for a in GOLDEN_ATTRIBUTES)
     order = " ".join(
@@ -87,7 +92,6 @@ def build_profiles(
         for a in GOLDEN_ATTRIBUTES
     )
     out = {a: f"g.{a}" for a in GOLDEN_ATTRIBUTES}
-    out.update({a: f"CAST(g.{a} AS BOOLEAN) AS {a}" for a in _BOOLEAN})
     out.update({a: f"{_title('g.' + a)} AS {a}" for a in _TITLE_CASE})
     out["date_of_birth"] = "CAST(g.date_of_birth AS DATE) AS date_of_birth"
     in_conflict = ", ".join(f"'{a}'" for a in CONFLICT_ATTRIBUTES)
@@ -130,7 +134,7 @@ def build_profiles(
                {out["postcode"]}, {out["date_of_birth"]},
                c.first_seen, c.last_seen, c.sources, c.n_records,
                coalesce(ids.n_identifiers, 0) AS n_identifiers,
-               {out["consent_email"]}, {out["consent_sms"]}, {out["consent_ads"]},
+               {", ".join(f"consent.consent_{p}" for p in CONSENT_PURPOSES)},
                coalesce(ids.has_strong_id, FALSE) OR c.has_person_record AS is_known,
                coalesce(k.conflicts, '{{}}')::JSON AS conflicts,
                ?::TIMESTAMP AS updated_at
@@ -138,6 +142,10 @@ def build_profiles(
         LEFT JOIN golden g USING (customer_id)
         LEFT JOIN ids USING (customer_id)
         LEFT JOIN conflicts k USING (customer_id)
+        LEFT JOIN (
+            SELECT customer_id, {consent_columns("x")} FROM {CUSTOMER_CONSENTS} x
+            GROUP BY customer_id
+        ) consent USING (customer_id)
         ORDER BY c.customer_id
     """,
         [now],

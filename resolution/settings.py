@@ -18,10 +18,8 @@ GOLDEN_ATTRIBUTES = (
     "city",
     "postcode",
     "date_of_birth",
-    "consent_email",
-    "consent_sms",
-    "consent_ads",
 )
+# (Consent is not chosen by survivorship: the newest decision wins, `resolution.consent`.)
 
 
 def _default_survivorship() -> dict[str, SurvivorshipRule]:
@@ -32,9 +30,6 @@ def _default_survivorship() -> dict[str, SurvivorshipRule]:
         address="most_recent",
         city="most_recent",
         postcode="most_recent",
-        consent_email="most_recent",
-        consent_sms="most_recent",
-        consent_ads="most_recent",
     )
     return rules
 

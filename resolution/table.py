@@ -47,6 +47,7 @@ from resolution.profile import TableProfile, profile_columns
 from resolution.records import RAW_COLUMNS, RECORDS, normalize_table
 from resolution.resolver import link_records
 from resolution.settings import ResolutionSettings
+from warehouse.schemas import RECORD_ROLES
 
 __all__ = ["ROLES", "InputError", "TableResolution", "read_table", "resolve_table"]
 
@@ -313,10 +314,7 @@ def _raw_select(
         "is_person": "TRUE",
     }
     columns = [c.strip() for c in RAW_COLUMNS.split(",")]
-    select = [
-        f"{values.get(c, 'NULL::BOOLEAN' if c.startswith('consent') else 'NULL::VARCHAR')} AS {c}"
-        for c in columns
-    ]
+    select = [f"{values.get(c, 'NULL::' + RECORD_ROLES.get(c, 'VARCHAR'))} AS {c}" for c in columns]
     select += [
         f"CAST({_quote(original)} AS VARCHAR) AS {name}" for name, original in extras.items()
     ]

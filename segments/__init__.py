@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
         "activation": ["Delivery", "activate", "deliver", "latest_exports", "pending_deliveries"],
+        "audience": ["WITHHELD_REASONS"],
         "definition": ["DefinitionError", "EXAMPLES_DIR", "SegmentDefinition", "load_definitions"],
         "evaluate": [
             "check_definitions",

@@ -9,7 +9,8 @@ webhook, a rejected batch) is simply tried again by the next activation, and a f
 destination never stops the others.
 
 Logs, free of personal data: `activation_log` (one row per delivery: rows sent,
-rows withheld for lack of consent, status, error, target) and
+rows withheld per reason: `withheld_no_consent`, `withheld_profiling_objection`,
+`withheld_no_contact`; status, error, target) and
 `activation_batches` (one row per HTTP batch: idempotency key, attempts, HTTP
 status, error).
 """
@@ -26,7 +27,7 @@ from typing import Literal
 import duckdb
 import httpx
 
-from segments.audience import audience
+from segments.audience import WITHHELD_REASONS, audience
 from segments.delivery import BatchResult
 from segments.destinations import Destination, Parcel, RetryPolicy
 from segments.membership import ensure_tables, utc_now
@@ -53,10 +54,15 @@ class Delivery:
     status: Literal["sent", "failed", "up_to_date"]
     activation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     rows: int = 0
-    withheld: int = 0
+    withheld_by: dict[str, int] = field(default_factory=dict)
     target: str | None = None
     error: str | None = None
     batches: list[BatchResult] = field(default_factory=list)
+
+    @property
+    def withheld(self) -> int:
+        """Segment rows not delivered, whatever the reason."""
+        return sum(self.withheld_by.values())
 
 
 def ensure_log_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -69,6 +75,9 @@ def ensure_log_tables(con: duckdb.DuckDBPyConnection) -> None:
             row_count BIGINT NOT NULL, withheld_no_consent BIGINT NOT NULL,
             status VARCHAR NOT NULL, error VARCHAR, target VARCHAR,
             started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL);
+        ALTER TABLE {ACTIVATION_LOG}
+            ADD COLUMN IF NOT EXISTS withheld_profiling_objection BIGINT DEFAULT 0;
+        ALTER TABLE {ACTIVATION_LOG} ADD COLUMN IF NOT EXISTS withheld_no_contact BIGINT DEFAULT 0;
         CREATE TABLE IF NOT EXISTS {ACTIVATION_BATCHES} (
             activation_id VARCHAR NOT NULL, batch INTEGER NOT NULL,
             idempotency_key VARCHAR NOT NULL, row_count BIGINT NOT NULL, attempts INTEGER NOT NULL,
@@ -133,7 +142,7 @@ def deliver(
             con, segment=segment, until=until, since=since, mode=destination.mode,
             consent=destination.consent,
         )  # fmt: skip
-        delivery.withheld = found.withheld
+        delivery.withheld_by = found.withheld_by
         rows = destination.rows(found.rows, phone_region=phone_region)
         delivery.rows = len(rows)
         parcel = Parcel(segment, run_id, since_run_id, exports, retry, client)
@@ -198,13 +207,20 @@ def latest_exports(con: duckdb.DuckDBPyConnection) -> dict[str, Path]:
 def _log(
     con: duckdb.DuckDBPyConnection, delivery: Delivery, destination: Destination, started: datetime
 ) -> None:
+    withheld = [f"withheld_{reason}" for reason in WITHHELD_REASONS]
+    columns = [
+        "activation_id", "destination", "destination_type", "segment", "run_id",
+        "since_run_id", "mode", "consent", "row_count", *withheld, "status", "error", "target",
+        "started_at", "finished_at",
+    ]  # fmt: skip
     con.execute(
-        f"INSERT INTO {ACTIVATION_LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {ACTIVATION_LOG} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})",
         [
             delivery.activation_id, destination.name, destination.type, delivery.segment,
             delivery.run_id, delivery.since_run_id, destination.mode, destination.consent,
-            delivery.rows, delivery.withheld, delivery.status, delivery.error, delivery.target,
-            started, utc_now(),
+            delivery.rows, *(delivery.withheld_by.get(r, 0) for r in WITHHELD_REASONS),
+            delivery.status, delivery.error, delivery.target, started, utc_now(),
         ],
     )  # fmt: skip
     for b in delivery.batches:

@@ -3,7 +3,8 @@
 A definition names a segment, describes it, and gives a `rule` (conditions on
 fields such as `scores.churn_decile` or `order.avg_order_value`, and on recent
 events such as `cart_add` within 3 days, combined with `all`, `any` and `not`),
-optional `exclude` (members of other segments, or a rule) and, for lookalike
+optional `exclude` (members of other segments, a rule, or `existing_customers: true`
+for everyone who ever bought) and, for lookalike
 audiences, a `lookalike` block (see `segments.lookalike`). Every problem is
 reported with the segment and the field it concerns, before anything runs.
 
@@ -29,6 +30,7 @@ from segments.fields import OPERATORS, Catalog, event_kinds
 
 __all__ = [
     "EXAMPLES_DIR",
+    "EXISTING_CUSTOMERS",
     "AllOf",
     "AnyOf",
     "DefinitionError",
@@ -127,11 +129,19 @@ Rule = Annotated[
 ]
 
 
+EXISTING_CUSTOMERS = EventCondition(event="purchase")
+"""Who counts as an existing customer: anyone who ever bought (an order, or a completed
+order event), for `exclude: {existing_customers: true}`."""
+
+
 class Exclusion(_Strict):
-    """Who is never in the segment: members of other segments, and whoever matches `rule`."""
+    """Who is never in the segment: members of other segments, whoever matches `rule`, and
+    with `existing_customers`, everyone who ever bought (the built-in suppression of an
+    acquisition audience: ad money goes to new people)."""
 
     segments: list[str] = []
     rule: Rule | None = None
+    existing_customers: bool = False
 
 
 class Lookalike(_Strict):
@@ -263,6 +273,8 @@ def _rules_of(definition: SegmentDefinition) -> list[Rule]:
     rules = [definition.rule]
     if definition.exclude is not None:
         rules.append(definition.exclude.rule)
+        if definition.exclude.existing_customers:
+            rules.append(EXISTING_CUSTOMERS)
     if definition.lookalike is not None:
         rules.append(definition.lookalike.seed)
     return [rule for rule in rules if rule is not None]

@@ -14,7 +14,12 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from segments.definition import SegmentDefinition, evaluation_order, validate_definitions
+from segments.definition import (
+    EXISTING_CUSTOMERS,
+    SegmentDefinition,
+    evaluation_order,
+    validate_definitions,
+)
 from segments.fields import BASE_TABLE, Catalog, data_clock, prepare
 from segments.lookalike import lookalike_propensity, top_lookalikes
 from segments.membership import SegmentRun, record_run, utc_now
@@ -69,6 +74,8 @@ def evaluate_prepared(
         if definition.exclude is not None:
             if definition.exclude.rule is not None:
                 found = found.difference(_matching(con, definition.exclude.rule, catalog))
+            if definition.exclude.existing_customers:
+                found = found.difference(_matching(con, EXISTING_CUSTOMERS, catalog))
             for other in definition.exclude.segments:
                 found = found.difference(members[other])
         members[definition.name] = found.sort_values()

@@ -223,20 +223,23 @@ def _deliveries(con: duckdb.DuckDBPyConnection) -> str:
     if ACTIVATION_LOG not in warehouse_tables(con):
         return '<p class="none">Nothing delivered yet.</p>'
     latest = con.execute(
-        f"""SELECT destination, segment, status, row_count, withheld_no_consent, error, finished_at
+        f"""SELECT destination, segment, status, row_count, withheld_no_consent,
+                  withheld_profiling_objection, withheld_no_contact, error, finished_at
            FROM {ACTIVATION_LOG} QUALIFY row_number() OVER (
                PARTITION BY destination, segment ORDER BY finished_at DESC) = 1
            ORDER BY destination, segment"""
     ).fetchall()
     rows = "".join(
         f"<tr><td>{escape(d)}</td><td>{escape(s)}</td><td>{escape(status)}</td>"
-        f'<td class="num">{n:,}</td><td class="num">{w:,}</td>'
-        f"<td>{escape(error or '')}</td><td>{_when(at)}</td></tr>"
-        for d, s, status, n, w, error, at in latest
+        f'<td class="num">{n:,}</td>'
+        + "".join(f'<td class="num">{w or 0:,}</td>' for w in withheld)
+        + f"<td>{escape(error or '')}</td><td>{_when(at)}</td></tr>"
+        for d, s, status, n, *withheld, error, at in latest
     )
     head = (
         "<tr><th>Destination</th><th>Segment</th><th>Status</th><th>Sent</th>"
-        "<th>Withheld (no consent)</th><th>Error</th><th>When (UTC)</th></tr>"
+        "<th>Withheld: no consent</th><th>Withheld: objected to profiling</th>"
+        "<th>Withheld: no contact identifier</th><th>Error</th><th>When (UTC)</th></tr>"
     )
     return f"<table>{head}{rows}</table>"
 

@@ -41,6 +41,7 @@ from serving.guards import (
 from serving.heap import settle_heap
 from serving.metrics import RouteMetrics, RouteTemplates, metrics_endpoint
 from serving.openapi import complete_spec
+from serving.privacy import PrivacyDesk, add_privacy_routes
 from serving.runtime import ApiError, Runtime
 from serving.schemas import (
     BatchItem,
@@ -78,8 +79,9 @@ def _answers_errors(
     return wrapper
 
 
-def build_service(*, config: ServiceConfig) -> bentoml.Service:
-    """The scoring, profile, report and collector service for `config`."""
+def build_service(*, config: ServiceConfig, privacy: PrivacyDesk | None = None) -> bentoml.Service:
+    """The scoring, profile, report and collector service for `config`; with `privacy`,
+    the privacy routes too (`serving.privacy`)."""
     serving = config.serving
     routes = FastAPI(title="cip", docs_url=None, redoc_url=None, openapi_url=None)
     routes.mount("/exports", StaticFiles(directory=config.exports, check_dir=False), name="exports")
@@ -127,6 +129,14 @@ def build_service(*, config: ServiceConfig) -> bentoml.Service:
         if not reports:
             raise ApiError(404, f"no HTML report in {exports} yet: run `cip activate`")
         return RedirectResponse(f"/exports/{reports[-1].name}", status_code=307)
+
+    if privacy is not None:
+
+        def after_forget() -> None:
+            if "runtime" in loaded:
+                loaded["runtime"].refresh()
+
+        add_privacy_routes(routes, desk=privacy, after_forget=after_forget)
 
     sessions = Sessions(key=config.api_key, hours=serving.session_hours)
     for route in sessions.routes():

@@ -56,6 +56,7 @@ def segment_world(settings: Settings) -> Path:
             "consent_email": [c not in no_email for c in ids],
             "consent_sms": [True] * len(ids),
             "consent_ads": [c not in no_ads for c in ids],
+            "consent_profiling": [True] * len(ids),
             "is_known": [True] * len(ids),
         }
     )

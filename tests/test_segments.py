@@ -32,8 +32,8 @@ EXPECTED = {
     "likely_to_churn": ["c01", "c02", "c03", "c12"],
     # the 5 customers built to resemble the 8 top-LTV seeds (10% of 50 candidates)
     "lookalike_top_ltv": ["l1", "l2", "l3", "l4", "l5"],
-    # browsed in 30 days with ad consent: c10 is loyal, c12 bought 10 days ago, c04 browsed 40
-    # days ago, c03 refuses ads
+    # browsed in 30 days with ad consent, never bought: c10 and c12 are existing customers
+    # (orders), c04 browsed 40 days ago, c03 refuses ads
     "acquisition_prospects": ["c11"],
 }
 

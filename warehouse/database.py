@@ -93,6 +93,9 @@ def connect(
                 )
         con.execute(_create_table(QUARANTINE, _QUARANTINE_COLUMNS))
         con.execute(_create_table(LOAD_LOG, _LOAD_LOG_COLUMNS))
+        con.execute(
+            f"ALTER TABLE {LOAD_LOG} ADD COLUMN IF NOT EXISTS rows_suppressed BIGINT DEFAULT 0"
+        )
     con.execute("SET TimeZone = 'UTC'")
     with contextlib.suppress(duckdb.InvalidInputException):
         # Inside Jupyter DuckDB refuses the setting unless ipywidgets is installed.

@@ -12,7 +12,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from warehouse.database import first_row
+from warehouse.database import first_row, literal, quote
 from warehouse.schemas import Source
 from warehouse.segment import text_value
 from warehouse.sources import SOURCES
 from warehouse.staging import Staged, check_mapping, clear, file_format, stage_file, stage_rows
+from warehouse.suppression import suppression_of
 from warehouse.tables import LOAD_LOG
 from warehouse.validation import route
 
@@ -40,7 +41,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LoadReport:
-    """What one load did. `rows_read == rows_loaded + rows_duplicate + rows_quarantined`."""
+    """What one load did. `rows_read == rows_loaded + rows_duplicate + rows_quarantined +
+    rows_suppressed`."""
 
     source: str
     file: str
@@ -48,6 +50,7 @@ class LoadReport:
     rows_loaded: int = 0
     rows_duplicate: int = 0
     rows_quarantined: int = 0
+    rows_suppressed: int = 0  # naming a forgotten person (`warehouse.suppression`): dropped
     seconds: float = 0.0
     ignored_columns: list[str] = field(default_factory=list)
     skipped: bool = False  # the same file was loaded before: nothing was read
@@ -122,24 +125,28 @@ def _load(
     started = time.perf_counter()
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     staged = stage()  # temp tables, outside the transaction: rowids count from 0
+    staged, suppressed = _drop_suppressed(con, staged)
     con.begin()
     try:
         counts = route(con, staged=staged, schema=schema, lineage=lineage, loaded_at=loaded_at)
         seconds = time.perf_counter() - started
         con.execute(
-            f"INSERT INTO {LOAD_LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {LOAD_LOG} (load_id, source, file, file_sha256, rows_read, rows_loaded,"
+            " rows_duplicate, rows_quarantined, ignored_columns, seconds, loaded_at,"
+            " rows_suppressed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 str(uuid.uuid4()),
                 schema.name,
                 lineage[1],
                 sha256,
-                counts.read,
+                counts.read + suppressed,
                 counts.loaded,
                 counts.duplicate,
                 counts.quarantined,
                 staged.ignored,
                 seconds,
                 loaded_at,
+                suppressed,
             ],
         )
         con.commit()
@@ -147,17 +154,42 @@ def _load(
         con.rollback()
         raise
     finally:
+        con.execute(f"DROP VIEW IF EXISTS {_KEPT}")
         clear(con)
     return LoadReport(
         source=schema.name,
         file=lineage[1],
-        rows_read=counts.read,
+        rows_read=counts.read + suppressed,
         rows_loaded=counts.loaded,
         rows_duplicate=counts.duplicate,
         rows_quarantined=counts.quarantined,
+        rows_suppressed=suppressed,
         seconds=seconds,
         ignored_columns=staged.ignored,
     )
+
+
+_KEPT = "_stage_unsuppressed"
+
+
+def _drop_suppressed(con: duckdb.DuckDBPyConnection, staged: Staged) -> tuple[Staged, int]:
+    """`staged` without the rows naming a suppressed identifier, and how many those were."""
+    suppression = suppression_of(con)
+    if suppression is None or not suppression.hashes:
+        return staged, 0
+    declared = "to_json({" + ", ".join(f"{literal(c)}: {quote(c)}" for c in staged.columns) + "})"
+    rows = con.execute(f"SELECT _row_number, {declared} FROM {staged.relation}").fetchall()
+    dropped = [n for n, text in rows if suppression.names_anyone_json(text)]
+    if not dropped:
+        return staged, 0
+    con.register("_suppressed_arrow", pa.table({"_row_number": pa.array(dropped, pa.int64())}))
+    con.execute("CREATE OR REPLACE TEMP TABLE _suppressed_rows AS FROM _suppressed_arrow")
+    con.unregister("_suppressed_arrow")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {_KEPT} AS SELECT * FROM {staged.relation} "
+        "WHERE _row_number NOT IN (SELECT _row_number FROM _suppressed_rows)"
+    )
+    return replace(staged, relation=_KEPT), len(dropped)
 
 
 def load_file(

@@ -19,6 +19,7 @@ from warehouse.tables import raw_table
 __all__ = [
     "ID_TYPES",
     "LINEAGE_COLUMNS",
+    "CONSENT_PURPOSES",
     "LOOKUP_ID_TYPES",
     "RECORD_ROLES",
     "Column",
@@ -54,13 +55,21 @@ RECORD_ROLES: dict[str, str] = {
     "consent_email": "BOOLEAN",
     "consent_sms": "BOOLEAN",
     "consent_ads": "BOOLEAN",
+    "consent_profiling": "BOOLEAN",
+    "consent_at": "TIMESTAMP",
     "is_person": "BOOLEAN",
 }
 """The roles a record plays in resolution, with their types, in the order resolution
 reads them: when it was seen, the identifiers that link records (`email`, `phone`,
 `user_id`, `anonymous_id` with `previous_id` for aliases, `contact_id`), the person
-attributes Splink compares and golden records keep, consent flags, and `is_person`
-(whether the record stands for a person, so that Splink compares it)."""
+attributes Splink compares and golden records keep, consent decisions per purpose (`true`
+granted, `false` withdrawn, null: the record says nothing) with the time they were made
+(`consent_at`, by default `seen_at`), and `is_person` (whether the record stands for a
+person, so that Splink compares it)."""
+
+CONSENT_PURPOSES = ("email", "sms", "ads", "profiling")
+"""What a person may consent to: e-mail, SMS and push messages, ad audiences, profiling
+(scores and predictive segments used to market to them). Each is the role `consent_<p>`."""
 
 ID_TYPES = ("email", "phone", "user_id", "anonymous_id", "contact_id")
 """The roles that are identifiers: records sharing one belong to one person (unless the
@@ -99,8 +108,8 @@ class Source:
     date events by it). `kind`: `identity` for records about who someone is (a CRM
     contact, an account: each counts as a linked identity), `activity` for what they did
     (orders, events: they date the history). `records`: role (see `RECORD_ROLES`) -> SQL
-    expression over the raw row giving it; `seen_at` defaults to `time`, `is_person` to
-    false, any other role to null. `events`: the event kinds segment rules may count.
+    expression over the raw row giving it; `seen_at` defaults to `time`, `consent_at` to `seen_at`,
+    `is_person` to false, any other role to null. `events`: the event kinds segment rules may count.
     `priority`: rank for the `source_priority` survivorship rule (1 = most trusted;
     None = after every ranked source).
     """
@@ -137,6 +146,8 @@ class Source:
             return self.records[role]
         if role == "seen_at":
             return '"' + self.time.replace('"', '""') + '"'
+        if role == "consent_at":
+            return self.record("seen_at")
         return "FALSE" if role == "is_person" else f"NULL::{RECORD_ROLES[role]}"
 
     @property

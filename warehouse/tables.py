@@ -16,6 +16,7 @@ __all__ = [
     "ACTIVATION_BATCHES",
     "ACTIVATION_LOG",
     "CURRENT_SCORES",
+    "CUSTOMER_CONSENTS",
     "CUSTOMER_IDENTIFIERS",
     "CUSTOMER_ID_CHANGES",
     "IDENTITY_MAP",
@@ -41,6 +42,7 @@ LOAD_LOG = "load_log"
 IDENTITY_MAP = "identity_map"
 CUSTOMER_IDENTIFIERS = "customer_identifiers"
 PROFILES = "profiles"
+CUSTOMER_CONSENTS = "customer_consents"
 CUSTOMER_ID_CHANGES = "customer_id_changes"
 # models
 SCORES = "scores"

@@ -16,6 +16,7 @@ whose `figures` are the name/value pairs the CLI prints; some offer more (`resol
 """
 
 from pipelines.flows import (
+    access,
     activate,
     backtest,
     champions,
@@ -25,6 +26,7 @@ from pipelines.flows import (
     journeys,
     load,
     pipeline,
+    privacy,
     report,
     resolve,
     score,
@@ -35,6 +37,7 @@ from pipelines.flows.progress import Progress, silent
 
 __all__ = [
     "Progress",
+    "access",
     "activate",
     "backtest",
     "champions",
@@ -44,6 +47,7 @@ __all__ = [
     "journeys",
     "load",
     "pipeline",
+    "privacy",
     "report",
     "resolve",
     "score",

@@ -35,7 +35,12 @@ class ActivateOutcome:
         }
         return figures | {
             "rows sent": sum(d.rows for d in self.deliveries),
-            "withheld (no consent)": sum(d.withheld for d in self.deliveries),
+            **{
+                f"withheld ({reason.replace('_', ' ')})": sum(
+                    d.withheld_by.get(reason, 0) for d in self.deliveries
+                )
+                for reason in segments.WITHHELD_REASONS
+            },
             "report": self.report,
         }
 

@@ -33,6 +33,7 @@ def write(settings: Settings) -> Path:
         downloads = {
             segment: path.resolve().relative_to(exports.resolve()).as_posix()
             for segment, path in segments.latest_exports(con).items()
+            if path.resolve().is_relative_to(exports.resolve())  # not a copied folder's
         }
         return segments.write_report(
             con,

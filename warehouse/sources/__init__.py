@@ -14,6 +14,7 @@ from __future__ import annotations
 from warehouse.schemas import Source
 from warehouse.sources import (
     accounts,
+    consents,
     crm_contacts,
     email_events,
     events,
@@ -30,6 +31,7 @@ _DECLARED = (
     orders.SOURCE,
     email_events.SOURCE,
     support_tickets.SOURCE,
+    consents.SOURCE,
 )
 
 SOURCES: dict[str, Source] = {source.name: source for source in _DECLARED}

@@ -38,6 +38,10 @@ SOURCE = Source(
         "consent_email": "consent_email",
         "consent_sms": "consent_sms",
         "consent_ads": "consent_ads",
+        # The CRM keeps no time of a consent decision: it was made when the contact was
+        # created. A later edit of the contact (a new address) re-affirms nothing, so an
+        # unsubscribe after sign-up wins over the CRM's flag.
+        "consent_at": "created_at",
         "is_person": "TRUE",
     },
     priority=1,

@@ -1,4 +1,4 @@
-"""E-mail engagement: sends, opens, clicks and unsubscribes, by address."""
+"""E-mail engagement: sends, opens, clicks, unsubscribes and complaints, by address."""
 
 from warehouse.schemas import Column as C
 from warehouse.schemas import EventKind, Source
@@ -17,7 +17,8 @@ SOURCE = Source(
     kind="activity",
     records={
         "email": "email",
-        "consent_email": "CASE WHEN event_type = 'unsubscribe' THEN FALSE END",
+        # An unsubscribe or a spam complaint withdraws e-mail consent.
+        "consent_email": "CASE WHEN event_type IN ('unsubscribe', 'complaint') THEN FALSE END",
     },
     events={
         "email_open": EventKind("r.event_type = 'open'"),

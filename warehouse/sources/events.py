@@ -1,7 +1,7 @@
 """Web and app events: Segment spec messages, from files or the HTTP collector."""
 
+from warehouse.schemas import CONSENT_PURPOSES, EventKind, Source
 from warehouse.schemas import Column as C
-from warehouse.schemas import EventKind, Source
 from warehouse.tables import raw_table
 
 
@@ -37,6 +37,12 @@ SOURCE = Source(
         "user_id": "user_id",
         "anonymous_id": "anonymous_id",
         "previous_id": "previous_id",
+        # `identify` traits may carry consent decisions (`consent_email: false`).
+        **{
+            f"consent_{purpose}": f"CASE WHEN type = 'identify' THEN "
+            f"TRY_CAST(traits->>'consent_{purpose}' AS BOOLEAN) END"
+            for purpose in CONSENT_PURPOSES
+        },
     },
     events={
         "cart_add": EventKind(_track("Product Added")),
