@@ -25,7 +25,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         ],
         "hashing": ["hashed_identifiers", "sha256_hex"],
         "lift": ["Lift", "realised_lift"],
-        "membership": ["SegmentRun", "changes_between", "erase_customers", "members_at", "runs"],
+        "membership": ["SegmentRun", "changes_between", "members_at", "runs"],
         "report": ["report_html", "write_report"],
     },
 )

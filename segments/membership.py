@@ -22,7 +22,6 @@ __all__ = [
     "SegmentRun",
     "changes_between",
     "ensure_tables",
-    "erase_customers",
     "members_at",
     "record_run",
     "runs",
@@ -149,17 +148,3 @@ def runs(con: duckdb.DuckDBPyConnection, *, segment: str | None = None) -> pd.Da
     return con.execute(
         f"SELECT * FROM {SEGMENT_RUNS} {where} ORDER BY evaluated_at, segment", params
     ).df()
-
-
-def erase_customers(con: duckdb.DuckDBPyConnection, *, customer_ids: list[object]) -> int:
-    """Forget customers' membership history (right to be forgotten); returns rows deleted."""
-    ensure_tables(con)
-    frame = pd.DataFrame({"customer_id": pd.Series(customer_ids, dtype=object)})
-    con.register("_segment_erase", frame)
-    try:
-        return con.execute(
-            f"DELETE FROM {SEGMENT_MEMBERSHIP} WHERE customer_id IN (SELECT customer_id FROM "
-            "_segment_erase)"
-        ).fetchone()[0]
-    finally:
-        con.unregister("_segment_erase")

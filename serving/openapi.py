@@ -42,7 +42,10 @@ _ERRORS = {
     404: "No customer with this identifier (or no report yet).",
     413: "The body is over the size limit, or the batch over the batch limit.",
     415: "A form or multipart body where JSON is expected.",
-    503: "Models, features or the customer directory are not loaded (the reason is given).",
+    503: (
+        "Models, features or the customer directory are not loaded, or an erasure is still "
+        "pending (the reason is given)."
+    ),
 }
 # Statuses each operation answers besides its success, by (method, path).
 _ANSWERS: dict[tuple[str, str], tuple[int, ...]] = {
@@ -54,6 +57,8 @@ _ANSWERS: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/status"): (401,),
     ("get", "/report"): (401, 404),
     ("get", "/readyz"): (503,),
+    ("post", "/privacy/forget"): (400, 401, 413, 415, 503),
+    ("get", "/privacy/export"): (400, 401, 404),
 }
 _PUBLIC = {"/livez", "/healthz", "/readyz", "/metrics", "/login", "/logout"}
 

@@ -7,8 +7,7 @@ from typer.testing import CliRunner
 from pipelines import flows
 from pipelines.cli import app
 from pipelines.config import Settings
-from warehouse.sources import SOURCES
-from warehouse.synthetic import source_file
+from warehouse.synthetic import FORMATS, source_file
 
 
 def invoke(settings: Settings, *args: str):
@@ -24,7 +23,7 @@ def test_cip_generate_writes_every_source_where_asked(settings: Settings) -> Non
     result = invoke(settings, "--people", "80", "--seed", "5", "--locale", "ru", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "about 80 people (locale ru, seed 5)" in result.output
-    assert all(source_file(out, s).exists() for s in SOURCES)
+    assert all(source_file(out, s).exists() for s in FORMATS)
     assert (truth / "record_truth.parquet").exists() and (truth / "people.parquet").exists()
     assert not settings.paths.sources.exists()
 

@@ -1,10 +1,10 @@
 """Forgetting a person: every store of the data folder, byte for byte; everyone else as before.
 
 The small universe runs through the real pipeline (`built`: resolve, features, train,
-score), then segments and activation (exports, report). A person with records in every
-source is forgotten; afterwards no file under the data folder (binary files included)
-holds their e-mails, phones or names, and everyone else's scores and segments are what
-they were.
+score), then segments, activation (exports, report) and a journeys tick (state, sends).
+A person with records in every source is forgotten; afterwards no file under the data
+folder (binary files included) holds their e-mails, phones or names, and everyone else's
+scores and segments are what they were.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from warehouse.sources import SOURCES
 
 @pytest.fixture(scope="module")
 def world(built, small_universe: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A private copy of the built universe, segmented and activated."""
+    """A private copy of the built universe, segmented, activated and in journeys."""
     root = tmp_path_factory.mktemp("forget") / "data"
     shutil.copytree(built.data_dir, root)
     settings = small_universe.model_copy(update={"data_dir": root})
     relocate(settings)
     flows.segments.run(settings)
     flows.activate.run(settings)
+    flows.journeys.run(settings)
     return settings
 
 
@@ -133,9 +134,10 @@ def test_a_forgotten_person_is_gone_from_every_file_and_everyone_else_is_unchang
     assert not list((world.data_dir / "privacy" / "pending").glob("*.json"))
 
     assert _files_holding(world.data_dir, needles) == {}
-    assert _query(world, "SELECT count(*) FROM identity_map WHERE customer_id = ?", [person]) == [
-        (0,)
-    ]
+    for table in ("identity_map", "segment_membership", "journey_enrollments", "journey_sends"):
+        assert _query(world, f"SELECT count(*) FROM {table} WHERE customer_id = ?", [person]) == [
+            (0,)
+        ], table
     assert {name: _query(world, sql, [person]) for name, sql in others.items()} == snapshot
     audit = (world.data_dir / "privacy" / "audit.jsonl").read_text()
     assert failed.request_id in audit and not any(n in audit for n in needles)

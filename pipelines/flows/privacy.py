@@ -43,6 +43,7 @@ from pipelines.config import Settings
 from pipelines.flows import collect, report
 from pipelines.flows.progress import Progress, silent
 from resolution import normalize
+from segments import journeys
 from segments.hashing import ad_email, ad_phone, sha256_hex
 from warehouse.erasure import Erasure, compact, erase_people
 from warehouse.scrub import Tokens, scrub_file
@@ -305,7 +306,9 @@ def _steps(settings: Settings, plan: dict) -> dict[str, Callable[[], dict]]:
 
     def erase() -> dict:
         with warehouse.connect(settings.paths.warehouse) as con:
-            return {"rows_erased": erase_people(con, erasure=erasure)}
+            journey_rows = journeys.erase_customers(con, customer_ids=customers)
+            rows = erase_people(con, erasure=erasure)
+        return {"rows_erased": rows | {"journeys": journey_rows}}
 
     def compaction() -> dict:
         compact(settings.paths.warehouse)
