@@ -58,7 +58,7 @@ _ANSWERS: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/report"): (401, 404),
     ("get", "/readyz"): (503,),
     ("post", "/privacy/forget"): (400, 401, 413, 415, 503),
-    ("get", "/privacy/export"): (400, 401, 404),
+    ("get", "/privacy/export"): (400, 401),
 }
 _PUBLIC = {"/livez", "/healthz", "/readyz", "/metrics", "/login", "/logout"}
 
