@@ -18,7 +18,15 @@ import pandas as pd
 
 from warehouse.tables import CURRENT_SCORES, PROFILES, table_names
 
-__all__ = ["PEOPLE_COLUMNS", "Person", "mask_email", "mask_phone", "people_frame", "people_of"]
+__all__ = [
+    "PEOPLE_COLUMNS",
+    "Person",
+    "masked_email_sql",
+    "masked_phone_sql",
+    "people_frame",
+    "people_of",
+    "people_sql",
+]
 
 PEOPLE_COLUMNS = ("name", "contact", "churn_probability", "predicted_value", "reasons")
 """The columns of `people_frame` (indexed by `customer_id`)."""
@@ -36,29 +44,38 @@ class Person:
     reasons: list[str]
 
 
-def mask_email(email: str | None) -> str:
-    """`jane.doe@example.com` -> `j•••@example.com`."""
-    if not email or "@" not in email:
-        return ""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}•••@{domain}"
+def masked_email_sql(column: str) -> str:
+    """SQL masking an e-mail address: `jane.doe@example.com` -> `j•••@example.com`."""
+    return (
+        f"CASE WHEN strpos({column}, '@') > 0 THEN left({column}, 1) || '•••@' || "
+        f"{column}[strpos({column}, '@') + 1:] ELSE '' END"
+    )
 
 
-def mask_phone(phone: str | None) -> str:
-    """Only the last two digits: `+1 415 829 0132` -> `•••32`."""
-    digits = [c for c in phone or "" if c.isdigit()]
-    return f"•••{''.join(digits[-2:])}" if len(digits) >= 4 else ""
+def masked_phone_sql(column: str) -> str:
+    """SQL masking a phone number to its last two digits: `+1 415 829 0132` -> `•••32`."""
+    digits = f"regexp_replace({column}, '[^0-9]', '', 'g')"
+    return f"CASE WHEN length({digits}) >= 4 THEN '•••' || right({digits}, 2) ELSE '' END"
 
 
 def people_frame(
     con: duckdb.DuckDBPyConnection, *, customer_ids: Sequence[object] | None = None
 ) -> pd.DataFrame:
     """Name, masked contact, churn probability, predicted value and the raw reasons JSON of
-    every profile (or of `customer_ids`), indexed by `customer_id`; columns a warehouse
-    lacks (no scores yet) are empty."""
+    every profile (or of `customer_ids`), indexed by `customer_id` (`people_sql`)."""
+    sql, params = people_sql(con, customer_ids=customer_ids)
+    return con.execute(sql, params).df().set_index("customer_id")
+
+
+def people_sql(
+    con: duckdb.DuckDBPyConnection, *, customer_ids: Sequence[object] | None = None
+) -> tuple[str, list[object]]:
+    """The query behind `people_frame` and its parameters: columns `customer_id` and
+    `PEOPLE_COLUMNS`; columns a warehouse lacks (no scores yet) are empty."""
     tables = table_names(con)
     if PROFILES not in tables:
-        return pd.DataFrame(columns=PEOPLE_COLUMNS, index=pd.Index([], name="customer_id"))
+        columns = ", ".join(f"NULL::VARCHAR AS {c}" for c in PEOPLE_COLUMNS)
+        return f"SELECT NULL::VARCHAR AS customer_id, {columns} LIMIT 0", []
     have = {
         (table, column)
         for table, column in con.execute(
@@ -76,36 +93,32 @@ def people_frame(
         "predicted_value": (CURRENT_SCORES, "predicted_ltv"),
         "reasons": (CURRENT_SCORES, "churn_reasons"),
     }
-    columns = []
+    columns = {}
     for alias, (table, column) in wanted.items():
         source = f'{"p" if table == PROFILES else "s"}."{column}"'
         if (table, column) not in have:
             source = "NULL"
         elif column in ("emails", "phones"):
             source = f"{source}[1]"  # the first listed: the one the profile prefers
-        columns.append(f"{source} AS {alias}")
+        columns[alias] = source
+    name = f"trim(concat_ws(' ', {columns['first_name']}, {columns['last_name']}))"
+    contact = (
+        f"coalesce(nullif({masked_email_sql(columns['email'])}, ''), "
+        f"{masked_phone_sql(columns['phone'])}, '')"
+    )
     scores = f"LEFT JOIN {CURRENT_SCORES} s USING (customer_id)" if CURRENT_SCORES in tables else ""
     only, params = "", []
     if customer_ids is not None:
         only, params = "WHERE p.customer_id IN (SELECT unnest(?))", [list(customer_ids)]
-    raw = con.execute(
-        f"SELECT p.customer_id, {', '.join(columns)} FROM {PROFILES} p {scores} {only}", params
-    ).df()
-    names = raw["first_name"].fillna("").str.cat(raw["last_name"].fillna(""), sep=" ").str.strip()
-    frame = pd.DataFrame(
-        {
-            "name": names.where(names != "", "(no name)"),
-            "contact": [
-                mask_email(email) or mask_phone(phone)
-                for email, phone in zip(raw["email"], raw["phone"], strict=True)
-            ],
-            "churn_probability": raw["churn_probability"],
-            "predicted_value": raw["predicted_value"],
-            "reasons": raw["reasons"],
-        }
+    sql = (
+        f"SELECT p.customer_id::VARCHAR AS customer_id, "
+        f"coalesce(nullif({name}, ''), '(no name)') AS name, {contact} AS contact, "
+        f"{columns['churn_probability']}::DOUBLE AS churn_probability, "
+        f"{columns['predicted_value']}::DOUBLE AS predicted_value, "
+        f"{columns['reasons']}::VARCHAR AS reasons "
+        f"FROM {PROFILES} p {scores} {only}"
     )
-    frame.index = pd.Index(raw["customer_id"].astype(str), name="customer_id")
-    return frame
+    return sql, params
 
 
 def people_of(frame: pd.DataFrame, customer_ids: Sequence[object]) -> list[Person]:

@@ -35,7 +35,7 @@ from segments.definition import SegmentDefinition, validate_definitions
 from segments.evaluate import evaluate_prepared
 from segments.fields import BASE_TABLE, Catalog, data_clock, prepare
 from segments.membership import utc_now
-from segments.people import Person, people_frame, people_of
+from segments.people import Person, people_of, people_sql
 from warehouse.tables import ACTIVATION_LOG, SEGMENT_MEMBERSHIP, SEGMENT_RUNS, table_names
 
 __all__ = ["Preview", "SegmentView", "Snapshot", "WarehouseBusy"]
@@ -147,8 +147,8 @@ class _Copy(Generic[T]):
         return False
 
 
-def _copy_pages(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Copy what the pages show into memory; the people, as a frame indexed by id."""
+def _copy_pages(con: duckdb.DuckDBPyConnection) -> None:
+    """Copy what the pages show into memory."""
     tables = table_names(con)
     copies = {
         "pages_runs": (
@@ -175,7 +175,8 @@ def _copy_pages(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             con.execute(f"CREATE TABLE memory.{name} AS {sql}")
         else:
             con.execute(f"CREATE TABLE memory.{name} ({columns})")
-    return people_frame(con)
+    sql, params = people_sql(con)
+    con.execute(f"CREATE TABLE memory.pages_people AS {sql}", params)
 
 
 def _prepare(as_of: datetime | None) -> Callable[[duckdb.DuckDBPyConnection], Catalog]:
@@ -207,7 +208,7 @@ class Snapshot:
     def segment(self, name: str, *, shown: int) -> SegmentView:
         """A segment's runs, size, newest `shown` members and latest deliveries."""
         with self._pages.lock:
-            con, people = self._pages.fresh()
+            con, _ = self._pages.fresh()
             size = con.execute(
                 "SELECT count(*) FROM pages_members WHERE segment = ?", [name]
             ).fetchone()[0]
@@ -224,7 +225,7 @@ class Snapshot:
             return SegmentView(
                 history=_runs(con, name),
                 size=size,
-                people=people_of(people, [cid for cid, _ in newest]),
+                people=_people(con, [cid for cid, _ in newest]),
                 entered=dict(newest),
                 deliveries=deliveries.to_dict("records"),
             )
@@ -232,19 +233,19 @@ class Snapshot:
     def member_people(self, name: str) -> list[Person]:
         """Every member of `name` now, newest first (the CSV download)."""
         with self._pages.lock:
-            con, people = self._pages.fresh()
+            con, _ = self._pages.fresh()
             ids = con.execute(
                 "SELECT customer_id FROM pages_members WHERE segment = ? "
                 "ORDER BY entered_at DESC, customer_id",
                 [name],
             ).fetchall()
-            return people_of(people, [cid for (cid,) in ids])
+            return _people(con, [cid for (cid,) in ids])
 
     def people(self, customer_ids: Sequence[object]) -> list[Person]:
         """Names, masked contacts, scores and top reasons of `customer_ids`, in that order."""
         with self._pages.lock:
-            _, people = self._pages.fresh()
-            return people_of(people, customer_ids)
+            con, _ = self._pages.fresh()
+            return _people(con, customer_ids)
 
     # -- the builder --------------------------------------------------------------------
 
@@ -280,6 +281,14 @@ class Snapshot:
             con, catalog = self._evaluation.fresh()
             validate_definitions(needed, catalog=catalog)
             return evaluate_prepared(con, definitions=needed, catalog=catalog)[definition.name]
+
+
+def _people(con: duckdb.DuckDBPyConnection, customer_ids: Sequence[object]) -> list[Person]:
+    ids = [str(c) for c in customer_ids]
+    frame = con.execute(
+        "SELECT * FROM pages_people WHERE customer_id IN (SELECT unnest(?))", [ids]
+    ).df()
+    return people_of(frame.set_index("customer_id"), ids)
 
 
 def _runs(con: duckdb.DuckDBPyConnection, segment: str | None) -> pd.DataFrame:
