@@ -62,7 +62,8 @@ class Lift:
         if self.capture <= 0.1:
             text += "."
         else:
-            text += f": {self.capture / 0.1:.1f} times what a random 10% would hold."
+            verb = "bring" if self.task == "ltv" else "hold"
+            text += f": {self.capture / 0.1:.1f} times what a random 10% would {verb}."
         if self.best is not None and self.best > 0:
             share = min(self.capture / self.best, 1.0)
             text += (

@@ -55,7 +55,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .charts { display: flex; gap: 2rem; flex-wrap: wrap; }
 section.segment { border-top: 2px solid #e3e7ee; padding-top: .5rem; }
 .changes { display: flex; gap: 2rem; flex-wrap: wrap; }
-.changes > div { flex: 1; min-width: 16rem; }
+.changes > div { flex: 0 1 auto; min-width: 16rem; }
 a.download { font-weight: 600; }
 .advice { background: #f1f3f5; border-left: 4px solid #1f2a44; padding: .4rem 1rem; }
 .advice p { margin: .4rem 0; }
