@@ -80,3 +80,23 @@ def test_without_the_orders_currency_a_threshold_per_currency_is_refused(
     condition = {"field": "order.avg_order_value", "op": ">=", "value": {"USD": 80}}
     with pytest.raises(DefinitionError, match="needs the orders' currency"):
         _members(segment_world, condition)
+
+
+def test_the_builder_reads_an_amount_per_currency_and_writes_the_clis_yaml(priced: Path) -> None:
+    from datetime import datetime
+
+    import yaml
+
+    from segments.fields import Catalog
+    from serving.workspace.builder import draft, rows_from_form, to_yaml
+
+    form = {"name": "money", "kind_0": "field", "field_0": "order.avg_order_value",
+            "op_0": ">=", "value_0": "USD 100, RUB 50"}  # fmt: skip
+    catalog = Catalog(
+        as_of=datetime(2026, 6, 30), fields={"order.avg_order_value": "number"}, events=frozenset()
+    )
+    data = draft(form, rows=rows_from_form(form), excluded=[], catalog=catalog)
+    assert yaml.safe_load(to_yaml(data))["rule"] == {
+        "field": "order.avg_order_value", "op": ">=", "value": {"USD": 100, "RUB": 50}
+    }  # fmt: skip
+    assert _members(priced, data["rule"]) == {"c03", "c10", "c12"}
