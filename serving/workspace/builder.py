@@ -8,8 +8,9 @@ may be negated, and it either selects people or excludes them. `draft` builds th
 definition's mapping: values are parsed by the field's kind (numbers, true/false, comma
 lists, `USD 80, RUB 6000` as an amount per currency), and anything that does not fit is
 passed on as typed so that validation (`segments.parse_definition`,
-`segments.definition.validate_definitions`) reports it with the CLI's own words. Field and event names reach SQL only after that validation found them
-in the catalog; values only as query parameters.
+`segments.definition.validate_definitions`) reports it with the CLI's own words. Field and
+event names reach SQL only after that validation found them in the catalog; values only as
+query parameters.
 """
 
 from __future__ import annotations
