@@ -65,7 +65,10 @@ class FieldCondition(_Strict):
     threshold: `{field: order.spend_365d, op: top_percent, value: 20}` is the fifth with
     the highest spend among the customers who have a value (ties at the threshold are in);
     `among` narrows that population to those matching a rule (e.g. who can be emailed).
-    Quantiles need no currency and keep their meaning from one shop to the next.
+    Quantiles need no currency and keep their meaning from one shop to the next. A fixed
+    amount can be given per currency instead, `value: {USD: 80, RUB: 6000}` (or
+    `[low, high]` each with `between`): each customer is compared in the currency of their
+    own orders (`order.currency`); one whose currency is not listed does not match.
     """
 
     field: str

@@ -7,7 +7,9 @@
   column as `profile.<column>`, the current scores as `scores.<column>`, and the
   latest snapshot (at or before `as_of`) of each feature table
   `customer_<group>_features` as `<group>.<column>` (e.g. `order.avg_order_value`;
-  the `profile` group's as `profile_features.<column>`);
+  the `profile` group's as `profile_features.<column>`), and `order.currency`: the currency
+  of the customer's orders up to `as_of` (the most frequent), which a threshold in money
+  per currency (`value: {USD: 80, RUB: 6000}`) compares in;
 - `_segment_events`: `(customer_id, kind, occurred_at)` for the event kinds the
   source catalog declares (`event_kinds`: cart adds, purchases, page views, email
   opens and clicks, support tickets), up to `as_of`, keyed to customers through
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,6 +31,7 @@ from warehouse.tables import CURRENT_SCORES, IDENTITY_MAP, PROFILES, table_names
 
 __all__ = [
     "BASE_TABLE",
+    "CURRENCY_FIELD",
     "EVENTS_TABLE",
     "OPERATORS",
     "Catalog",
@@ -40,6 +44,8 @@ __all__ = [
 
 BASE_TABLE = "_segment_base"
 EVENTS_TABLE = "_segment_events"
+CURRENCY_FIELD = "order.currency"
+"""The customer's currency (of their orders): per-currency money thresholds compare in it."""
 
 OPERATORS = (
     "=", "!=", "<", "<=", ">", ">=", "between", "in", "not_in", "contains",
@@ -47,6 +53,8 @@ OPERATORS = (
 )  # fmt: skip
 
 _NULL_OPS = {"is_null", "not_null"}
+_COMPARISONS = {"=", "!=", "<", "<=", ">", ">="}
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 _KIND_OPERATORS = {
     "number": {"=", "!=", "<", "<=", ">", ">=", "between", "in", "not_in"}
     | {"top_percent", "bottom_percent"}
@@ -118,8 +126,28 @@ class Catalog:
         if op not in _KIND_OPERATORS[kind]:
             allowed = ", ".join(sorted(_KIND_OPERATORS[kind]))
             return [f"field {name!r} is {kind}: operator {op!r} does not apply (use {allowed})"]
-        problem = _value_problem(kind, op, value)
+        if isinstance(value, dict):
+            problem = _money_problem(kind, op, value, currency=CURRENCY_FIELD in self.fields)
+        else:
+            problem = _value_problem(kind, op, value)
         return [f"field {name!r} ({kind}) {op}: {problem}, got {value!r}"] if problem else []
+
+
+def _money_problem(kind: str, op: str, value: dict, *, currency: bool) -> str | None:
+    """What is wrong with a per-currency threshold `{USD: 80, RUB: 6000}` (None if fine)."""
+    if kind != "number" or op not in (_COMPARISONS | {"between"}):
+        return "a threshold per currency takes a number field and =, !=, <, <=, >, >= or between"
+    if not currency:
+        return "a threshold per currency needs the orders' currency, and the warehouse has none"
+    if not value:
+        return "needs at least one currency"
+    for code, amount in value.items():
+        if not (isinstance(code, str) and _CURRENCY_CODE.fullmatch(code)):
+            return f"currency {code!r} is not a three-letter ISO 4217 code such as USD"
+        problem = _value_problem(kind, op, amount)
+        if problem:
+            return f"{code}: {problem}"
+    return None
 
 
 def _value_problem(kind: str, op: str, value: object) -> str | None:
@@ -171,6 +199,16 @@ def _kind(duckdb_type: str) -> str:
 warehouse_tables = table_names
 
 
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = ? AND column_name = ?",
+            [table, column],
+        ).fetchone()[0]
+    )
+
+
 def data_clock(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The newest event or order time in the warehouse: "now" for data that is not live."""
     tables = warehouse_tables(con)
@@ -205,13 +243,25 @@ def prepare(con: duckdb.DuckDBPyConnection, *, as_of: datetime) -> Catalog:
                 f"(SELECT * FROM {table} WHERE event_timestamp <= {stamp} QUALIFY row_number() "
                 "OVER (PARTITION BY customer_id ORDER BY event_timestamp DESC) = 1)"
             )
+    orders = SOURCES["orders"]
+    if (
+        orders.table in tables
+        and IDENTITY_MAP in tables
+        and _has_column(con, orders.table, "currency")
+    ):
+        sources["order_currency"] = (
+            f"(SELECT m.customer_id, mode(o.currency) AS currency FROM {orders.table} o "
+            f"JOIN {IDENTITY_MAP} m ON m.source = '{orders.name}' "
+            f'AND m.record_key = o."{orders.key}" '
+            f'WHERE o."{orders.time}" <= {stamp} AND o.currency IS NOT NULL GROUP BY ALL)'
+        )
     columns, joins, fields = ['"profile".customer_id'], [], {}
     for alias, relation in sources.items():
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
         for name, duckdb_type, *_ in described:
             if name in ("customer_id", "event_timestamp"):
                 continue
-            qualified = f"{alias}.{name}"
+            qualified = CURRENCY_FIELD if alias == "order_currency" else f"{alias}.{name}"
             columns.append(f'"{alias}"."{name}" AS "{qualified}"')
             fields[qualified] = _kind(duckdb_type)
         if alias != "profile":

@@ -1,10 +1,13 @@
 """The marketers' report: one self-contained HTML page about the segments and the models.
 
-For each segment: what it is, its size now and over time, who entered and who
-left at the latest refresh, and a link to download it; then the churn
-probability and predicted LTV distributions of the current scores, the churn
-model's lift in plain words, and how the latest deliveries went. Charts are
-inline SVG drawn with matplotlib, so the file opens anywhere, offline.
+For each segment: what it is, its size now and over data time (the time the data
+reached at each run, not when the run happened), who entered and who left at the
+latest refresh (by name and masked contact, never a raw address), and a link to
+download it; for a predictive segment, what to do with it and how well the model
+behind it does, in plain words (how much its top 10% hold, against what a perfect
+model's would). Then how good the churn and value models are, the score
+distributions, and how the latest deliveries went. Charts are inline SVG drawn with
+matplotlib, so the file opens anywhere, offline.
 `report_html` returns the page (the service serves it at GET /report);
 `write_report` writes it into the exports folder.
 """
@@ -29,6 +32,7 @@ from segments.journeys.measure import funnel
 from segments.journeys.measure import lift as lift_of
 from segments.lift import Lift
 from segments.membership import changes_between, runs, utc_now
+from segments.people import people_frame
 from warehouse.tables import ACTIVATION_LOG, CURRENT_SCORES, JOURNEY_ENROLLMENTS
 
 __all__ = ["report_html", "write_report"]
@@ -51,8 +55,11 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .charts { display: flex; gap: 2rem; flex-wrap: wrap; }
 section.segment { border-top: 2px solid #e3e7ee; padding-top: .5rem; }
 .changes { display: flex; gap: 2rem; flex-wrap: wrap; }
-.changes > div { flex: 1; min-width: 16rem; }
+.changes > div { flex: 0 1 auto; min-width: 16rem; }
 a.download { font-weight: 600; }
+.advice { background: #f1f3f5; border-left: 4px solid #1f2a44; padding: .4rem 1rem; }
+.advice p { margin: .4rem 0; }
+.trend { min-width: 18rem; }
 """
 
 
@@ -62,13 +69,16 @@ def report_html(
     definitions: Sequence[SegmentDefinition] = (),
     downloads: Mapping[str, str] | None = None,
     lift: Lift | None = None,
+    value_lift: Lift | None = None,
     journeys: Sequence[Journey] = (),
     title: str = "Customer segments",
 ) -> str:
     """The report as one HTML page; `downloads` maps a segment to the href of its file;
-    `journeys` get their funnels and lift once the runner has run."""
+    `lift` and `value_lift` measure the churn and value models; `journeys` get their
+    funnels and lift once the runner has run."""
     history = runs(con)
     described = {d.name: d.description for d in definitions}
+    advice = {d.name: _advice(d, {"churn": lift, "ltv": value_lift}) for d in definitions}
     segments = list(dict.fromkeys([*described, *history["segment"]]))
     latest = history.drop_duplicates("segment", keep="last").set_index("segment")
     scores = _current_scores(con)
@@ -78,11 +88,15 @@ def report_html(
         f'<p class="meta">Data as of {_when(as_of)} · report made {_when(utc_now())} UTC</p>',
         "<h2>Segments</h2>",
         _overview(segments, latest, history, described, downloads or {}),
-        "<h2>How good is the churn model?</h2>",
+        "<h2>How good are the models?</h2>",
         _lift_section(lift),
+        _value_section(value_lift),
         "<h2>Scores of all customers</h2>",
         _distributions(scores),
-        *(_segment_section(con, s, latest, history, described, scores) for s in segments),
+        *(
+            _segment_section(con, s, latest, history, described, advice.get(s, ""))
+            for s in segments
+        ),
         "<h2>Latest deliveries</h2>",
         _deliveries(con),
         *_journeys_section(con, journeys),
@@ -111,7 +125,7 @@ def _overview(segments, latest, history, described, downloads) -> str:
                         " yet</td></tr>")  # fmt: skip
             continue
         run = latest.loc[segment]
-        sizes = history.loc[history["segment"] == segment, "size"].tolist()
+        sizes = _by_data_time(history[history["segment"] == segment])["size"].tolist()
         href = downloads.get(segment)
         link = (
             f'<a class="download" href="{escape(href)}" download>download</a>'
@@ -147,7 +161,8 @@ def _lift_section(lift: Lift | None) -> str:
         ax.set_ylabel("% of churners")
         chart = _svg(figure)
     return (
-        f'<p class="lift" data-capture="{lift.capture:.4f}">{escape(lift.sentence)}</p>'
+        f'<p class="lift" id="churn-lift" data-capture="{lift.capture:.4f}">'
+        f"{escape(lift.sentence)}</p>"
         f'<p class="basis">{escape(lift.basis)}</p>{chart}'
     )
 
@@ -175,47 +190,150 @@ def _distributions(scores: pd.DataFrame) -> str:
     return f'<div class="charts">{"".join(charts)}</div>'
 
 
-def _segment_section(con, segment, latest, history, described, scores) -> str:
+def _value_section(lift: Lift | None) -> str:
+    if lift is None:
+        return '<p class="lift none" id="value-lift">No measurement of the value model yet.</p>'
+    return (
+        f'<p class="lift" id="value-lift" data-capture="{lift.capture:.4f}">'
+        f'{escape(lift.sentence)}</p><p class="basis">{escape(lift.basis)}</p>'
+    )
+
+
+# What to do with the members of a segment that a model feeds, by the models that feed it.
+_ACTIONS = {
+    frozenset({"churn", "ltv"}): (
+        "Valuable customers who may be leaving: worth a personal effort now (a call, a tailored "
+        "offer, a service check) before they lapse; their value pays for it."
+    ),
+    frozenset({"churn"}): (
+        "People likely to stop buying: reach them before they lapse with a win-back or "
+        "reminder message; keep a holdout to see who would have bought anyway, and keep "
+        "discounts for the ones worth most."
+    ),
+    frozenset({"ltv"}): (
+        "The customers expected to bring the most: look after them (early access, better "
+        "service, thanks) rather than discount them; they buy without it."
+    ),
+}
+_LOOKALIKE_ACTION = (
+    "People who behave like your best customers but have not bought: an acquisition audience "
+    "for ad platforms or a welcome offer; expect fewer to buy than among customers."
+)
+_MODEL_NAMES = {"churn": "churn model", "ltv": "value model"}
+
+
+def _advice(definition: SegmentDefinition, lifts: Mapping[str, Lift | None]) -> str:
+    """For a segment a model feeds: what to do, and how good each model behind it is."""
+    feeds = _models_feeding(definition.model_dump(by_alias=True))
+    if not feeds and definition.lookalike is None:
+        return ""
+    action = _LOOKALIKE_ACTION if definition.lookalike is not None else _ACTIONS[frozenset(feeds)]
+    quality = []
+    for task in sorted(feeds):
+        lift = lifts.get(task)
+        measured = escape(lift.sentence) if lift else "not measured yet (no held-out test)."
+        quality.append(
+            f'<p class="model model-{task}"><b>The {_MODEL_NAMES[task]}:</b> {measured}</p>'
+        )
+    if definition.lookalike is not None:
+        quality.append(
+            '<p class="model model-lookalike"><b>The look-alike model</b> is fitted afresh at '
+            "each run on who resembles the seed; nobody has measured yet how many of its "
+            "members go on to buy.</p>"
+        )
+    return (
+        f'<div class="advice"><p class="action"><b>What to do:</b> {escape(action)}</p>'
+        f"{''.join(quality)}</div>"
+    )
+
+
+def _models_feeding(node: object) -> set[str]:
+    """The models whose scores a definition's rules (or look-alike seed) read."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        field = node.get("field")
+        if isinstance(field, str) and field.startswith("scores."):
+            column = field.removeprefix("scores.")
+            found.add("churn" if column.startswith("churn") else "ltv")
+        for value in node.values():
+            found |= _models_feeding(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _models_feeding(value)
+    return found
+
+
+def _segment_section(con, segment, latest, history, described, advice) -> str:
     if segment not in latest.index:
         return ""
     own = history[history["segment"] == segment]
-    figure = Figure(figsize=(4.5, 1.8))
-    ax = figure.add_subplot()
-    ax.plot(own["evaluated_at"], own["size"], marker="o", color=_INK)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(ax.xaxis.get_major_locator()))
-    ax.set_ylabel("members")
-    ax.set_ylim(bottom=0)
     previous = own["evaluated_at"].iloc[-2] if len(own) > 1 else None
     changes = changes_between(
         con, segment=segment, since=previous, until=latest.loc[segment, "evaluated_at"]
     )
+    shown = pd.concat(
+        [changes.loc[changes["change"] == c, "customer_id"].iloc[:_SHOWN_CHANGES]
+         for c in ("entered", "exited")]
+    )  # fmt: skip
+    people = people_frame(con, customer_ids=list(shown)) if len(shown) else None
+    times = ",".join(f"{pd.Timestamp(t):%Y-%m-%d %H:%M}" for t in _by_data_time(own)["as_of"])
     lists = "".join(
-        _changes_list(changes, scores, change, heading)
+        _changes_list(changes, people, change, heading)
         for change, heading in (("entered", "Entered"), ("exited", "Left"))
     )
     return (
         f'<section class="segment" id="seg-{escape(segment)}"><h2>{escape(segment)}</h2>'
-        f"<p>{escape(described.get(segment, ''))}</p>"
-        f'<div class="changes"><div>{_svg(figure)}</div>{lists}</div></section>'
+        f"<p>{escape(described.get(segment, ''))}</p>{advice}"
+        f'<div class="changes"><div class="trend" data-times="{times}">{_trend_chart(own)}'
+        f"</div>{lists}</div>"
+        "</section>"
     )
 
 
-def _changes_list(changes: pd.DataFrame, scores: pd.DataFrame, change: str, heading: str) -> str:
-    ids = changes.loc[changes["change"] == change, "customer_id"]
-    if ids.empty:
+def _trend_chart(own: pd.DataFrame) -> str:
+    """Members over data time: the last run at each data time."""
+    points = _by_data_time(own)
+    if len(points) < 2:
+        only = points.iloc[-1]
+        return (
+            f'<p class="none">One data time so far ({_when(only["as_of"])}): '
+            f"{int(only['size']):,} members. The trend shows from the next data time on.</p>"
+        )
+    figure = Figure(figsize=(4.5, 1.9), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot(points["as_of"], points["size"], marker="o", color=_INK)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    ax.set_xlabel("data as of")
+    ax.set_ylabel("members")
+    ax.set_ylim(bottom=0)
+    return _svg(figure)
+
+
+def _by_data_time(own: pd.DataFrame) -> pd.DataFrame:
+    """One row per data time (`as_of`), its latest run's, oldest first."""
+    ordered = own.sort_values("evaluated_at").drop_duplicates("as_of", keep="last")
+    return ordered.sort_values("as_of")
+
+
+def _changes_list(
+    changes: pd.DataFrame, people: pd.DataFrame | None, change: str, heading: str
+) -> str:
+    ids = changes.loc[changes["change"] == change, "customer_id"].astype(str)
+    if ids.empty or people is None:
         return f'<div><h3>{heading}: 0</h3><p class="none">nobody</p></div>'
-    shown = scores.reindex(ids.iloc[:_SHOWN_CHANGES])
+    shown = people.reindex(ids.iloc[:_SHOWN_CHANGES])
     rows = "".join(
-        f"<tr><td>{escape(str(cid))}</td>"
+        f'<tr data-customer="{escape(cid)}"><td>{escape(_text(row["name"], "(no profile)"))}</td>'
+        f"<td>{escape(_text(row['contact'], ''))}</td>"
         f'<td class="num">{_maybe(row["churn_probability"], "{:.0%}")}</td>'
-        f'<td class="num">{_maybe(row["predicted_ltv"], "{:,.0f}")}</td></tr>'
+        f'<td class="num">{_maybe(row["predicted_value"], "{:,.0f}")}</td></tr>'
         for cid, row in shown.iterrows()
     )
     hidden = len(ids) - _SHOWN_CHANGES
     more = f'<p class="none">and {hidden:,} more</p>' if hidden > 0 else ""
     return (
-        f"<div><h3>{heading}: {len(ids):,}</h3><table><tr><th>Customer</th><th>Churn</th>"
-        f"<th>Predicted LTV</th></tr>{rows}</table>{more}</div>"
+        f"<div><h3>{heading}: {len(ids):,}</h3><table><tr><th>Name</th><th>Contact</th>"
+        f"<th>Churn</th><th>Predicted value</th></tr>{rows}</table>{more}</div>"
     )
 
 
@@ -279,6 +397,8 @@ def _current_scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def _sparkline(sizes: list[int]) -> str:
+    if len(sizes) < 2:
+        return '<span class="none">one data time so far</span>'
     figure = Figure(figsize=(1.6, 0.4))
     ax = figure.add_axes((0, 0, 1, 1))
     ax.plot(range(len(sizes)), sizes, color=_INK, marker="o" if len(sizes) < 3 else None, ms=3)
@@ -293,6 +413,10 @@ def _svg(figure: Figure) -> str:
     figure.savefig(buffer, format="svg", bbox_inches="tight" if figure.axes[0].axison else None)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
+
+
+def _text(value: object, default: str) -> str:
+    return value if isinstance(value, str) else default
 
 
 def _maybe(value: object, fmt: str) -> str:

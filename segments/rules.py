@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from segments.definition import AllOf, AnyOf, EventCondition, FieldCondition, Not, Rule
-from segments.fields import BASE_TABLE, EVENTS_TABLE
+from segments.fields import BASE_TABLE, CURRENCY_FIELD, EVENTS_TABLE
 
 __all__ = ["compile_rule"]
 
@@ -47,6 +47,8 @@ def _field_sql(rule: FieldCondition, as_of: datetime, params: list[object]) -> s
         return f"({column} IS NULL)"
     if op == "not_null":
         return f"({column} IS NOT NULL)"
+    if isinstance(value, dict):
+        return _money_sql(column, op, value, params)
     if op in _COMPARISONS:
         params.append(value)
         return f"({column} {op} ?)"
@@ -64,6 +66,21 @@ def _field_sql(rule: FieldCondition, as_of: datetime, params: list[object]) -> s
         return _quantile_sql(rule, as_of, params)
     params.append(as_of - timedelta(days=value))
     return f"({column} > ?)" if op == "within_days" else f"({column} <= ?)"
+
+
+def _money_sql(column: str, op: str, value: dict, params: list[object]) -> str:
+    """A threshold per currency: each customer compared with their own currency's amount;
+    a customer in a currency the rule does not name matches no amount (NULL, i.e. false)."""
+    cases = []
+    for code, amount in value.items():
+        params.append(code)
+        if op == "between":
+            params.extend(amount)
+            cases.append(f"WHEN ? THEN {column} BETWEEN ? AND ?")
+        else:
+            params.append(amount)
+            cases.append(f"WHEN ? THEN {column} {op} ?")
+    return f'(CASE b."{CURRENCY_FIELD}" {" ".join(cases)} END)'
 
 
 def _quantile_sql(rule: FieldCondition, as_of: datetime, params: list[object]) -> str:

@@ -41,6 +41,7 @@ def write(settings: Settings) -> Path:
             definitions=definitions(settings),
             downloads=downloads,
             lift=lift or champion_lift(settings),
+            value_lift=champion_lift(settings, task="ltv"),
             journeys=journeys,
         )
 
@@ -56,30 +57,41 @@ def _journeys(settings: Settings) -> list[jn.Journey]:
         return []
 
 
-def champion_lift(settings: Settings) -> segments.Lift | None:
-    """The churn champion's held-out top-decile capture, from its MLflow run (None when
-    there is no champion or it was chosen without a held-out test)."""
+def champion_lift(settings: Settings, *, task: str = "churn") -> segments.Lift | None:
+    """The `task` champion's held-out top-decile capture (`churn` or `ltv`), from its MLflow
+    run, with what a perfect model would reach (churn: from the base rate; value: its
+    ranking against a perfect one); None when there is no champion or it was chosen without
+    a held-out test."""
     if not settings.models.tracking_uri and not (settings.paths.mlflow / "mlflow.db").exists():
         return None
     uri = tracking_uri(settings)
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    version = models.champion_version(client, "churn")
+    version = models.champion_version(client, task)
     if version is None:
         return None
-    registered = client.get_model_version("churn", version)
+    registered = client.get_model_version(task, version)
     run = client.get_run(registered.run_id)
     kind = registered.tags.get("kind", "lightgbm")  # the model the champion is
-    capture = run.data.metrics.get(models.metric_name("churn", kind, CAPTURE))
+    metrics = run.data.metrics
+    capture = metrics.get(models.metric_name(task, kind, CAPTURE))
     if capture is None:
         return None
     params = run.data.params
-    test_cutoff = params.get(models.param_name("churn", "test_cutoff"), "the test cutoff")
-    horizon = params.get(
-        models.param_name("churn", "horizon_days"), settings.models.churn_horizon_days
-    )
+    test_cutoff = params.get(models.param_name(task, "test_cutoff"), "the test cutoff")
+    default = getattr(settings.models, f"{task}_horizon_days")
+    horizon = params.get(models.param_name(task, "horizon_days"), default)
+    if task == "ltv":
+        basis = (
+            f"From the value model's held-out test (model version {version}: what customers "
+            f"active on {test_cutoff} spent in the {horizon} days after)."
+        )
+        ranking = metrics.get(models.metric_name(task, kind, "normalized_gini"))
+        return segments.Lift(capture=capture, basis=basis, task=task, ranking=ranking)
     basis = (
         f"From the churn model's held-out test (model version {version}: customers active on "
         f"{test_cutoff}, and who of them bought nothing in the {horizon} days after). No scoring "
         "of ours is older than the churn horizon yet, so it cannot be measured on our own scores."
     )
-    return segments.Lift(capture=capture, basis=basis)
+    base_rate = metrics.get(models.metric_name(task, kind, "base_rate"))
+    best = min(1.0, 0.1 / base_rate) if base_rate else None
+    return segments.Lift(capture=capture, basis=basis, best=best)

@@ -16,6 +16,7 @@ the editor role, re-read from the accounts file on every request. Passwords are 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hmac
 import io
@@ -53,9 +54,8 @@ from segments.fields import OPERATORS, event_kinds
 from serving.session import safe_next
 from serving.workspace.builder import draft, rows_from_form, save_definition, to_yaml
 from serving.workspace.config import WorkspaceConfig
-from serving.workspace.snapshot import Snapshot, WarehouseBusy, read
+from serving.workspace.snapshot import Snapshot, WarehouseBusy
 from serving.workspace.users import User, UserStore
-from warehouse.tables import ACTIVATION_LOG, SEGMENT_MEMBERSHIP, SEGMENT_RUNS
 
 __all__ = ["COOKIE", "create_workspace"]
 
@@ -104,11 +104,18 @@ def create_workspace(*, config: WorkspaceConfig, secret: SecretStr) -> Starlette
         response.headers.update(_HEADERS)
         return response
 
+    loaded: dict[str, Any] = {}
+
     def definitions() -> tuple[list[SegmentDefinition], str | None]:
-        try:
-            return load_definitions(folders=[f for f in folders if f.is_dir()]), None
-        except DefinitionError as error:
-            return [], str(error)
+        """The saved definitions (or why they cannot be read), re-read when a file changes."""
+        files = _definition_files(folders)
+        if loaded.get("files") != files:
+            try:
+                found = load_definitions(folders=[f for f in folders if f.is_dir()]), None
+            except DefinitionError as error:
+                found = [], str(error)
+            loaded.update(files=files, found=found)
+        return loaded["found"]
 
     async def guard(request: Request, *, editor: bool = False) -> User:
         """The signed-in user, or `_Refused`: no session, a bad CSRF token, not an editor."""
@@ -191,7 +198,7 @@ def create_workspace(*, config: WorkspaceConfig, secret: SecretStr) -> Starlette
     async def segment_list(request: Request) -> Response:
         await guard(request)
         found, problem = definitions()
-        history = await anyio.to_thread.run_sync(_history, config.warehouse)
+        history = await anyio.to_thread.run_sync(snapshot.history)
         rows = []
         names = list(dict.fromkeys([*(d.name for d in found), *history["segment"]]))
         described = {d.name: d.description for d in found}
@@ -303,37 +310,30 @@ def create_workspace(*, config: WorkspaceConfig, secret: SecretStr) -> Starlette
         await guard(request)
         name = request.path_params["name"]
         definition = _known(name)
-        history = await anyio.to_thread.run_sync(_history, config.warehouse, name)
-        if definition is None and history.empty:
+        view = await anyio.to_thread.run_sync(lambda: snapshot.segment(name, shown=_MEMBERS_SHOWN))
+        if definition is None and view.history.empty:
             raise HTTPException(404, f"no segment named {name!r}")
-        members = await anyio.to_thread.run_sync(_members, config.warehouse, name)
-        people = await anyio.to_thread.run_sync(
-            snapshot.people, list(members["customer_id"][:_MEMBERS_SHOWN])
-        )
-        entered = dict(zip(members["customer_id"].astype(str), members["entered_at"], strict=True))
-        deliveries = await anyio.to_thread.run_sync(_deliveries, config.warehouse, name)
         context = {
             "name": name,
             "definition": definition,
             "yaml": definition.path.read_text() if definition and definition.path else None,
             "path": definition.path if definition else None,
             "saved": request.query_params.get("saved") == "1",
-            "runs": history.iloc[::-1].to_dict("records"),
-            "trend": _trend(history),
-            "size": len(members),
-            "people": people,
-            "entered": {k: _when(v) for k, v in entered.items()},
-            "shown": min(len(members), _MEMBERS_SHOWN),
+            "runs": view.history.iloc[::-1].to_dict("records"),
+            "trend": _trend(view.history),
+            "size": view.size,
+            "people": view.people,
+            "entered": {k: _when(v) for k, v in view.entered.items()},
+            "shown": len(view.people),
             "destinations": _destinations(config, name),
-            "deliveries": deliveries.to_dict("records"),
+            "deliveries": view.deliveries,
         }
         return render(request, "segment.html", context)
 
     async def members_csv(request: Request) -> Response:
         await guard(request)
         name = request.path_params["name"]
-        members = await anyio.to_thread.run_sync(_members, config.warehouse, name)
-        people = await anyio.to_thread.run_sync(snapshot.people, list(members["customer_id"]))
+        people = await anyio.to_thread.run_sync(snapshot.member_people, name)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(
@@ -425,52 +425,15 @@ def create_workspace(*, config: WorkspaceConfig, secret: SecretStr) -> Starlette
     )
 
 
-def _history(warehouse: Path, segment: str | None = None) -> pd.DataFrame:
-    """Every run (or one segment's), oldest first; empty before the first refresh."""
-    where = "WHERE segment = ?" if segment else ""
-    try:
-        return read(
-            warehouse,
-            f"SELECT * FROM {SEGMENT_RUNS} {where} ORDER BY evaluated_at, segment",
-            [segment] if segment else [],
-        )
-    except WarehouseBusy:
-        raise
-    except Exception as error:  # no segment_runs table: nothing refreshed yet
-        if "does not exist" not in str(error):
-            raise
-        columns = ["run_id", "segment", "evaluated_at", "as_of", "size", "entered", "exited"]
-        return pd.DataFrame(columns=columns)
-
-
-def _members(warehouse: Path, segment: str) -> pd.DataFrame:
-    """Current members with when they entered, newest first."""
-    try:
-        return read(
-            warehouse,
-            f"SELECT customer_id, entered_at FROM {SEGMENT_MEMBERSHIP} "
-            "WHERE segment = ? AND exited_at IS NULL ORDER BY entered_at DESC, customer_id",
-            [segment],
-        )
-    except Exception as error:
-        if "does not exist" not in str(error):
-            raise
-        return pd.DataFrame(columns=["customer_id", "entered_at"])
-
-
-def _deliveries(warehouse: Path, segment: str) -> pd.DataFrame:
-    try:
-        return read(
-            warehouse,
-            f"SELECT destination, destination_type, mode, row_count, withheld_no_consent, "
-            f"status, error, target, finished_at FROM {ACTIVATION_LOG} WHERE segment = ? "
-            "ORDER BY finished_at DESC LIMIT 20",
-            [segment],
-        )
-    except Exception as error:
-        if "does not exist" not in str(error):
-            raise
-        return pd.DataFrame()
+def _definition_files(folders: list[Path]) -> tuple[tuple[object, ...], ...]:
+    """Every definition file with its inode, size and modification time."""
+    files = []
+    for folder in folders:
+        for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                files.append((str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(files)
 
 
 def _destinations(config: WorkspaceConfig, segment: str) -> list[str]:

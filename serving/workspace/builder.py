@@ -6,10 +6,11 @@ catalog, an operator, a value typed as text) or an event condition (an event kin
 least once or never, within so many days, after the customer's last event of a kind); it
 may be negated, and it either selects people or excludes them. `draft` builds the
 definition's mapping: values are parsed by the field's kind (numbers, true/false, comma
-lists), and anything that does not fit is passed on as typed so that validation
-(`segments.parse_definition`, `segments.definition.validate_definitions`) reports it with
-the CLI's own words. Field and event names reach SQL only after that validation found them
-in the catalog; values only as query parameters.
+lists, `USD 80, RUB 6000` as an amount per currency), and anything that does not fit is
+passed on as typed so that validation (`segments.parse_definition`,
+`segments.definition.validate_definitions`) reports it with the CLI's own words. Field and
+event names reach SQL only after that validation found them in the catalog; values only as
+query parameters.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = ["Row", "draft", "rows_from_form", "save_definition", "to_yaml"]
 _ROW_KEY = re.compile(r"^(role|negate|kind|field|op|value|event|count|within|after)_(\d{1,3})$")
 _LIST_OPS = {"in", "not_in", "between"}
 _NO_VALUE = {"is_null", "not_null"}
+_AMOUNT = re.compile(r"^([A-Za-z]{3})\s+(\S+)$")
 
 
 @dataclass
@@ -133,6 +135,9 @@ def _condition(row: Row, catalog: Catalog) -> dict[str, Any] | None:
 
 
 def _value(text: str, kind: str | None, op: str) -> Any:
+    amounts = [_AMOUNT.match(part.strip()) for part in text.split(",")]
+    if kind == "number" and op not in _LIST_OPS and all(amounts) and amounts:
+        return {match.group(1): _number(match.group(2)) for match in amounts}  # per currency
     if op in _LIST_OPS:
         return [_scalar(part.strip(), kind) for part in text.split(",") if part.strip()]
     if op in ("within_days", "before_days"):
