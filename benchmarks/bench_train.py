@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,11 +114,11 @@ def main() -> None:
     for column in ("stage", "wall s", "CPU s", "CPU s per run"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for stage in (*STAGES, "other", "total"):
-        walls, cpus = (sorted(r[stage][i] for r in runs) for i in (0, 1))
+        wall, cpu = (statistics.median(r[stage][i] for r in runs) for i in (0, 1))
         table.add_row(
             stage,
-            f"{walls[len(walls) // 2]:.1f}",
-            f"{cpus[len(cpus) // 2]:.1f}",
+            f"{wall:.1f}",
+            f"{cpu:.1f}",
             " / ".join(f"{r[stage][1]:.1f}" for r in runs),
         )
     console = Console()
