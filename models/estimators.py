@@ -227,16 +227,22 @@ def search(
 ) -> tuple[_LightGBMModel, list[dict[str, float]]]:
     """Random search within `bounds`, each candidate early-stopped on the validation set.
 
-    Returns the candidate with the lowest validation loss and every trial's
-    parameters with its `valid_loss` and `trees`. The first trial is the middle of
+    Candidates train on at most `bounds.rows` of the rows (a random sample); the best of
+    them is then trained on all the rows, early-stopped the same way, and returned with
+    every trial's parameters, `valid_loss` and `trees`. The first trial is the middle of
     every bound (geometric for the learning rate), the others are drawn within them,
     so that every candidate respects the bounds. `on_trial` is called after each trial.
     """
     rng = np.random.default_rng(seed)
     trials: list[dict[str, float]] = []
     best: _LightGBMModel | None = None
-    X = _frame(X)
-    train, valid = _datasets(X, y, (X_val, y_val))
+    X, y = _frame(X), np.asarray(y, dtype=float)
+    sampled = len(X) > bounds.rows
+    sample = np.random.default_rng([seed, 1])  # its own stream: the trials stay the same
+    rows = np.sort(sample.choice(len(X), bounds.rows, replace=False)) if sampled else None
+    train, valid = _datasets(
+        X.iloc[rows] if sampled else X, y[rows] if sampled else y, (X_val, y_val)
+    )
     for i in range(bounds.trials):
         params = {
             "num_leaves": int(np.mean(bounds.num_leaves)),
@@ -266,4 +272,6 @@ def search(
             best = candidate
         if on_trial is not None:
             on_trial(trials[-1])
+    if sampled:
+        best = clone(best).fit_datasets(*_datasets(X, y, (X_val, y_val)), columns=list(X.columns))
     return best, trials

@@ -87,6 +87,24 @@ def test_search_stays_in_bounds_and_keeps_the_best_trial() -> None:
     assert best.best_score_ == min(t["valid_loss"] for t in trials)
 
 
+def test_search_ranks_on_a_sample_and_trains_the_best_on_every_row() -> None:
+    X, y = churn_data(3000, 5)
+    X_val, y_val = churn_data(500, 6)
+    settings = {"trials": 3, "max_trees": 30, "rows": 1000}
+    common = {"X_val": X_val, "y_val": y_val, "seed": 0}
+    bounds = ModelSettings(search=settings).search
+    best, trials = search(ChurnClassifier(), X=X, y=y, bounds=bounds, **common)
+    winner = min(trials, key=lambda t: t["valid_loss"])
+    assert all(best.get_params()[k] == v for k, v in winner.items() if k in best.get_params())
+    on_all = ChurnClassifier(**{**best.get_params(), "n_estimators": 30}).fit(
+        X, y, eval_set=(X_val, y_val)
+    )
+    assert best.best_score_ == pytest.approx(on_all.best_score_)  # trained on all 3,000
+    unsampled = ModelSettings(search={**settings, "rows": 5000}).search
+    _, same = search(ChurnClassifier(), X=X, y=y, bounds=unsampled, **common)
+    assert [t["num_leaves"] for t in same] == [t["num_leaves"] for t in trials]
+
+
 def test_platt_calibration_keeps_the_ranking_and_fixes_the_level() -> None:
     rng = np.random.default_rng(5)
     truth = rng.uniform(0.05, 0.6, 4000)
@@ -213,6 +231,22 @@ def test_the_weighted_fit_is_lifetimes_own_fit_and_pareto_nbd_answers_too() -> N
     assert BTYDModel().fit(X).log_likelihood(X) > pareto.log_likelihood(X)
     with pytest.raises(ValueError, match="unknown label-free model 'bg'"):
         BTYDModel(kind="bg").fit(X)
+
+
+def test_pareto_nbd_reaches_lifetimes_own_maximum() -> None:
+    from lifetimes import ParetoNBDFitter
+
+    X, _ = bgnbd_history(1500, r=0.8, alpha=40.0, a=0.6, b=2.5, seed=4)
+    x, recency, T, _ = summary(X)
+    theirs = ParetoNBDFitter(penalizer_coef=0.001).fit(x, recency, T)  # Nelder-Mead
+    ours = BTYDModel(kind="pnbd", fit_sample=len(x)).fit(X)  # L-BFGS-B on log-parameters
+    params = ours.purchases_.params_[theirs.params_.index]
+    assert np.allclose(params[["r", "alpha"]], theirs.params_[["r", "alpha"]], rtol=0.02)
+    loglik = [
+        ParetoNBDFitter._conditional_log_likelihood(p.to_numpy(), x, recency, T).sum()
+        for p in (params, theirs.params_)
+    ]
+    assert loglik[0] >= loglik[1] - 1e-3 * abs(loglik[1])
 
 
 def test_the_best_candidate_on_the_held_out_rows_is_chosen_label_free_ones_included() -> None:
