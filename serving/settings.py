@@ -4,7 +4,18 @@ from pydantic import BaseModel, Field, SecretStr
 
 from serving.collector.settings import CollectorSettings
 
-__all__ = ["ServingSettings"]
+__all__ = ["ServingSettings", "StreamSettings"]
+
+
+class StreamSettings(BaseModel):
+    """The stream worker (`cip stream`; `cip serve` runs one beside the collector)."""
+
+    in_serve: bool = True
+    """`cip serve` runs the stream worker, which then loads the collector's log itself (the
+    collector's own background loader stays off)."""
+
+    interval_seconds: float = Field(default=0.2, gt=0)
+    """How often the worker looks for new events in the collector's log."""
 
 
 class ServingSettings(BaseModel):
@@ -48,3 +59,6 @@ class ServingSettings(BaseModel):
 
     collector: CollectorSettings = CollectorSettings()
     """The Segment-compatible event collector (serving/collector/settings.py)."""
+
+    stream: StreamSettings = StreamSettings()
+    """The stream worker: new events into realtime segments and journeys within seconds."""
