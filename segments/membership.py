@@ -115,42 +115,40 @@ def record_changes(
             "_segment_scope", pd.DataFrame({"customer_id": pd.Series(scope, dtype=object)})
         )
         scoped = "AND customer_id IN (SELECT customer_id FROM _segment_scope)"
-    try:
-        for segment, ids in members.items():
-            current = pd.DataFrame({"customer_id": pd.Series(ids, dtype=object)})
-            con.register("_segment_current", current)
-            exited = con.execute(
-                f"""UPDATE {SEGMENT_MEMBERSHIP} SET exited_at = $at
-                   WHERE segment = $segment AND exited_at IS NULL {scoped}
-                     AND customer_id NOT IN (SELECT customer_id FROM _segment_current)""",
-                {"at": evaluated_at, "segment": segment},
-            ).fetchone()[0]
-            entered = con.execute(
-                f"""INSERT INTO {SEGMENT_MEMBERSHIP}
-                   SELECT $segment, c.customer_id, $at, NULL FROM _segment_current c
-                   WHERE c.customer_id NOT IN (SELECT customer_id FROM {SEGMENT_MEMBERSHIP}
-                                               WHERE segment = $segment AND exited_at IS NULL)""",
-                {"at": evaluated_at, "segment": segment},
-            ).fetchone()[0]
-            con.unregister("_segment_current")
-            size = len(current)
-            if scope is not None:
-                if not (entered or exited):
-                    continue
-                [(size,)] = con.execute(
-                    f"SELECT count(*) FROM {SEGMENT_MEMBERSHIP} "
-                    "WHERE segment = ? AND exited_at IS NULL",
-                    [segment],
-                ).fetchall()
-            run = SegmentRun(run_id, segment, evaluated_at, as_of, size, entered, exited)
-            con.execute(
-                f"INSERT INTO {SEGMENT_RUNS} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [run.run_id, segment, evaluated_at, as_of, run.size, entered, exited],
-            )
-            results.append(run)
-    finally:
+    for segment, ids in members.items():
+        current = pd.DataFrame({"customer_id": pd.Series(ids, dtype=object)})
+        con.register("_segment_current", current)
+        exited = con.execute(
+            f"""UPDATE {SEGMENT_MEMBERSHIP} SET exited_at = $at
+               WHERE segment = $segment AND exited_at IS NULL {scoped}
+                 AND customer_id NOT IN (SELECT customer_id FROM _segment_current)""",
+            {"at": evaluated_at, "segment": segment},
+        ).fetchone()[0]
+        entered = con.execute(
+            f"""INSERT INTO {SEGMENT_MEMBERSHIP}
+               SELECT $segment, c.customer_id, $at, NULL FROM _segment_current c
+               WHERE c.customer_id NOT IN (SELECT customer_id FROM {SEGMENT_MEMBERSHIP}
+                                           WHERE segment = $segment AND exited_at IS NULL)""",
+            {"at": evaluated_at, "segment": segment},
+        ).fetchone()[0]
+        con.unregister("_segment_current")
+        size = len(current)
         if scope is not None:
-            con.unregister("_segment_scope")
+            if not (entered or exited):
+                continue
+            [(size,)] = con.execute(
+                f"SELECT count(*) FROM {SEGMENT_MEMBERSHIP} "
+                "WHERE segment = ? AND exited_at IS NULL",
+                [segment],
+            ).fetchall()
+        run = SegmentRun(run_id, segment, evaluated_at, as_of, size, entered, exited)
+        con.execute(
+            f"INSERT INTO {SEGMENT_RUNS} VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [run.run_id, segment, evaluated_at, as_of, run.size, entered, exited],
+        )
+        results.append(run)
+    if scope is not None:
+        con.unregister("_segment_scope")
     return results
 
 

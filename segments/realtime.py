@@ -86,7 +86,7 @@ class RealtimeBatch:
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the stream's tables: `stream_records(source, record_key, customer_id,
     provisional, tied_at)` and `stream_identifiers(id_type, id_value, customer_id,
-    created_at)`."""
+    updated_at)`."""
     con.execute(f"""
         CREATE TABLE IF NOT EXISTS {STREAM_RECORDS} (
             source VARCHAR NOT NULL, record_key VARCHAR NOT NULL, customer_id VARCHAR NOT NULL,
@@ -94,7 +94,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
             PRIMARY KEY (source, record_key));
         CREATE TABLE IF NOT EXISTS {STREAM_IDENTIFIERS} (
             id_type VARCHAR NOT NULL, id_value VARCHAR NOT NULL, customer_id VARCHAR NOT NULL,
-            created_at TIMESTAMP NOT NULL, PRIMARY KEY (id_type, id_value));
+            updated_at TIMESTAMP NOT NULL, PRIMARY KEY (id_type, id_value));
     """)
     ensure_membership_tables(con)
 
@@ -145,8 +145,8 @@ def _tie(
         ORDER BY b.n
     """).fetchall()
     events = [_identifiers(row, phone_region=phone_region) for row in rows]
-    known, remembered = _lookup(con, events)
-    ties, new_ids = [], []
+    known, remembered, provisional = _lookup(con, events)
+    ties, merged = [], {}
     for message_id, ids in events:
         if not ids:
             batch.untied += 1
@@ -158,33 +158,75 @@ def _tie(
             customer = next((remembered[p] for p in pairs if p in remembered), None)
         if customer is None:
             customer = new_customer_id(f"events|{message_id}", set())
+            provisional.add(customer)
             batch.provisional += 1
+        # A provisional customer this event links to another customer is that customer
+        # (as resolution would merge them): its identifiers and records follow.
+        for pair in pairs:
+            other = remembered.get(pair)
+            if other is not None and other != customer and other in provisional:
+                merged[other] = customer
+                for key, value in remembered.items():
+                    if value == other:
+                        remembered[key] = customer
         for role, _, value in ids:
             pair = (_REMEMBERED.get(role, ""), value)
-            if pair[0] and pair not in known and pair not in remembered:
+            if pair[0] and pair not in known:
                 remembered[pair] = customer
-                new_ids.append((*pair, customer))
         ties.append((message_id, customer))
     batch.tied = len(ties)
     if not ties:
         return []
-    con.register("_stream_ties", pd.DataFrame(ties, columns=["record_key", "customer_id"]))
+    _write_ties(con, ties=ties, remembered=remembered, merged=merged, now=now)
+    return sorted({customer for _, customer in ties} | set(merged))
+
+
+def _write_ties(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    ties: list[tuple[str, str]],
+    remembered: dict[tuple[str, str], str],
+    merged: dict[str, str],
+    now: datetime,
+) -> None:
+    """Record the batch's ties, the identifiers remembered, and the provisional customers
+    merged into others (their earlier records and identifiers move with them)."""
+    frames = {
+        "_stream_ties": pd.DataFrame(ties, columns=["record_key", "customer_id"]),
+        "_stream_ids": pd.DataFrame(
+            [(*pair, customer) for pair, customer in remembered.items()],
+            columns=["id_type", "id_value", "customer_id"],
+        ),
+        "_stream_merged": pd.DataFrame(
+            list(merged.items()), columns=["customer_id", "survivor"], dtype=object
+        ),
+    }
+    # Registered views are left alone on failure: the caller rolls back, and the next
+    # batch's `register` replaces them (unregistering inside an aborted transaction fails).
+    for name, frame in frames.items():
+        con.register(name, frame)
     con.execute(
-        f"INSERT INTO {STREAM_RECORDS} SELECT 'events', t.record_key, t.customer_id, "
-        f"t.customer_id NOT IN (SELECT customer_id FROM {PROFILES}), ? FROM _stream_ties t",
+        f"UPDATE {STREAM_RECORDS} s SET customer_id = m.survivor "
+        "FROM _stream_merged m WHERE s.customer_id = m.customer_id"
+    )
+    con.execute(
+        f"INSERT INTO {STREAM_RECORDS} SELECT 'events', record_key, customer_id, FALSE, ? "
+        "FROM _stream_ties",
         [now],
     )
-    con.unregister("_stream_ties")
-    if new_ids:
-        frame = pd.DataFrame(new_ids, columns=["id_type", "id_value", "customer_id"])
-        con.register("_stream_new_ids", frame)
-        con.execute(
-            f"INSERT INTO {STREAM_IDENTIFIERS} SELECT id_type, id_value, customer_id, ? "
-            "FROM _stream_new_ids",
-            [now],
-        )
-        con.unregister("_stream_new_ids")
-    return sorted({customer for _, customer in ties})
+    con.execute(
+        f"UPDATE {STREAM_RECORDS} SET provisional = customer_id NOT IN "
+        f"(SELECT customer_id FROM {PROFILES}) "
+        "WHERE tied_at = ? OR customer_id IN (SELECT survivor FROM _stream_merged)",
+        [now],
+    )
+    con.execute(
+        f"INSERT OR REPLACE INTO {STREAM_IDENTIFIERS} "
+        "SELECT id_type, id_value, customer_id, ? FROM _stream_ids",
+        [now],
+    )
+    for name in frames:
+        con.unregister(name)
 
 
 def _identifiers(row: tuple, *, phone_region: str) -> tuple[str, list[tuple[str, str, str]]]:
@@ -205,27 +247,27 @@ def _identifiers(row: tuple, *, phone_region: str) -> tuple[str, list[tuple[str,
 
 def _lookup(
     con: duckdb.DuckDBPyConnection, events: list[tuple[str, list[tuple[str, str, str]]]]
-) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]]:
-    """Who resolution, and who the stream, already tied the events' identifiers to:
-    `{(id_type, value): customer_id}` each."""
+) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], str], set[str]]:
+    """Who resolution, and who the stream, already tied the events' identifiers to
+    (`{(id_type, value): customer_id}` each), and which of the latter are provisional."""
     pairs = {(id_type, value) for _, ids in events for _, id_type, value in ids}
     frame = pd.DataFrame(sorted(pairs), columns=["id_type", "id_value"], dtype=object)
     con.register(_IDS, frame)
-    try:
-        resolved = {}
-        if CUSTOMER_IDENTIFIERS in table_names(con):
-            rows = con.execute(
-                f"SELECT i.id_type, i.id_value, min(c.customer_id) FROM {_IDS} i "
-                f"JOIN {CUSTOMER_IDENTIFIERS} c USING (id_type, id_value) GROUP BY ALL"
-            ).fetchall()
-            resolved = {(t, v): c for t, v, c in rows}
+    resolved = {}
+    if CUSTOMER_IDENTIFIERS in table_names(con):
         rows = con.execute(
-            f"SELECT i.id_type, i.id_value, s.customer_id FROM {_IDS} i "
-            f"JOIN {STREAM_IDENTIFIERS} s USING (id_type, id_value)"
+            f"SELECT i.id_type, i.id_value, min(c.customer_id) FROM {_IDS} i "
+            f"JOIN {CUSTOMER_IDENTIFIERS} c USING (id_type, id_value) GROUP BY ALL"
         ).fetchall()
-    finally:
-        con.unregister(_IDS)
-    return resolved, {(t, v): c for t, v, c in rows}
+        resolved = {(t, v): c for t, v, c in rows}
+    streamed = con.execute(
+        f"SELECT i.id_type, i.id_value, s.customer_id, "
+        f"s.customer_id NOT IN (SELECT customer_id FROM {PROFILES}) FROM {_IDS} i "
+        f"JOIN {STREAM_IDENTIFIERS} s USING (id_type, id_value)"
+    ).fetchall()
+    con.unregister(_IDS)
+    remembered = {(t, v): c for t, v, c, _ in streamed}
+    return resolved, remembered, {c for *_, c, provisional in streamed if provisional}
 
 
 def _evaluate(
@@ -240,12 +282,10 @@ def _evaluate(
     batch.customers = len(customers)
     scope = pd.Index(customers, name="customer_id")
     con.register(_CUSTOMERS, pd.DataFrame({"customer_id": pd.Series(customers, dtype=object)}))
-    try:
-        as_of = data_clock(con) or now
-        catalog = prepare(con, as_of=as_of, customers=_CUSTOMERS)
-        members = evaluate_prepared(con, definitions=definitions, catalog=catalog)
-    finally:
-        con.unregister(_CUSTOMERS)
+    as_of = data_clock(con) or now
+    catalog = prepare(con, as_of=as_of, customers=_CUSTOMERS)
+    members = evaluate_prepared(con, definitions=definitions, catalog=catalog)
+    con.unregister(_CUSTOMERS)
     runs = record_changes(
         con,
         run_id=f"stream-{uuid.uuid4().hex[:8]}",
