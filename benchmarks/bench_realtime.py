@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_realtime.py --data data [--seconds 60] [--rate 1000]
 
-On a copy of a built data folder's warehouse (`make demo`, or `cip run`: resolved and
-scored), after a batch refresh of every segment: a real collector process (its own loader
+On a copy of a built data folder's warehouse (`make demo`, or `cip run`: resolved at
+least), after a batch refresh of the realtime segments: a real collector process (its own loader
 off), a real `cip stream` process, and a push receiver on loopback. A background load of
 `--rate` events/s (page views and product views by known cookies, a fifth of them by new
 cookies, in `/v1/batch` requests of 50) runs for `--seconds`; meanwhile `--probes`
@@ -50,8 +50,10 @@ from bench_collector import (  # noqa: E402
     stop_collector,
 )
 
+import warehouse  # noqa: E402
 from pipelines import flows  # noqa: E402
 from pipelines.config import Settings  # noqa: E402
+from segments import refresh_segments  # noqa: E402
 
 SEGMENT = "cart_abandoners_3d"
 JOURNEY = f"""name: bench_cart_push
@@ -97,7 +99,9 @@ def prepare(data: Path, work: Path, *, probes: int) -> tuple[Settings, list[tupl
     settings = Settings(data_dir=work / "data")
     settings.paths.warehouse.parent.mkdir(parents=True)
     shutil.copy2(data / "warehouse.duckdb", settings.paths.warehouse)
-    flows.segments.run(settings)
+    realtime = [d for d in flows.segments.definitions(settings) if d.realtime]
+    with warehouse.connect(settings.paths.warehouse) as con:
+        refresh_segments(con, definitions=realtime)
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
         candidates = con.execute(
             "SELECT p.customer_id, min(i.id_value) FROM profiles p "

@@ -42,6 +42,8 @@ __all__ = [
     "Rule",
     "SegmentDefinition",
     "evaluation_order",
+    "event_kinds_named",
+    "field_groups_named",
     "load_definitions",
     "parse_definition",
     "validate_definitions",
@@ -281,6 +283,30 @@ def _realtime_problems(definition: SegmentDefinition, *, realtime: set[str]) -> 
         if other not in realtime:
             problems.append(f"realtime: excludes {other!r}, which is not realtime")
     return problems
+
+
+def event_kinds_named(definitions: Sequence[SegmentDefinition]) -> set[str]:
+    """The event kinds the rules of `definitions` count (in conditions and exclusions)."""
+    return {
+        kind
+        for rule in _conditions(definitions)
+        if isinstance(rule, EventCondition)
+        for kind in (rule.event, rule.after_last)
+        if kind is not None
+    }
+
+
+def field_groups_named(definitions: Sequence[SegmentDefinition]) -> set[str]:
+    """The field groups (`profile`, `scores`, `order`, ...) the rules of `definitions` name."""
+    return {
+        rule.field.split(".", 1)[0]
+        for rule in _conditions(definitions)
+        if isinstance(rule, FieldCondition)
+    }
+
+
+def _conditions(definitions: Sequence[SegmentDefinition]) -> list[Rule]:
+    return [rule for d in definitions for top in _rules_of(d) for rule in _walk(top)]
 
 
 def _walk(rule: Rule) -> list[Rule]:

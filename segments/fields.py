@@ -47,6 +47,7 @@ __all__ = [
 
 BASE_TABLE = "_segment_base"
 EVENTS_TABLE = "_segment_events"
+_SCOPED_IDENTITIES = "_segment_identities"
 
 OPERATORS = (
     "=", "!=", "<", "<=", ">", ">=", "between", "in", "not_in", "contains",
@@ -81,13 +82,14 @@ class EventSql:
 def identities_sql(tables: set[str]) -> str:
     """The relation `(source, record_key, customer_id)` keying records to customers:
     `identity_map`, and the records the stream worker tied since resolution last ran
-    (`stream_records` not yet in the map), so that batch and stream see the same events."""
+    (`stream_records`), so that batch and stream see the same events. The two never hold
+    the same record: the worker ties only records the map lacks, and resolution deletes
+    the ties of the records it maps."""
     if STREAM_RECORDS not in tables:
         return IDENTITY_MAP
     return (
         f"(SELECT source, record_key, customer_id FROM {IDENTITY_MAP} UNION ALL "
-        f"SELECT s.source, s.record_key, s.customer_id FROM {STREAM_RECORDS} s "
-        f"ANTI JOIN {IDENTITY_MAP} i USING (source, record_key))"
+        f"SELECT source, record_key, customer_id FROM {STREAM_RECORDS})"
     )
 
 
@@ -206,11 +208,18 @@ def data_clock(con: duckdb.DuckDBPyConnection) -> datetime | None:
 
 
 def prepare(
-    con: duckdb.DuckDBPyConnection, *, as_of: datetime, customers: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: datetime,
+    customers: str | None = None,
+    kinds: set[str] | None = None,
+    groups: set[str] | None = None,
 ) -> Catalog:
     """Build the evaluation tables for `as_of` and return what they offer; with `customers`
-    (a relation with a `customer_id` column), for those customers only (the stream worker's
-    evaluation of the customers a batch of events concerns).
+    (a relation with a `customer_id` column), for those customers only, and with `kinds`
+    and `groups`, only those event kinds and field groups (the stream worker's evaluation
+    of the customers a batch of events concerns, for the rules it evaluates; the catalog
+    then offers only these).
 
     Customers are `profiles`, and the provisional customers the stream worker made up for
     identifiers resolution has not seen yet (every profile field null)."""
@@ -243,6 +252,8 @@ def prepare(
                 "QUALIFY row_number() "
                 "OVER (PARTITION BY customer_id ORDER BY event_timestamp DESC) = 1)"
             )
+    if groups is not None:
+        sources = {a: r for a, r in sources.items() if a == "profile" or a in groups}
     columns, joins, fields = ['"profile".customer_id'], [], {}
     for alias, relation in sources.items():
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
@@ -258,15 +269,23 @@ def prepare(
         f"CREATE OR REPLACE TEMP TABLE {BASE_TABLE} AS SELECT {', '.join(columns)} "
         f'FROM {people} AS "profile" {" ".join(joins)}'
     )
+    identities = identities_sql(tables) if IDENTITY_MAP in tables else IDENTITY_MAP
+    if customers and IDENTITY_MAP in tables:  # the customers' records first: a small join
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_SCOPED_IDENTITIES} AS "
+            f"SELECT * FROM {identities} m WHERE {scope}"
+        )
+        identities = _SCOPED_IDENTITIES
     found = {
         kind: [part.sql for part in parts if set(part.tables) <= tables]
-        for kind, parts in event_kinds(identities=identities_sql(tables)).items()
+        for kind, parts in event_kinds(identities=identities).items()
         if IDENTITY_MAP in tables
     }
     events = {kind: parts for kind, parts in found.items() if parts}
+    counted = {k: v for k, v in events.items() if kinds is None or k in kinds}
     union = " UNION ALL ".join(
         f"SELECT customer_id, '{kind}' AS kind, occurred_at FROM ({sql})"
-        for kind, parts in events.items()
+        for kind, parts in counted.items()
         for sql in parts
     )
     body = union or "SELECT NULL AS customer_id, NULL AS kind, NULL::TIMESTAMP AS occurred_at"

@@ -12,9 +12,11 @@ transaction:
    (`resolution.clusters.new_customer_id` of the record's uid). Resolution's next run reads
    these ties as history, so a provisional customer keeps its id or is logged `merged`
    into the customer it turned out to be (`resolution.clusters`);
-2. evaluates the `realtime: true` segments for those customers only, over the evaluation
-   tables batch evaluation builds (`segments.fields.prepare`, scoped to them), and records
-   entries and exits in the membership history (`segments.membership.record_changes`).
+2. evaluates the `realtime: true` segments for the customers concerned only (who had an
+   event of a kind the rules count, or was merged), over the evaluation tables batch
+   evaluation builds (`segments.fields.prepare`, scoped to them and to the fields and
+   event kinds the rules name), and records entries and exits in the membership history
+   (`segments.membership.record_changes`).
 
 A batch is tied and evaluated, or not at all; the ties are also what makes a replay of the
 same events (after a crash) change nothing. Stays that end because time passes (a cart add
@@ -35,11 +37,12 @@ import pyarrow as pa
 
 from resolution import normalize
 from resolution.clusters import new_customer_id
-from segments.definition import SegmentDefinition
+from segments.definition import SegmentDefinition, event_kinds_named, field_groups_named
 from segments.evaluate import evaluate_prepared
 from segments.fields import data_clock, prepare
 from segments.membership import ensure_tables as ensure_membership_tables
 from segments.membership import record_changes, utc_now
+from warehouse.sources import SOURCES
 from warehouse.tables import (
     CUSTOMER_IDENTIFIERS,
     IDENTITY_MAP,
@@ -105,18 +108,19 @@ def apply_events(
     message_ids: Sequence[str],
     definitions: Sequence[SegmentDefinition],
     phone_region: str,
-    now: datetime | None = None,
 ) -> RealtimeBatch:
     """Tie the events `message_ids` (already in `raw_events`, in arrival order) to
     customers and re-evaluate the realtime `definitions` (already checked) for them."""
     batch = RealtimeBatch(events=len(message_ids))
-    if not message_ids or not {PROFILES, IDENTITY_MAP} <= table_names(con):
+    tables = table_names(con)
+    if not message_ids or not {PROFILES, IDENTITY_MAP} <= tables:
         return batch
-    now = now or utc_now()
+    now = utc_now()
+    counted = _counted_sql(event_kinds_named(definitions), tables=tables)
     con.register(_BATCH, pa.table({"n": range(len(message_ids)), "message_id": message_ids}))
     con.execute("BEGIN TRANSACTION")
     try:
-        customers = _tie(con, batch, phone_region=phone_region, now=now)
+        customers = _tie(con, batch, counted=counted, phone_region=phone_region, now=now)
         if customers and definitions:
             _evaluate(con, batch, customers=customers, definitions=definitions, now=now)
         con.execute("COMMIT")
@@ -128,26 +132,44 @@ def apply_events(
     return batch
 
 
+def _counted_sql(kinds: set[str], *, tables: set[str]) -> str:
+    """SQL true for an event row (`r`) of a kind the realtime rules count."""
+    declared = SOURCES["events"].events
+    parts = [
+        f"({declared[kind].where})"
+        for kind in sorted(kinds & set(declared))
+        if {raw_table(name) for name in declared[kind].requires} <= tables
+    ]
+    return " OR ".join(parts) or "FALSE"
+
+
 def _tie(
-    con: duckdb.DuckDBPyConnection, batch: RealtimeBatch, *, phone_region: str, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    batch: RealtimeBatch,
+    *,
+    counted: str,
+    phone_region: str,
+    now: datetime,
 ) -> list[str]:
-    """Tie the batch's new event records; the customers they went to."""
+    """Tie the batch's new event records; the customers whose memberships may change: who
+    had an event of a kind the rules count (`counted`), and who was merged into another."""
     rows = con.execute(f"""
-        SELECT e.message_id, nullif(trim(e.user_id), '') AS user_id,
-               nullif(trim(e.anonymous_id), '') AS anonymous_id,
-               nullif(trim(e.previous_id), '') AS previous_id,
-               e.traits->>'email' AS email, e.traits->>'phone' AS phone
-        FROM {_BATCH} b JOIN {_EVENTS} e USING (message_id)
+        SELECT r.message_id, nullif(trim(r.user_id), '') AS user_id,
+               nullif(trim(r.anonymous_id), '') AS anonymous_id,
+               nullif(trim(r.previous_id), '') AS previous_id,
+               r.traits->>'email' AS email, r.traits->>'phone' AS phone,
+               coalesce({counted}, FALSE) AS counted
+        FROM {_BATCH} b JOIN {_EVENTS} r USING (message_id)
         WHERE NOT EXISTS (SELECT 1 FROM {IDENTITY_MAP} m
-                          WHERE m.source = 'events' AND m.record_key = e.message_id)
+                          WHERE m.source = 'events' AND m.record_key = r.message_id)
           AND NOT EXISTS (SELECT 1 FROM {STREAM_RECORDS} s
-                          WHERE s.source = 'events' AND s.record_key = e.message_id)
+                          WHERE s.source = 'events' AND s.record_key = r.message_id)
         ORDER BY b.n
     """).fetchall()
-    events = [_identifiers(row, phone_region=phone_region) for row in rows]
+    events = [_identifiers(row[:-1], phone_region=phone_region) for row in rows]
     known, remembered, provisional = _lookup(con, events)
-    ties, merged = [], {}
-    for message_id, ids in events:
+    ties, merged, concerned = [], {}, set()
+    for (message_id, ids), row in zip(events, rows, strict=True):
         if not ids:
             batch.untied += 1
             logger.warning("stream: event %s has no user or cookie id; not tied", message_id)
@@ -174,11 +196,13 @@ def _tie(
             if pair[0] and pair not in known:
                 remembered[pair] = customer
         ties.append((message_id, customer))
+        if row[-1]:
+            concerned.add(customer)
     batch.tied = len(ties)
     if not ties:
         return []
     _write_ties(con, ties=ties, remembered=remembered, merged=merged, now=now)
-    return sorted({customer for _, customer in ties} | set(merged))
+    return sorted({merged.get(c, c) for c in concerned} | set(merged) | set(merged.values()))
 
 
 def _write_ties(
@@ -283,13 +307,19 @@ def _evaluate(
     scope = pd.Index(customers, name="customer_id")
     con.register(_CUSTOMERS, pd.DataFrame({"customer_id": pd.Series(customers, dtype=object)}))
     as_of = data_clock(con) or now
-    catalog = prepare(con, as_of=as_of, customers=_CUSTOMERS)
+    catalog = prepare(
+        con,
+        as_of=as_of,
+        customers=_CUSTOMERS,
+        kinds=event_kinds_named(definitions),
+        groups=field_groups_named(definitions),
+    )
     members = evaluate_prepared(con, definitions=definitions, catalog=catalog)
     con.unregister(_CUSTOMERS)
     runs = record_changes(
         con,
         run_id=f"stream-{uuid.uuid4().hex[:8]}",
-        evaluated_at=now,
+        evaluated_at=utc_now(),  # as a refresh: when the evaluation was done
         as_of=as_of,
         members=members,
         scope=scope,
