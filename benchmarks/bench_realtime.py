@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from bench_collector import (  # noqa: E402
     SOURCE,
     WRITE_KEY,
+    cpu_seconds,
     free_port,
     load_average,
     start_collector,
@@ -236,6 +237,7 @@ def main() -> None:
             while time.monotonic() < deadline and not set(acked) <= set(receiver.first):
                 time.sleep(0.2)
             load_after = load_average()
+            cpu = {"cip stream": cpu_seconds(stream.pid), "collector": cpu_seconds(collector.pid)}
         finally:
             stop_collector(collector)
             stream.send_signal(signal.SIGTERM)
@@ -264,6 +266,8 @@ def main() -> None:
     print(f"probes: {len(acked)} acknowledged, {len(entered)} entered, "
           f"{len(legs['ack -> send'])} pushed")  # fmt: skip
     print(f"load average: {load_before:.2f} before, {load_after:.2f} after; {os.cpu_count()} CPUs")
+    for name, (ran, waited) in cpu.items():
+        print(f"{name}: {ran:.1f} s on a CPU, {waited:.1f} s runnable but waiting for one")
     print(f"{'leg':<16} {'p50 s':>6} {'p95 s':>6} {'max s':>6}")
     for name, values in legs.items():
         print(f"{name:<16} {percentiles(values)}")

@@ -89,15 +89,15 @@ class RealtimeBatch:
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the stream's tables: `stream_records(source, record_key, customer_id,
     provisional, tied_at)` and `stream_identifiers(id_type, id_value, customer_id,
-    updated_at)`."""
+    updated_at)`, one row per record and per identifier (`_tie` keeps them so; no index: an
+    index is written whole at every checkpoint, and these grow until resolution runs)."""
     con.execute(f"""
         CREATE TABLE IF NOT EXISTS {STREAM_RECORDS} (
             source VARCHAR NOT NULL, record_key VARCHAR NOT NULL, customer_id VARCHAR NOT NULL,
-            provisional BOOLEAN NOT NULL, tied_at TIMESTAMP NOT NULL,
-            PRIMARY KEY (source, record_key));
+            provisional BOOLEAN NOT NULL, tied_at TIMESTAMP NOT NULL);
         CREATE TABLE IF NOT EXISTS {STREAM_IDENTIFIERS} (
             id_type VARCHAR NOT NULL, id_value VARCHAR NOT NULL, customer_id VARCHAR NOT NULL,
-            updated_at TIMESTAMP NOT NULL, PRIMARY KEY (id_type, id_value));
+            updated_at TIMESTAMP NOT NULL);
     """)
     ensure_membership_tables(con)
 
@@ -245,8 +245,12 @@ def _write_ties(
         [now],
     )
     con.execute(
-        f"INSERT OR REPLACE INTO {STREAM_IDENTIFIERS} "
-        "SELECT id_type, id_value, customer_id, ? FROM _stream_ids",
+        f"DELETE FROM {STREAM_IDENTIFIERS} s USING _stream_ids i "
+        "WHERE s.id_type = i.id_type AND s.id_value = i.id_value"
+    )
+    con.execute(
+        f"INSERT INTO {STREAM_IDENTIFIERS} SELECT id_type, id_value, customer_id, ? "
+        "FROM _stream_ids",
         [now],
     )
     for name in frames:

@@ -17,6 +17,11 @@ class StreamSettings(BaseModel):
     interval_seconds: float = Field(default=0.2, gt=0)
     """How often the worker looks for new events in the collector's log."""
 
+    hold_seconds: float = Field(default=10.0, gt=0)
+    """While events flow, the worker keeps the warehouse open from one micro-batch to the
+    next (DuckDB rewrites the tables' last row groups at each close), at most this long at
+    a time; then it leaves the warehouse for a second to any command waiting for it."""
+
 
 class ServingSettings(BaseModel):
     """Settings for the HTTP services (cip serve)."""

@@ -32,7 +32,7 @@ from segments import journeys as jn
 from segments.definition import validate_definitions
 from segments.evaluate import check_definitions
 from segments.realtime import RealtimeBatch, apply_events, ensure_tables
-from serving.collector.loader import BatchReport, load_pending, log_sizes
+from serving.collector.loader import BatchReport, load_batch, log_sizes
 
 __all__ = ["StreamFigures", "StreamWorker", "realtime_definitions", "run_forever"]
 
@@ -109,44 +109,80 @@ class StreamWorker:
                     "stream: journeys left out, their definitions do not check:\n%s", error
                 )
         self._loaded: dict[str, int] | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._held_since = self._reopen_at = 0.0
         self._last_tick = 0.0
+        self._changed = False  # the last batch changed memberships: the journeys tick now
 
     def step(self) -> BatchReport:
         """One micro-batch (when the log grew or a tick is due); `more` when the log holds
-        more right now, `busy` when another process held the warehouse."""
+        more right now, `busy` when another process held the warehouse or the log.
+
+        The warehouse stays open from one batch to the next while events flow, at most
+        `serving.stream.hold_seconds` at a time; then, and whenever the log is idle, the
+        worker closes it and leaves it for a second to whoever waits for it."""
         sizes = log_sizes(self.settings.paths.collector)
         if sizes == self._loaded and not self._tick_due():
+            self.release()
             return BatchReport()
-        report = load_pending(
+        con = self._connection()
+        if con is None:
+            return BatchReport(busy=True)
+        report = load_batch(
+            con,
             log_dir=self.settings.paths.collector,
-            warehouse=self.settings.paths.warehouse,
             max_bytes=self.settings.serving.collector.load_batch_bytes,
             on_loaded=self._apply,
-            then=self._after,
         )
+        if not report.busy:
+            self._after(con)
         if not (report.busy or report.more):
             self._loaded = {
                 n: s for n, s in sizes.items() if (self.settings.paths.collector / n).exists()
             }
         self.figures.failed_batches += report.failed_callbacks
+        if time.monotonic() - self._held_since >= self.settings.serving.stream.hold_seconds:
+            self.release(pause_seconds=1.0)
         return report
+
+    def release(self, *, pause_seconds: float = 0.0) -> None:
+        """Close the warehouse (if open); reopen it no sooner than `pause_seconds` from now."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        self._reopen_at = time.monotonic() + pause_seconds
+
+    def _connection(self) -> duckdb.DuckDBPyConnection | None:
+        if self._con is None and time.monotonic() >= self._reopen_at:
+            try:
+                self._con = warehouse.connect(self.settings.paths.warehouse, wait_seconds=0)
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower():
+                    raise
+                return None
+            self._held_since = time.monotonic()
+        return self._con
 
     def run(
         self, *, stop: threading.Event, on_batch: Callable[[BatchReport], None] | None = None
     ) -> StreamFigures:
         """Step until `stop` is set; a failing step is logged and tried again later."""
         interval = self.settings.serving.stream.interval_seconds
-        while not stop.is_set():
-            try:
-                report = self.step()
-            except Exception:
-                logger.exception("stream: a micro-batch failed; trying again")
-                stop.wait(max(interval, 1.0))
-                continue
-            if on_batch is not None and (report.events or report.busy):
-                on_batch(report)
-            if not report.more:
-                stop.wait(interval)
+        try:
+            while not stop.is_set():
+                try:
+                    report = self.step()
+                except Exception:
+                    logger.exception("stream: a micro-batch failed; trying again")
+                    self.release(pause_seconds=max(interval, 1.0))
+                    stop.wait(max(interval, 1.0))
+                    continue
+                if on_batch is not None and (report.events or report.busy):
+                    on_batch(report)
+                if not report.more:
+                    stop.wait(interval)
+        finally:
+            self.release()
         return self.figures
 
     def _apply(self, con: duckdb.DuckDBPyConnection, message_ids: list[str]) -> None:
@@ -161,7 +197,7 @@ class StreamWorker:
         )
         self.figures.batches += 1
         self.figures.add(batch)
-        self._tie_changed = batch.tied > 0
+        self._changed = bool(batch.entered or batch.exited)
 
     def _check(self, con: duckdb.DuckDBPyConnection) -> list[SegmentDefinition]:
         try:
@@ -180,10 +216,11 @@ class StreamWorker:
         seconds = self.settings.segments.journeys.tick_seconds
         return bool(self._journeys) and time.monotonic() - self._last_tick >= seconds
 
-    def _after(self, con: duckdb.DuckDBPyConnection, report: BatchReport) -> None:
-        """A tick of the journeys after a batch that tied events, or when one is due."""
-        tied, self._tie_changed = getattr(self, "_tie_changed", False), False
-        if not self._journeys or self._runtime is None or not (tied or self._tick_due()):
+    def _after(self, con: duckdb.DuckDBPyConnection) -> None:
+        """A tick of the journeys after a batch that changed memberships, or when one is due
+        (every `segments.journeys.tick_seconds`: waits, event triggers, retries)."""
+        changed, self._changed = self._changed, False
+        if not self._journeys or self._runtime is None or not (changed or self._tick_due()):
             return
         self._last_tick = time.monotonic()
         outcome = jn.tick(con, journeys=self._journeys, runtime=self._runtime)

@@ -41,6 +41,7 @@ __all__ = [
     "BatchReport",
     "OnLoaded",
     "load_all",
+    "load_batch",
     "load_pending",
     "log_sizes",
 ]
@@ -114,24 +115,37 @@ def load_pending(
     `threads` caps DuckDB's threads (default: one per core). `on_loaded` sees the batch's
     events (an exception there is logged and counted in `failed_callbacks`: the events
     stay loaded); `then` runs after the batch committed, on the same connection."""
+    try:
+        con = connect(warehouse, wait_seconds=0)  # busy: the log keeps the events
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        return BatchReport(busy=True)
+    try:
+        if threads is not None:
+            con.execute(f"SET threads = {threads}")
+        report = load_batch(con, log_dir=log_dir, max_bytes=max_bytes, on_loaded=on_loaded)
+        if then is not None and not report.busy:
+            then(con, report)
+        return report
+    finally:
+        con.close()
+
+
+def load_batch(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    log_dir: Path,
+    max_bytes: int,
+    on_loaded: OnLoaded | None = None,
+) -> BatchReport:
+    """`load_pending` on a warehouse connection the caller holds (the stream worker keeps
+    one open while events flow: a checkpoint per micro-batch would rewrite the tables' last
+    row groups every time); `busy` when another process is loading the log."""
     with _exclusive(log_dir / "loader.lock") as acquired:
         if not acquired:
             return BatchReport(busy=True)
-        try:
-            con = connect(warehouse, wait_seconds=0)  # busy: the log keeps the events
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower():
-                raise
-            return BatchReport(busy=True)
-        try:
-            if threads is not None:
-                con.execute(f"SET threads = {threads}")
-            report = _load(con, log_dir=log_dir, max_bytes=max_bytes, on_loaded=on_loaded)
-            if then is not None:
-                then(con, report)
-            return report
-        finally:
-            con.close()
+        return _load(con, log_dir=log_dir, max_bytes=max_bytes, on_loaded=on_loaded)
 
 
 def load_all(
