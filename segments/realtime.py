@@ -201,8 +201,16 @@ def _tie(
     batch.tied = len(ties)
     if not ties:
         return []
+
+    def survivor(customer: str) -> str:
+        while customer in merged:
+            customer = merged[customer]
+        return customer
+
+    ties = [(message_id, survivor(customer)) for message_id, customer in ties]
+    merged = {other: survivor(other) for other in merged}
     _write_ties(con, ties=ties, remembered=remembered, merged=merged, now=now)
-    return sorted({merged.get(c, c) for c in concerned} | set(merged) | set(merged.values()))
+    return sorted({survivor(c) for c in concerned} | set(merged) | set(merged.values()))
 
 
 def _write_ties(

@@ -171,6 +171,12 @@ def test_stream_and_batch_agree(base: Path, small_universe: Settings, tmp_path: 
         [expected["new_cookie_event"]],
     )
     assert len(provisional) == 1 and provisional[0][0] in live
+    # The alias's cookie was provisional until the identify named a known user: its page
+    # view moved to that customer with it; only the new cookie is still provisional.
+    assert (
+        _query(streamed, "SELECT DISTINCT customer_id FROM stream_records WHERE provisional")
+        == provisional
+    )
 
     # The same events the batch way: loaded, resolved, every segment refreshed.
     flows.collect.run(batched)
