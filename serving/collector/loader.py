@@ -108,13 +108,12 @@ def load_pending(
     max_bytes: int,
     threads: int | None = None,
     on_loaded: OnLoaded | None = None,
-    then: Callable[[duckdb.DuckDBPyConnection, BatchReport], None] | None = None,
 ) -> BatchReport:
     """Load the next `max_bytes` of the log (whole requests) into `raw_events`; `busy` if the
     warehouse or the log is held by another process (nothing changes then; try again later).
     `threads` caps DuckDB's threads (default: one per core). `on_loaded` sees the batch's
     events (an exception there is logged and counted in `failed_callbacks`: the events
-    stay loaded); `then` runs after the batch committed, on the same connection."""
+    stay loaded)."""
     try:
         con = connect(warehouse, wait_seconds=0)  # busy: the log keeps the events
     except duckdb.IOException as error:
@@ -124,10 +123,7 @@ def load_pending(
     try:
         if threads is not None:
             con.execute(f"SET threads = {threads}")
-        report = load_batch(con, log_dir=log_dir, max_bytes=max_bytes, on_loaded=on_loaded)
-        if then is not None and not report.busy:
-            then(con, report)
-        return report
+        return load_batch(con, log_dir=log_dir, max_bytes=max_bytes, on_loaded=on_loaded)
     finally:
         con.close()
 
