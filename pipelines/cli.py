@@ -53,6 +53,7 @@ COMMAND_MODULES = [
     "collect",
     "features",
     "serve",
+    "stream",
     "train",
     "score",
     "backtest",

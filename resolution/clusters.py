@@ -15,6 +15,10 @@ customer each record belonged to, and ids are handed out greedily by overlap
 - a cluster with no history gets a new id (`created`); an id whose records are
   all gone is `retired`.
 
+The history is the previous identity map and the records the stream worker tied to
+customers since (`stream_records`, provisional customers included), so a provisional
+customer keeps its id, or is logged `merged` into the customer it turned out to be.
+
 New ids are derived from the cluster's smallest record uid, so the same data
 gives the same ids however it was reached (full or incremental).
 """
@@ -32,6 +36,7 @@ import pyarrow as pa
 from resolution.graph import IDENTIFIERS, components
 from resolution.linkage import PAIRS
 from resolution.records import RECORDS, existing_tables
+from warehouse.tables import STREAM_IDENTIFIERS, STREAM_RECORDS
 
 __all__ = [
     "CHANGES",
@@ -95,12 +100,20 @@ def assign_customer_ids(
     con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime
 ) -> dict[str, int]:
     """Write `res_customers(cluster, customer_id)` and append this run's id changes."""
-    history = IDENTITY_MAP in existing_tables(con)
+    tables = existing_tables(con)
     previous = (
         f"SELECT source || '|' || record_key AS uid, customer_id FROM {IDENTITY_MAP}"
-        if history
+        if IDENTITY_MAP in tables
         else "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS customer_id WHERE FALSE"
     )
+    if STREAM_RECORDS in tables:  # the stream worker's ties since the last run count too
+        mapped = (
+            f"ANTI JOIN {IDENTITY_MAP} USING (source, record_key)" if IDENTITY_MAP in tables else ""
+        )
+        previous += (
+            f" UNION ALL SELECT source || '|' || record_key, customer_id FROM {STREAM_RECORDS} "
+            f"{mapped}"
+        )
     overlaps = con.execute(f"""
         SELECT c.cluster, p.customer_id, count(*) AS n
         FROM res_clusters c JOIN ({previous}) p USING (uid)
@@ -259,5 +272,22 @@ def write_identity_map(
         WHERE i.usable
         ORDER BY 1, 2
     """)
+    _forget_stream_ties(con)
     rows = con.execute(f"SELECT link_type, count(*) FROM {IDENTITY_MAP} GROUP BY 1").fetchall()
     return dict(rows)
+
+
+def _forget_stream_ties(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the stream worker's ties that the new identity map now holds: its records, and
+    the provisional identifiers that are now a customer's."""
+    tables = existing_tables(con)
+    if STREAM_RECORDS in tables:
+        con.execute(
+            f"DELETE FROM {STREAM_RECORDS} s WHERE EXISTS (SELECT 1 FROM {IDENTITY_MAP} m "
+            "WHERE m.source = s.source AND m.record_key = s.record_key)"
+        )
+    if STREAM_IDENTIFIERS in tables:
+        con.execute(
+            f"DELETE FROM {STREAM_IDENTIFIERS} s WHERE EXISTS (SELECT 1 FROM {IDENTIFIER_TABLE} c "
+            "WHERE c.id_type = s.id_type AND c.id_value = s.id_value)"
+        )

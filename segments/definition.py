@@ -42,6 +42,8 @@ __all__ = [
     "Rule",
     "SegmentDefinition",
     "evaluation_order",
+    "event_kinds_named",
+    "field_groups_named",
     "load_definitions",
     "parse_definition",
     "validate_definitions",
@@ -166,6 +168,10 @@ class SegmentDefinition(_Strict):
     rule: Rule | None = None
     exclude: Exclusion | None = None
     lookalike: Lookalike | None = None
+    realtime: bool = False
+    """Kept current by the stream worker (`cip stream`) as events arrive, for the customers
+    they concern: only rules whose truth one customer's data decides (no lookalike, no
+    top/bottom_percent), excluding only other realtime segments."""
     path: Path | None = Field(None, exclude=True)
 
 
@@ -255,10 +261,65 @@ def validate_definitions(definitions: Sequence[SegmentDefinition], *, catalog: C
         for other in definition.exclude.segments if definition.exclude else []:
             if other not in names:
                 found.append(f"excludes unknown segment {other!r}")
+        if definition.realtime:
+            found += _realtime_problems(
+                definition, realtime={d.name for d in definitions if d.realtime}
+            )
         problems += [f"segment {definition.name!r}: {problem}" for problem in found]
     if problems:
         raise DefinitionError("\n".join(problems))
     evaluation_order(definitions)
+
+
+def _realtime_problems(definition: SegmentDefinition, *, realtime: set[str]) -> list[str]:
+    """Why `definition` cannot be evaluated one customer at a time (empty when it can)."""
+    problems = []
+    if definition.lookalike is not None:
+        problems.append("realtime: a lookalike audience depends on everyone; not realtime")
+    if any(
+        isinstance(rule, FieldCondition) and rule.op in ("top_percent", "bottom_percent")
+        for top in _rules_of(definition)
+        for rule in _walk(top)
+    ):
+        problems.append("realtime: top_percent/bottom_percent depend on everyone; not realtime")
+    for other in definition.exclude.segments if definition.exclude else []:
+        if other not in realtime:
+            problems.append(f"realtime: excludes {other!r}, which is not realtime")
+    return problems
+
+
+def event_kinds_named(definitions: Sequence[SegmentDefinition]) -> set[str]:
+    """The event kinds the rules of `definitions` count (in conditions and exclusions)."""
+    return {
+        kind
+        for rule in _conditions(definitions)
+        if isinstance(rule, EventCondition)
+        for kind in (rule.event, rule.after_last)
+        if kind is not None
+    }
+
+
+def field_groups_named(definitions: Sequence[SegmentDefinition]) -> set[str]:
+    """The field groups (`profile`, `scores`, `order`, ...) the rules of `definitions` name."""
+    return {
+        rule.field.split(".", 1)[0]
+        for rule in _conditions(definitions)
+        if isinstance(rule, FieldCondition)
+    }
+
+
+def _conditions(definitions: Sequence[SegmentDefinition]) -> list[Rule]:
+    return [rule for d in definitions for top in _rules_of(d) for rule in _walk(top)]
+
+
+def _walk(rule: Rule) -> list[Rule]:
+    """`rule` and every rule inside it."""
+    match rule:
+        case AllOf(all=rules) | AnyOf(any=rules):
+            return [rule, *(inner for sub in rules for inner in _walk(sub))]
+        case Not(not_=sub):
+            return [rule, *_walk(sub)]
+    return [rule]
 
 
 def evaluation_order(definitions: Sequence[SegmentDefinition]) -> list[SegmentDefinition]:

@@ -27,7 +27,13 @@ from datetime import datetime
 import duckdb
 
 from warehouse.sources import SOURCES
-from warehouse.tables import CURRENT_SCORES, IDENTITY_MAP, PROFILES, table_names
+from warehouse.tables import (
+    CURRENT_SCORES,
+    IDENTITY_MAP,
+    PROFILES,
+    STREAM_RECORDS,
+    table_names,
+)
 
 __all__ = [
     "BASE_TABLE",
@@ -38,6 +44,7 @@ __all__ = [
     "EventSql",
     "data_clock",
     "event_kinds",
+    "identities_sql",
     "prepare",
     "warehouse_tables",
 ]
@@ -46,6 +53,7 @@ BASE_TABLE = "_segment_base"
 EVENTS_TABLE = "_segment_events"
 CURRENCY_FIELD = "order.currency"
 """The customer's currency (of their orders): per-currency money thresholds compare in it."""
+_SCOPED_IDENTITIES = "_segment_identities"
 
 OPERATORS = (
     "=", "!=", "<", "<=", ">", ">=", "between", "in", "not_in", "contains",
@@ -79,15 +87,30 @@ class EventSql:
     sql: str
 
 
-def event_kinds() -> dict[str, list[EventSql]]:
+def identities_sql(tables: set[str]) -> str:
+    """The relation `(source, record_key, customer_id)` keying records to customers:
+    `identity_map`, and the records the stream worker tied since resolution last ran
+    (`stream_records`), so that batch and stream see the same events. The two never hold
+    the same record: the worker ties only records the map lacks, and resolution deletes
+    the ties of the records it maps."""
+    if STREAM_RECORDS not in tables:
+        return IDENTITY_MAP
+    return (
+        f"(SELECT source, record_key, customer_id FROM {IDENTITY_MAP} UNION ALL "
+        f"SELECT source, record_key, customer_id FROM {STREAM_RECORDS})"
+    )
+
+
+def event_kinds(*, identities: str = IDENTITY_MAP) -> dict[str, list[EventSql]]:
     """Every event kind the source catalog declares, with each declaring source's part:
-    its rows that match, keyed to customers through `identity_map`, dated by its time."""
+    its rows that match, keyed to customers through `identities` (`identities_sql`),
+    dated by its time."""
     kinds: dict[str, list[EventSql]] = {}
     for source in SOURCES.values():
         for kind, spec in source.events.items():
             sql = (
                 f'SELECT m.customer_id, r."{source.time}" AS occurred_at FROM {source.table} r '
-                f"JOIN {IDENTITY_MAP} m ON m.source = '{source.name}' "
+                f"JOIN {identities} m ON m.source = '{source.name}' "
                 f'AND m.record_key = r."{source.key}" WHERE {spec.where}'
             )
             needs = (source.table, *(SOURCES[name].table for name in spec.requires))
@@ -222,12 +245,35 @@ def data_clock(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return con.execute(f"SELECT max(t) FROM ({' UNION ALL '.join(parts)})").fetchone()[0]
 
 
-def prepare(con: duckdb.DuckDBPyConnection, *, as_of: datetime) -> Catalog:
-    """Build the evaluation tables for `as_of` and return what they offer."""
+def prepare(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: datetime,
+    customers: str | None = None,
+    kinds: set[str] | None = None,
+    groups: set[str] | None = None,
+) -> Catalog:
+    """Build the evaluation tables for `as_of` and return what they offer; with `customers`
+    (a relation with a `customer_id` column), for those customers only, and with `kinds`
+    and `groups`, only those event kinds and field groups (the stream worker's evaluation
+    of the customers a batch of events concerns, for the rules it evaluates; the catalog
+    then offers only these).
+
+    Customers are `profiles`, and the provisional customers the stream worker made up for
+    identifiers resolution has not seen yet (every profile field null)."""
     tables = warehouse_tables(con)
     if PROFILES not in tables:
         raise LookupError(f"the warehouse has no {PROFILES} table: run `cip resolve` first")
-    sources = {"profile": PROFILES}
+    scope = f"customer_id IN (SELECT customer_id FROM {customers})" if customers else "TRUE"
+    people = f"SELECT * FROM {PROFILES} WHERE {scope}"
+    if STREAM_RECORDS in tables:
+        people += (
+            f" UNION ALL BY NAME SELECT DISTINCT customer_id FROM {STREAM_RECORDS} "
+            f"WHERE provisional AND {scope} "
+            f"AND customer_id NOT IN (SELECT customer_id FROM {PROFILES})"
+        )
+    people = f"({people})"
+    sources = {"profile": people}
     missing = {}
     if CURRENT_SCORES in tables:
         sources["scores"] = CURRENT_SCORES
@@ -240,7 +286,8 @@ def prepare(con: duckdb.DuckDBPyConnection, *, as_of: datetime) -> Catalog:
             if group in ("profile", "scores"):  # the golden record and scores keep their names
                 group = f"{group}_features"
             sources[group] = (
-                f"(SELECT * FROM {table} WHERE event_timestamp <= {stamp} QUALIFY row_number() "
+                f"(SELECT * FROM {table} WHERE event_timestamp <= {stamp} AND {scope} "
+                "QUALIFY row_number() "
                 "OVER (PARTITION BY customer_id ORDER BY event_timestamp DESC) = 1)"
             )
     orders = SOURCES["orders"]
@@ -255,6 +302,8 @@ def prepare(con: duckdb.DuckDBPyConnection, *, as_of: datetime) -> Catalog:
             f'AND m.record_key = o."{orders.key}" '
             f'WHERE o."{orders.time}" <= {stamp} AND o.currency IS NOT NULL GROUP BY ALL)'
         )
+    if groups is not None:
+        sources = {a: r for a, r in sources.items() if a == "profile" or a in groups}
     columns, joins, fields = ['"profile".customer_id'], [], {}
     for alias, relation in sources.items():
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
@@ -268,22 +317,30 @@ def prepare(con: duckdb.DuckDBPyConnection, *, as_of: datetime) -> Catalog:
             joins.append(f'LEFT JOIN {relation} AS "{alias}" USING (customer_id)')
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {BASE_TABLE} AS SELECT {', '.join(columns)} "
-        f'FROM {PROFILES} AS "profile" {" ".join(joins)}'
+        f'FROM {people} AS "profile" {" ".join(joins)}'
     )
+    identities = identities_sql(tables) if IDENTITY_MAP in tables else IDENTITY_MAP
+    if customers and IDENTITY_MAP in tables:  # the customers' records first: a small join
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_SCOPED_IDENTITIES} AS "
+            f"SELECT * FROM {identities} m WHERE {scope}"
+        )
+        identities = _SCOPED_IDENTITIES
     found = {
         kind: [part.sql for part in parts if set(part.tables) <= tables]
-        for kind, parts in event_kinds().items()
+        for kind, parts in event_kinds(identities=identities).items()
         if IDENTITY_MAP in tables
     }
     events = {kind: parts for kind, parts in found.items() if parts}
+    counted = {k: v for k, v in events.items() if kinds is None or k in kinds}
     union = " UNION ALL ".join(
         f"SELECT customer_id, '{kind}' AS kind, occurred_at FROM ({sql})"
-        for kind, parts in events.items()
+        for kind, parts in counted.items()
         for sql in parts
     )
     body = union or "SELECT NULL AS customer_id, NULL AS kind, NULL::TIMESTAMP AS occurred_at"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {EVENTS_TABLE} AS SELECT * FROM ({body}) "
-        f"WHERE occurred_at <= {stamp}"
+        f"WHERE occurred_at <= {stamp} AND {scope}"
     )
     return Catalog(as_of=as_of, fields=fields, events=frozenset(events), missing=missing)

@@ -23,6 +23,7 @@ __all__ = [
     "changes_between",
     "ensure_tables",
     "members_at",
+    "record_changes",
     "record_run",
     "runs",
     "utc_now",
@@ -73,39 +74,80 @@ def record_run(
     evaluated_at: datetime,
     as_of: datetime,
     members: Mapping[str, pd.Index],
+    scope: pd.Index | None = None,
 ) -> list[SegmentRun]:
-    """Close the stays of who left, open stays for who entered, and log the run; atomically."""
+    """Close the stays of who left, open stays for who entered, and log the run; atomically
+    (`record_changes` in a transaction of its own)."""
     ensure_tables(con)
-    results = []
     con.execute("BEGIN TRANSACTION")
     try:
-        for segment, ids in members.items():
-            current = pd.DataFrame({"customer_id": pd.Series(ids, dtype=object)})
-            con.register("_segment_current", current)
-            exited = con.execute(
-                f"""UPDATE {SEGMENT_MEMBERSHIP} SET exited_at = $at
-                   WHERE segment = $segment AND exited_at IS NULL
-                     AND customer_id NOT IN (SELECT customer_id FROM _segment_current)""",
-                {"at": evaluated_at, "segment": segment},
-            ).fetchone()[0]
-            entered = con.execute(
-                f"""INSERT INTO {SEGMENT_MEMBERSHIP}
-                   SELECT $segment, c.customer_id, $at, NULL FROM _segment_current c
-                   WHERE c.customer_id NOT IN (SELECT customer_id FROM {SEGMENT_MEMBERSHIP}
-                                               WHERE segment = $segment AND exited_at IS NULL)""",
-                {"at": evaluated_at, "segment": segment},
-            ).fetchone()[0]
-            con.unregister("_segment_current")
-            run = SegmentRun(run_id, segment, evaluated_at, as_of, len(current), entered, exited)
-            con.execute(
-                f"INSERT INTO {SEGMENT_RUNS} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [run.run_id, segment, evaluated_at, as_of, run.size, entered, exited],
-            )
-            results.append(run)
+        results = record_changes(
+            con, run_id=run_id, evaluated_at=evaluated_at, as_of=as_of, members=members,
+            scope=scope,
+        )  # fmt: skip
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    return results
+
+
+def record_changes(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    evaluated_at: datetime,
+    as_of: datetime,
+    members: Mapping[str, pd.Index],
+    scope: pd.Index | None = None,
+) -> list[SegmentRun]:
+    """`record_run` inside the caller's transaction (the tables exist: `ensure_tables`).
+
+    With `scope` (customer ids), only those customers were evaluated (the stream worker's
+    evaluation of the customers a batch of events concerns): `members` are the members among
+    them, nobody else's stay changes, and a segment is logged only when someone entered or
+    exited (its size is then the whole segment's)."""
+    results = []
+    scoped = ""
+    if scope is not None:
+        con.register(
+            "_segment_scope", pd.DataFrame({"customer_id": pd.Series(scope, dtype=object)})
+        )
+        scoped = "AND customer_id IN (SELECT customer_id FROM _segment_scope)"
+    for segment, ids in members.items():
+        current = pd.DataFrame({"customer_id": pd.Series(ids, dtype=object)})
+        con.register("_segment_current", current)
+        exited = con.execute(
+            f"""UPDATE {SEGMENT_MEMBERSHIP} SET exited_at = $at
+               WHERE segment = $segment AND exited_at IS NULL {scoped}
+                 AND customer_id NOT IN (SELECT customer_id FROM _segment_current)""",
+            {"at": evaluated_at, "segment": segment},
+        ).fetchone()[0]
+        entered = con.execute(
+            f"""INSERT INTO {SEGMENT_MEMBERSHIP}
+               SELECT $segment, c.customer_id, $at, NULL FROM _segment_current c
+               WHERE c.customer_id NOT IN (SELECT customer_id FROM {SEGMENT_MEMBERSHIP}
+                                           WHERE segment = $segment AND exited_at IS NULL)""",
+            {"at": evaluated_at, "segment": segment},
+        ).fetchone()[0]
+        con.unregister("_segment_current")
+        size = len(current)
+        if scope is not None:
+            if not (entered or exited):
+                continue
+            [(size,)] = con.execute(
+                f"SELECT count(*) FROM {SEGMENT_MEMBERSHIP} "
+                "WHERE segment = ? AND exited_at IS NULL",
+                [segment],
+            ).fetchall()
+        run = SegmentRun(run_id, segment, evaluated_at, as_of, size, entered, exited)
+        con.execute(
+            f"INSERT INTO {SEGMENT_RUNS} VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [run.run_id, segment, evaluated_at, as_of, run.size, entered, exited],
+        )
+        results.append(run)
+    if scope is not None:
+        con.unregister("_segment_scope")
     return results
 
 

@@ -248,7 +248,9 @@ def build_service(*, config: ServiceConfig, privacy: PrivacyDesk | None = None) 
         return JSONResponse(openapi())
 
     collector = create_app(
-        settings=serving.collector, log_dir=config.collector_log, warehouse=config.warehouse
+        settings=serving.collector,
+        log_dir=config.collector_log,
+        warehouse=config.warehouse if serving.collector.background_load else None,
     )
     api_paths = frozenset(method.route for method in Scoring.apis.values())
     if serving.metrics:

@@ -4,7 +4,23 @@ from pydantic import BaseModel, Field, SecretStr
 
 from serving.collector.settings import CollectorSettings
 
-__all__ = ["ServingSettings"]
+__all__ = ["ServingSettings", "StreamSettings"]
+
+
+class StreamSettings(BaseModel):
+    """The stream worker (`cip stream`; `cip serve` runs one beside the collector)."""
+
+    in_serve: bool = True
+    """`cip serve` runs the stream worker, which then loads the collector's log itself (the
+    collector's own background loader stays off)."""
+
+    interval_seconds: float = Field(default=0.2, gt=0)
+    """How often the worker looks for new events in the collector's log."""
+
+    hold_seconds: float = Field(default=10.0, gt=0)
+    """While events flow, the worker keeps the warehouse open from one micro-batch to the
+    next (DuckDB rewrites the tables' last row groups at each close), at most this long at
+    a time; then it leaves the warehouse for a second to any command waiting for it."""
 
 
 class ServingSettings(BaseModel):
@@ -48,3 +64,6 @@ class ServingSettings(BaseModel):
 
     collector: CollectorSettings = CollectorSettings()
     """The Segment-compatible event collector (serving/collector/settings.py)."""
+
+    stream: StreamSettings = StreamSettings()
+    """The stream worker: new events into realtime segments and journeys within seconds."""

@@ -30,6 +30,8 @@ __all__ = [
     "SCORES",
     "SEGMENT_MEMBERSHIP",
     "SEGMENT_RUNS",
+    "STREAM_IDENTIFIERS",
+    "STREAM_RECORDS",
     "feature_table",
     "raw_table",
     "table_names",
@@ -52,6 +54,9 @@ SEGMENT_RUNS = "segment_runs"
 SEGMENT_MEMBERSHIP = "segment_membership"
 ACTIVATION_LOG = "activation_log"
 ACTIVATION_BATCHES = "activation_batches"
+# segments: the stream worker's ties of new events to customers, until resolution's next run
+STREAM_RECORDS = "stream_records"
+STREAM_IDENTIFIERS = "stream_identifiers"
 # segments: journeys
 JOURNEY_ENROLLMENTS = "journey_enrollments"
 JOURNEY_STEPS = "journey_steps"

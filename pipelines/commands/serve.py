@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import typer
 
 from pipelines.config import Settings
 from pipelines.console import console
+from pipelines.flows import stream
 from pipelines.processes import run_server
 from pipelines.services import bentoml_serve
 
@@ -39,5 +41,23 @@ def command(
     console.print(f"marketers' report: {url}/report (sign in with the API key)")
     console.print(f"marketers' workspace: {url}/app (accounts: `cip users add NAME`)")
     console.print(f"collector: {url}/v1/track, /v1/batch, ...; stop with Ctrl-C")
-    with bentoml_serve(settings) as (argv, env):
-        raise typer.Exit(run_server(argv, env=env))
+    if not serving.stream.in_serve:
+        with bentoml_serve(settings) as (argv, env):
+            raise typer.Exit(run_server(argv, env=env))
+    # The stream worker loads the collector's log (the collector's own loader stays off).
+    collector = serving.collector.model_copy(update={"background_load": False})
+    serving = serving.model_copy(update={"collector": collector})
+    settings = settings.model_copy(update={"serving": serving})
+    console.print("stream worker: realtime segments and journeys as events arrive")
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=stream.run_forever, kwargs={"settings": settings, "stop": stop}, name="stream"
+    )
+    worker.start()
+    try:
+        with bentoml_serve(settings) as (argv, env):
+            code = run_server(argv, env=env)
+    finally:
+        stop.set()
+        worker.join()
+    raise typer.Exit(code)

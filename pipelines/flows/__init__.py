@@ -31,6 +31,7 @@ from pipelines.flows import (
     resolve,
     score,
     segments,
+    stream,
     train,
 )
 from pipelines.flows.progress import Progress, silent
@@ -53,5 +54,6 @@ __all__ = [
     "score",
     "segments",
     "silent",
+    "stream",
     "train",
 ]

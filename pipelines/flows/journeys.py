@@ -21,7 +21,7 @@ from segments.fields import event_kinds
 from segments.journeys.store import ensure_tables
 from warehouse.tables import CURRENT_SCORES, table_names
 
-__all__ = ["JourneyStatus", "TickFigures", "definitions", "run", "run_forever", "status"]
+__all__ = ["JourneyStatus", "TickFigures", "definitions", "run", "run_forever", "runtime", "status"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def _templates(settings: Settings) -> dict[str, jn.Template]:
     return jn.load_templates(folders=[jn.TEMPLATES_DIR, *settings.segments.journeys.template_dirs])
 
 
-def _runtime(settings: Settings) -> jn.Runtime:
+def runtime(settings: Settings) -> jn.Runtime:
+    """What sending needs, from the settings: channels, templates, retries."""
     config = settings.segments.journeys
     transports = {name: config.channels.get(name, jn.FileChannel()) for name in jn.CHANNELS}
     return jn.Runtime(
@@ -98,7 +99,7 @@ def run(
     found = definitions(settings)
     progress("journeys", done=0, total=1)
     with warehouse.connect(settings.paths.warehouse) as con:
-        outcome = jn.tick(con, journeys=found, runtime=_runtime(settings), now=now)
+        outcome = jn.tick(con, journeys=found, runtime=runtime(settings), now=now)
     progress("journeys", done=1, total=1)
     return TickFigures(outcome, report.write(settings))
 
@@ -111,11 +112,11 @@ def run_forever(
 ) -> int:
     """Tick every `tick_seconds` until `stop` is set; the warehouse is opened only during a
     tick, so other commands can use it between ticks. Returns the number of ticks."""
-    found, runtime = definitions(settings), _runtime(settings)
+    found, runtime_ = definitions(settings), runtime(settings)
     ticks = 0
     while not stop.is_set():
         with warehouse.connect(settings.paths.warehouse) as con:
-            outcome = jn.tick(con, journeys=found, runtime=runtime)
+            outcome = jn.tick(con, journeys=found, runtime=runtime_)
         ticks += 1
         if on_tick is not None:
             on_tick(TickFigures(outcome))

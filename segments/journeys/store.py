@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import duckdb
 import pandas as pd
 
-from segments.fields import event_kinds, warehouse_tables
+from segments.fields import event_kinds, identities_sql, warehouse_tables
 from segments.journeys.channels import CHANNELS
 from warehouse.tables import (
     JOURNEY_DEAD_LETTERS,
@@ -99,10 +99,11 @@ def consent_condition(channel: str, *, alias: str = "p") -> str:
 
 def events_sql(con: duckdb.DuckDBPyConnection, kind: str) -> str | None:
     """`(customer_id, occurred_at)` of every event of `kind` the warehouse holds (the
-    source catalog's event kinds, keyed to customers through `identity_map`); None when
-    no source of it is loaded."""
+    source catalog's event kinds, keyed to customers through `identity_map` and the stream
+    worker's ties since resolution last ran); None when no source of it is loaded."""
     tables = warehouse_tables(con)
-    parts = [part.sql for part in event_kinds().get(kind, []) if set(part.tables) <= tables]
+    kinds = event_kinds(identities=identities_sql(tables))
+    parts = [part.sql for part in kinds.get(kind, []) if set(part.tables) <= tables]
     if "identity_map" not in tables or not parts:
         return None
     return " UNION ALL ".join(f"SELECT customer_id, occurred_at FROM ({sql})" for sql in parts)

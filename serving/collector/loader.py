@@ -35,7 +35,16 @@ from warehouse import append_rows, connect
 from warehouse.segment import KEYS, select_list
 from warehouse.tables import QUARANTINE
 
-__all__ = ["OFFSETS_TABLE", "BackgroundLoader", "BatchReport", "load_all", "load_pending"]
+__all__ = [
+    "OFFSETS_TABLE",
+    "BackgroundLoader",
+    "BatchReport",
+    "OnLoaded",
+    "load_all",
+    "load_batch",
+    "load_pending",
+    "log_sizes",
+]
 
 OFFSETS_TABLE = "collector_offsets"
 ORIGIN = "collector"
@@ -54,6 +63,7 @@ class BatchReport:
     quarantined: int = 0
     segments_finished: int = 0
     torn_bytes: int = 0
+    failed_callbacks: int = 0
     busy: bool = False
     more: bool = False  # the batch was full: call again to continue
 
@@ -71,6 +81,7 @@ _COUNTS = (
     "quarantined",
     "segments_finished",
     "torn_bytes",
+    "failed_callbacks",
 )
 
 
@@ -84,27 +95,53 @@ class _Batch:
     report: BatchReport
 
 
+OnLoaded = Callable[[duckdb.DuckDBPyConnection, list[str]], None]
+"""Called with the warehouse and the message ids of a micro-batch's events (in log order)
+once they are in `raw_events`, before the batch's log offsets commit: a crash in between
+reads the batch again, so the callback must tolerate seeing events twice."""
+
+
 def load_pending(
-    *, log_dir: Path, warehouse: Path, max_bytes: int, threads: int | None = None
+    *,
+    log_dir: Path,
+    warehouse: Path,
+    max_bytes: int,
+    threads: int | None = None,
+    on_loaded: OnLoaded | None = None,
 ) -> BatchReport:
     """Load the next `max_bytes` of the log (whole requests) into `raw_events`; `busy` if the
     warehouse or the log is held by another process (nothing changes then; try again later).
-    `threads` caps DuckDB's threads (default: one per core)."""
+    `threads` caps DuckDB's threads (default: one per core). `on_loaded` sees the batch's
+    events (an exception there is logged and counted in `failed_callbacks`: the events
+    stay loaded)."""
+    try:
+        con = connect(warehouse, wait_seconds=0)  # busy: the log keeps the events
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        return BatchReport(busy=True)
+    try:
+        if threads is not None:
+            con.execute(f"SET threads = {threads}")
+        return load_batch(con, log_dir=log_dir, max_bytes=max_bytes, on_loaded=on_loaded)
+    finally:
+        con.close()
+
+
+def load_batch(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    log_dir: Path,
+    max_bytes: int,
+    on_loaded: OnLoaded | None = None,
+) -> BatchReport:
+    """`load_pending` on a warehouse connection the caller holds (the stream worker keeps
+    one open while events flow: a checkpoint per micro-batch would rewrite the tables' last
+    row groups every time); `busy` when another process is loading the log."""
     with _exclusive(log_dir / "loader.lock") as acquired:
         if not acquired:
             return BatchReport(busy=True)
-        try:
-            con = connect(warehouse, wait_seconds=0)  # busy: the log keeps the events
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower():
-                raise
-            return BatchReport(busy=True)
-        try:
-            if threads is not None:
-                con.execute(f"SET threads = {threads}")
-            return _load(con, log_dir=log_dir, max_bytes=max_bytes)
-        finally:
-            con.close()
+        return _load(con, log_dir=log_dir, max_bytes=max_bytes, on_loaded=on_loaded)
 
 
 def load_all(
@@ -114,12 +151,17 @@ def load_all(
     max_bytes: int,
     threads: int | None = None,
     on_batch: Callable[[BatchReport], None] | None = None,
+    on_loaded: OnLoaded | None = None,
 ) -> BatchReport:
     """Call `load_pending` until the log is loaded or the warehouse is busy; the totals."""
     totals = BatchReport()
     while True:
         batch = load_pending(
-            log_dir=log_dir, warehouse=warehouse, max_bytes=max_bytes, threads=threads
+            log_dir=log_dir,
+            warehouse=warehouse,
+            max_bytes=max_bytes,
+            threads=threads,
+            on_loaded=on_loaded,
         )
         totals.add(batch)
         if on_batch is not None:
@@ -129,7 +171,13 @@ def load_all(
             return totals
 
 
-def _load(con: duckdb.DuckDBPyConnection, *, log_dir: Path, max_bytes: int) -> BatchReport:
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    log_dir: Path,
+    max_bytes: int,
+    on_loaded: OnLoaded | None = None,
+) -> BatchReport:
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} "
         '(segment VARCHAR PRIMARY KEY, "offset" BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)'
@@ -149,11 +197,21 @@ def _load(con: duckdb.DuckDBPyConnection, *, log_dir: Path, max_bytes: int) -> B
     try:
         # Events first, each source in its own transaction: if we crash before the offsets
         # below commit, the next call reads them again and the warehouse finds duplicates.
+        message_ids: list[str] = []
         for sender, rows in _events(con, report).items():
             result = append_rows(con, source="events", rows=rows, origin=ORIGIN, sender=sender)
             report.loaded += result.rows_loaded
             report.duplicates += result.rows_duplicate
             report.quarantined += result.rows_quarantined
+            message_ids += rows.column("message_id").to_pylist()
+        if on_loaded is not None and message_ids:
+            try:
+                on_loaded(con, message_ids)
+            except Exception:  # the events are loaded; only what follows them is lost
+                logger.exception(
+                    "collector: the callback on %d loaded events failed", len(message_ids)
+                )
+                report.failed_callbacks += 1
         con.begin()
         try:
             report.quarantined += _quarantine(con)
@@ -288,11 +346,11 @@ class BackgroundLoader:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):
-            if _sizes(self.log_dir) != self._loaded:
+            if log_sizes(self.log_dir) != self._loaded:
                 self._drain()
 
     def _drain(self) -> None:
-        sizes = _sizes(self.log_dir)
+        sizes = log_sizes(self.log_dir)
         try:
             report = load_all(
                 log_dir=self.log_dir,
@@ -309,7 +367,7 @@ class BackgroundLoader:
             }
 
 
-def _sizes(log_dir: Path) -> dict[str, int]:
+def log_sizes(log_dir: Path) -> dict[str, int]:
     """Segment name -> size, to see whether the log changed."""
     sizes = {}
     for segment in segments(log_dir):

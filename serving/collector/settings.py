@@ -36,3 +36,7 @@ class CollectorSettings(BaseModel):
 
     load_interval_seconds: float = Field(default=2.0, gt=0)
     """How often the collector moves new events from its log into the warehouse."""
+
+    background_load: bool = True
+    """Whether the collector moves its log into the warehouse itself; off while a stream
+    worker (`cip stream`, or the one `cip serve` runs) does it."""
