@@ -102,7 +102,8 @@ class Runtime:
 
     def status(self) -> StatusResponse:
         directory, scorer = self._directory, self._scorer
-        champions = self._champions
+        # the models that answer: the scorer's (a reload swaps it after loading new ones)
+        champions = self._champions if scorer is None else scorer.champions
         return StatusResponse(
             ready=self.ready,
             problems=dict(self._problems),
