@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from warehouse.database import transaction
 from warehouse.tables import PROFILES, SEGMENT_MEMBERSHIP, SEGMENT_RUNS
 
 __all__ = [
@@ -79,17 +80,11 @@ def record_run(
     """Close the stays of who left, open stays for who entered, and log the run; atomically
     (`record_changes` in a transaction of its own)."""
     ensure_tables(con)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        results = record_changes(
+    with transaction(con):
+        return record_changes(
             con, run_id=run_id, evaluated_at=evaluated_at, as_of=as_of, members=members,
             scope=scope,
         )  # fmt: skip
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return results
 
 
 def record_changes(

@@ -42,6 +42,7 @@ from segments.evaluate import evaluate_prepared
 from segments.fields import data_clock, prepare
 from segments.membership import ensure_tables as ensure_membership_tables
 from segments.membership import record_changes, utc_now
+from warehouse.database import transaction
 from warehouse.sources import SOURCES
 from warehouse.tables import (
     CUSTOMER_IDENTIFIERS,
@@ -118,15 +119,11 @@ def apply_events(
     now = utc_now()
     counted = _counted_sql(event_kinds_named(definitions), tables=tables)
     con.register(_BATCH, pa.table({"n": range(len(message_ids)), "message_id": message_ids}))
-    con.execute("BEGIN TRANSACTION")
     try:
-        customers = _tie(con, batch, counted=counted, phone_region=phone_region, now=now)
-        if customers and definitions:
-            _evaluate(con, batch, customers=customers, definitions=definitions, now=now)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            customers = _tie(con, batch, counted=counted, phone_region=phone_region, now=now)
+            if customers and definitions:
+                _evaluate(con, batch, customers=customers, definitions=definitions, now=now)
     finally:
         con.unregister(_BATCH)
     return batch

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -19,7 +20,7 @@ from warehouse.schemas import LINEAGE_COLUMNS, Column
 from warehouse.sources import SOURCES
 from warehouse.tables import LOAD_LOG, QUARANTINE
 
-__all__ = ["connect", "first_row", "literal", "quote"]
+__all__ = ["connect", "first_row", "literal", "quote", "transaction"]
 
 _QUARANTINE_COLUMNS = (
     Column("source", "VARCHAR", True),
@@ -112,3 +113,15 @@ def _open(path: Path, *, read_only: bool, wait_seconds: float) -> duckdb.DuckDBP
             if "lock" not in str(error).lower() or time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All or nothing: a crash inside leaves the tables as they were."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

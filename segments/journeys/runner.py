@@ -29,9 +29,10 @@ from segments.destinations.base import RetryPolicy
 from segments.hashing import sha256_hex
 from segments.journeys.channels import CHANNELS, Channel, DeliveryError, Message
 from segments.journeys.definition import END, Condition, EventTrigger, Journey, Step
-from segments.journeys.store import consent_condition, ensure_tables, events_sql, transaction
+from segments.journeys.store import consent_condition, ensure_tables, events_sql
 from segments.journeys.templates import Template
 from segments.membership import utc_now
+from warehouse.database import transaction
 from warehouse.tables import (
     CURRENT_SCORES,
     JOURNEY_DEAD_LETTERS,

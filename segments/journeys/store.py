@@ -16,14 +16,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import duckdb
 import pandas as pd
 
 from segments.fields import event_kinds, identities_sql, warehouse_tables
 from segments.journeys.channels import CHANNELS
+from warehouse.database import transaction
 from warehouse.tables import (
     JOURNEY_DEAD_LETTERS,
     JOURNEY_ENROLLMENTS,
@@ -38,7 +36,6 @@ __all__ = [
     "ensure_tables",
     "erase_customers",
     "events_sql",
-    "transaction",
 ]
 
 CURSORS = "journey_cursors"
@@ -77,18 +74,6 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         CREATE TABLE IF NOT EXISTS {CURSORS} (
             journey VARCHAR PRIMARY KEY, events_until TIMESTAMP NOT NULL);
     """)
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """All or nothing: a crash inside leaves the tables as they were."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def consent_condition(channel: str, *, alias: str = "p") -> str:
