@@ -273,10 +273,31 @@ def test_json_lines_are_matched_in_arrow_as_one_by_one(tmp_path: Path) -> None:
     ]
     expected = [True, True, False, True, False, False, True, False, True]
     assert [tokens.line(line) for line in lines] == expected
-    assert tokens.lines(lines).tolist() == expected
-    assert tokens.lines([*lines, '{"x": "\udcff"}\n']).tolist() == [*expected, False]
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(lines))
-    assert scrub_file(path, tokens=tokens).removed == sum(expected)
-    kept = [line for line, gone in zip(lines, expected, strict=True) if not gone]
-    assert path.read_text() == "".join(kept)
+    ascii_only = [
+        (line, gone) for line, gone in zip(lines, expected, strict=True) if line.isascii()
+    ]
+    cases = [
+        list(zip(lines, expected, strict=True)),  # UTF-8 text
+        [*zip(lines, expected, strict=True), ('{"x": "\udcff", "u": "u-9"}\n', True)],  # not
+        ascii_only * 3,  # ASCII text, lines paired in Arrow across the whole file
+    ]
+    for case in cases:
+        path = tmp_path / "events.jsonl"
+        path.write_bytes("".join(line for line, _ in case).encode(errors="surrogateescape"))
+        assert scrub_file(path, tokens=tokens).removed == sum(gone for _, gone in case)
+        assert path.read_bytes() == "".join(line for line, gone in case if not gone).encode()
+
+
+def test_csv_rows_go_whole_and_the_rest_keeps_its_bytes(tmp_path: Path) -> None:
+    """One row per line: the doomed lines are cut and every other byte stays (quoting,
+    line ends); a value spanning lines is handled row by row."""
+    tokens = Tokens.of(values=["ann@example.com", "42"], texts=[])
+    kept = ["id,email,note\r\n", '1,bob@example.com,"a, b"\r\n', '7,"x",\r\n']
+    doomed = ["2, Ann@Example.com ,\r\n", '42,,"say ""hi"""\r\n']
+    path = tmp_path / "people.csv"
+    path.write_bytes((kept[0] + doomed[0] + kept[1] + doomed[1] + kept[2]).encode())
+    assert scrub_file(path, tokens=tokens).removed == 2
+    assert path.read_bytes() == "".join(kept).encode()
+    path.write_bytes(b'id,note\n1,"two\nlines"\n42,x\n')
+    assert scrub_file(path, tokens=tokens).removed == 1
+    assert path.read_bytes() == b'id,note\n1,"two\nlines"\n'

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 __all__ = ["Scrubbed", "Tokens", "scrub_file"]
@@ -62,30 +63,46 @@ class Tokens:
         """Whether a line of JSON holds a token as one of its strings."""
         return any(self.field(_unescape(m)) for m in _QUOTED.findall(text))
 
-    def lines(self, lines: list[str]) -> np.ndarray:
-        """`line` of every line at once: where a line has no backslash, its JSON strings
-        are exactly the odd pieces between its quotes, matched in Arrow; the rest (escapes,
-        text Arrow cannot encode) go through `line`."""
-        try:
-            array = pa.array(lines, pa.large_string())
-        except (pa.ArrowException, UnicodeEncodeError):
-            return np.array([self.line(text) for text in lines], dtype=bool)
-        pieces = pc.split_pattern(array, '"')
-        parents = pc.list_parent_indices(pieces).to_numpy()
-        offsets = pieces.offsets.to_numpy()
-        quoted = (np.arange(len(parents)) - offsets[parents]) % 2 == 1
-        values = pa.array(sorted(self.values), pa.large_string())
-        flat = pc.list_flatten(pieces)
-        if pc.all(pc.string_is_ascii(array)).as_py():  # JSON's strings hold no raw controls
-            normal = pc.ascii_lower(pc.ascii_trim_whitespace(flat))
-        else:
-            normal = pc.utf8_lower(pc.utf8_trim_whitespace(flat))
-        found = pc.fill_null(pc.is_in(normal, value_set=values), False).to_numpy(False)
-        doomed = np.zeros(len(lines), dtype=bool)
-        doomed[parents[found & quoted]] = True
-        for i in np.flatnonzero(pc.match_substring(array, "\\").to_numpy(False)):
-            doomed[i] = self.line(lines[i])
+    def lines(self, raw: bytes, starts: np.ndarray) -> np.ndarray:
+        """`line` of every line of `raw` (beginning at `starts`, closed by `len(raw)`).
+        Where a line has no backslash and paired quotes, its strings lie between
+        consecutive quotes: those of all such lines are matched in Arrow at once. The
+        other lines, and text that is not UTF-8, go through `line`."""
+        if not raw.isascii():
+            try:
+                raw.decode()
+            except UnicodeDecodeError:
+                text = raw.decode(errors="surrogateescape").splitlines(keepends=True)
+                return np.array([self.line(line) for line in text], dtype=bool)
+        data = np.frombuffer(raw, np.uint8)
+        quotes = np.flatnonzero(data == ord('"'))
+        per_line = np.diff(np.searchsorted(quotes, starts))
+        irregular = per_line % 2 == 1
+        if b"\\" in raw:
+            irregular[_line_of(np.flatnonzero(data == ord("\\")), starts)] = True
+        quotes = quotes[~np.repeat(irregular, per_line)]
+        doomed = np.zeros(len(starts) - 1, dtype=bool)
+        if len(quotes):
+            doomed[_line_of(quotes[0::2][self._strings(raw, quotes)], starts)] = True
+        for i in np.flatnonzero(irregular):
+            doomed[i] = self.line(raw[starts[i] : starts[i + 1]].decode())
         return doomed
+
+    def _strings(self, raw: bytes, quotes: np.ndarray) -> np.ndarray:
+        """Which of the strings between quotes 0 and 1, 2 and 3, ... of `raw` is a token."""
+        offsets = np.r_[0, quotes].astype(np.int64)  # Arrow's kernels want a first 0
+        offsets[1::2] += 1  # odd elements are the strings, even ones what lies between
+        strings = pa.LargeStringArray.from_buffers(
+            len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(raw)
+        )
+        strings = pc.ascii_lower(strings) if raw.isascii() else pc.utf8_lower(strings)
+        values = pa.array(sorted(self.values), pa.large_string())
+        found = pc.is_in(strings, value_set=values).to_numpy(False)[1::2]
+        data = np.frombuffer(raw, np.uint8)
+        begin, end = offsets[1::2], offsets[2::2]  # an empty string's ends are its quotes
+        for k in np.flatnonzero(_untrimmed(data[begin]) | _untrimmed(data[end - 1])):
+            found[k] = self.field(raw[begin[k] : end[k]].decode())  # few: one by one
+        return found
 
     def in_bytes(self, data: bytes) -> bool:
         return any(t.encode() in data for t in self.texts)
@@ -141,15 +158,35 @@ def _lines(path: Path, doomed) -> Scrubbed:  # noqa: ANN001 (a predicate on a li
 
 
 def _json_lines(path: Path, tokens: Tokens) -> Scrubbed:
-    lines = path.read_text(errors="surrogateescape").splitlines(keepends=True)
-    doomed = tokens.lines(lines)
-    if doomed.any():
-        kept = [line for line, gone in zip(lines, doomed, strict=True) if not gone]
-        _replace(path, "".join(kept).encode(errors="surrogateescape"))
-    return Scrubbed(removed=int(doomed.sum()))
+    raw = path.read_bytes()
+    starts = _line_starts(raw)
+    return _drop_lines(path, raw, starts, tokens.lines(raw, starts))
 
 
 def _csv(path: Path, tokens: Tokens, *, delimiter: str) -> Scrubbed:
+    """Rows go whole: where every row is one line, the rows are matched in Arrow and the
+    doomed lines cut out of the bytes; otherwise (a value spanning lines, ragged rows) the
+    file is read and written again row by row."""
+    raw = path.read_bytes()
+    starts = _line_starts(raw)
+    try:
+        table = pa_csv.read_csv(
+            io.BytesIO(raw),
+            read_options=pa_csv.ReadOptions(skip_rows=1, autogenerate_column_names=True),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(_column_names(raw, delimiter), pa.string())
+            ),
+        )
+    except (pa.ArrowException, csv.Error):
+        table = None
+    if table is None or table.num_rows != len(starts) - 2:
+        return _csv_rows(path, tokens, delimiter=delimiter)
+    doomed = np.r_[False, _rows_with(table, tokens)]
+    return _drop_lines(path, raw, starts, doomed)
+
+
+def _csv_rows(path: Path, tokens: Tokens, *, delimiter: str) -> Scrubbed:
     with path.open(newline="") as handle:
         rows = list(csv.reader(handle, delimiter=delimiter))
     kept = rows[:1] + [row for row in rows[1:] if not any(tokens.field(v) for v in row)]
@@ -158,6 +195,38 @@ def _csv(path: Path, tokens: Tokens, *, delimiter: str) -> Scrubbed:
         csv.writer(out, delimiter=delimiter, lineterminator="\n").writerows(kept)
         _replace(path, out.getvalue().encode())
     return Scrubbed(removed=len(rows) - len(kept))
+
+
+def _column_names(raw: bytes, delimiter: str) -> list[str]:
+    header = next(
+        csv.reader([raw[: raw.find(b"\n") + 1 or len(raw)].decode()], delimiter=delimiter), []
+    )
+    return [f"f{i}" for i in range(len(header))]
+
+
+def _line_starts(raw: bytes) -> np.ndarray:
+    """Where each line of `raw` begins, then `len(raw)`."""
+    ends = np.flatnonzero(np.frombuffer(raw, np.uint8) == ord("\n")) + 1
+    return np.r_[0, ends[ends < len(raw)], len(raw)].astype(np.int64)
+
+
+def _line_of(positions: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    return np.searchsorted(starts, positions, side="right") - 1
+
+
+def _untrimmed(first_or_last: np.ndarray) -> np.ndarray:
+    """Bytes that may be whitespace `str.strip` removes (ASCII ones, or part of a
+    multi-byte character)."""
+    return (first_or_last <= ord(" ")) | (first_or_last >= 0x80)
+
+
+def _drop_lines(path: Path, raw: bytes, starts: np.ndarray, doomed: np.ndarray) -> Scrubbed:
+    """Rewrite `path` without the `doomed` lines, every other byte as it was."""
+    if doomed.any():
+        view, kept = memoryview(raw), np.flatnonzero(~doomed)
+        runs = np.split(kept, np.flatnonzero(np.diff(kept) > 1) + 1) if len(kept) else []
+        _replace(path, b"".join(view[starts[r[0]] : starts[r[-1] + 1]] for r in runs))
+    return Scrubbed(removed=int(doomed.sum()))
 
 
 def _json(path: Path, tokens: Tokens) -> Scrubbed:
@@ -185,20 +254,24 @@ def _json(path: Path, tokens: Tokens) -> Scrubbed:
 
 def _parquet(path: Path, tokens: Tokens) -> Scrubbed:
     table = pq.read_table(path)
-    values = pa.array(sorted(tokens.values), pa.string())
-    doomed = pa.array([False] * table.num_rows)
-    for name in table.column_names:
-        column = table[name]
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            normal = pc.utf8_lower(pc.utf8_trim_whitespace(column))
-            doomed = pc.or_(doomed, pc.fill_null(pc.is_in(normal, value_set=values), False))
-    removed = pc.sum(doomed).as_py() or 0
-    if removed:
+    doomed = _rows_with(table, tokens)
+    if doomed.any():
         metadata = pq.read_metadata(path)
         compression = (
             metadata.row_group(0).column(0).compression if metadata.num_row_groups else "zstd"
         )
         sink = io.BytesIO()
-        pq.write_table(table.filter(pc.invert(doomed)), sink, compression=compression.lower())
+        pq.write_table(table.filter(pa.array(~doomed)), sink, compression=compression.lower())
         _replace(path, sink.getvalue())
-    return Scrubbed(removed=removed)
+    return Scrubbed(removed=int(doomed.sum()))
+
+
+def _rows_with(table: pa.Table, tokens: Tokens) -> np.ndarray:
+    """Which rows of `table` have a string field equal to a token."""
+    values = pa.array(sorted(tokens.values), pa.string())
+    doomed = np.zeros(table.num_rows, dtype=bool)
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            normal = pc.utf8_lower(pc.utf8_trim_whitespace(column))
+            doomed |= pc.fill_null(pc.is_in(normal, value_set=values), False).to_numpy()
+    return doomed
