@@ -14,10 +14,10 @@ fresh `Snapshot`). The machine's load average is printed beside: on a shared 2-c
 machine it says how much of the wall time was other people's work. The warehouse is only
 read.
 
-`sizes`: each shipped example segment and its marketer-meaning version in `docs/segments/`
-evaluated on the data folder (by the workspace's preview, i.e. the segments evaluator),
-beside an independent SQL count over the warehouse's own tables where one is written
-(`CHECKS`), and how many members can be e-mailed.
+`sizes`: each shipped example segment (`segments/definitions/`) evaluated on the data
+folder (by the workspace's preview, i.e. the segments evaluator), beside an independent SQL
+count over the warehouse's own tables where one is written (`CHECKS`), and how many members
+can be e-mailed.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def timed(call, *, repeat: int, check: bool = True) -> tuple[list[float], list[f
     return wall, cpu
 
 
-# Independent SQL for the docs/segments versions: the latest feature snapshot at or before
+# Independent SQL for the shipped examples: the latest feature snapshot at or before
 # the data's clock, current scores, profiles; `top p%` = at or above the value of the
 # ceil(p% x N)-th of the population in that order.
 _CLOCK = (
@@ -108,30 +108,25 @@ def sizes(settings) -> None:
     from segments.definition import EXAMPLES_DIR, load_definitions
 
     shipped = load_definitions(folders=[EXAMPLES_DIR])
-    meant = load_definitions(folders=[ROOT / "docs" / "segments"])
     snapshot = Snapshot(warehouse=settings.paths.warehouse)
     con = duckdb.connect(str(settings.paths.warehouse), read_only=True)
     emailable = {
         cid
         for (cid,) in con.execute("SELECT customer_id FROM profiles WHERE consent_email").fetchall()
     }
-    print("| segment | version | size | can be e-mailed | SQL check |\n|---|---|---:|---:|---:|")
-    for label, found in (("shipped", shipped), ("docs/segments", meant)):
-        for definition in found:
-            saved = shipped if label == "shipped" else [*shipped, *meant]
-            preview = snapshot.preview(definition, saved=saved, sample=0)
-            ids = snapshot.members(definition, saved=saved)
-            check = ""
-            if label == "docs/segments" and definition.name in CHECKS:
-                check = f"{con.execute(CHECKS[definition.name]).fetchone()[0]:,}"
-            print(f"| {definition.name} | {label} | {preview.size:,} | "
-                  f"{len(set(ids) & emailable):,} | {check} |")  # fmt: skip
-            if definition.name == "lookalike_prospects":
-                bought = con.execute(
-                    "SELECT count(DISTINCT customer_id) FROM identity_map WHERE source = 'orders'"
-                    " AND customer_id IN (SELECT unnest(?))", [list(ids)]
-                ).fetchone()[0]  # fmt: skip
-                print(f"|  | (members with an order in the warehouse: {bought}) | | | |")
+    print("| segment | size | can be e-mailed | SQL check |\n|---|---:|---:|---:|")
+    for definition in shipped:
+        preview = snapshot.preview(definition, saved=shipped, sample=0)
+        ids = snapshot.members(definition, saved=shipped)
+        check = CHECKS.get(definition.name)
+        check = f"{con.execute(check).fetchone()[0]:,}" if check else ""
+        print(f"| {definition.name} | {preview.size:,} | {len(set(ids) & emailable):,} | {check} |")
+        if definition.name == "lookalike_prospects":
+            bought = con.execute(
+                "SELECT count(DISTINCT customer_id) FROM identity_map WHERE source = 'orders'"
+                " AND customer_id IN (SELECT unnest(?))", [list(ids)]
+            ).fetchone()[0]  # fmt: skip
+            print(f"|  (members with an order in the warehouse: {bought}) | | | |")
     con.close()
 
 

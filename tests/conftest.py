@@ -99,6 +99,13 @@ def segment_world(settings: Settings) -> Path:
         columns=["customer_id", "event_timestamp", "orders_365d", "avg_order_value",
                  "orders_total", "spend_total"],
     )  # fmt: skip
+    order_features["spend_365d"] = order_features["orders_365d"] * order_features["avg_order_value"]
+    # Web behaviour: the seeds and l1..l5 browse a lot, everyone else little.
+    busy = {c: (20 + i, 100 + 10 * i) for i, c in enumerate(seeds + looks)}
+    web_features = pd.DataFrame(
+        [(c, now.replace(hour=0), *busy.get(c, (1 + i % 3, 3 + i % 5))) for i, c in enumerate(ids)],
+        columns=["customer_id", "event_timestamp", "sessions_30d", "page_views_30d"],
+    )
     day = timedelta(days=1)
     events = [  # (customer, type, event, time, order id)
         ("c05", "track", "Product Added", now - day, None),
@@ -133,6 +140,7 @@ def segment_world(settings: Settings) -> Path:
     with duckdb.connect(str(path)) as con:
         for name, frame in [
             ("profiles", profiles), ("scores", scores), ("customer_order_features", order_features),
+            ("customer_web_features", web_features),
             ("raw_events", raw_events), ("raw_orders", raw_orders), ("identity_map", identity_map),
         ]:  # fmt: skip
             con.register("_frame", frame)

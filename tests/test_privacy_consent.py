@@ -15,6 +15,9 @@ from resolution.records import collect_records
 from segments import EXAMPLES_DIR, activate, load_definitions, refresh_segments, report_html
 from segments.destinations import AdAudienceDestination, FileDestination, RetryPolicy
 
+# A segment ignoring consent, so that members who refused it are there to be withheld.
+FIXTURE_SEGMENTS = Path(__file__).parent / "segments"
+
 T = [datetime(2026, 1, d) for d in range(1, 10)]
 
 
@@ -74,7 +77,9 @@ def con(segment_world: Path):
         connection.execute(
             "UPDATE profiles SET consent_profiling = FALSE WHERE customer_id = 'c12'"
         )
-        refresh_segments(connection, definitions=load_definitions(folders=[EXAMPLES_DIR]))
+        refresh_segments(
+            connection, definitions=load_definitions(folders=[EXAMPLES_DIR, FIXTURE_SEGMENTS])
+        )
         yield connection
 
 
@@ -85,10 +90,10 @@ def test_rows_without_consent_or_a_usable_identifier_are_withheld_and_counted(
     ads = AdAudienceDestination(name="google_ads", platform="google")
     deliveries = activate(
         con, destinations=[files, ads], exports=tmp_path / "exports",
-        retry=RetryPolicy(attempts=1), phone_region="GB", segments=["likely_to_churn"],
+        retry=RetryPolicy(attempts=1), phone_region="GB", segments=["churn_over_90"],
     )  # fmt: skip
     by = {d.destination: d for d in deliveries}
-    # likely_to_churn is c01, c02, c03, c12: c02 refused e-mail, c03 refused ads.
+    # churn_over_90 is c01, c02, c03, c12: c02 refused e-mail, c03 refused ads.
     assert pd.read_csv(by["crm"].target)["customer_id"].tolist() == ["c03"]
     assert by["crm"].withheld_by == {"no_consent": 1, "profiling_objection": 1, "no_contact": 1}
     # an ad audience takes a phone when the e-mail is blank: c01 goes, hashed
@@ -108,7 +113,7 @@ def test_rows_without_consent_or_a_usable_identifier_are_withheld_and_counted(
 def test_an_acquisition_audience_suppresses_everyone_who_ever_bought(con) -> None:
     from segments import evaluate_segments
 
-    definitions = load_definitions(folders=[EXAMPLES_DIR])
+    definitions = load_definitions(folders=[EXAMPLES_DIR, FIXTURE_SEGMENTS])
     acquisition = next(d for d in definitions if d.name == "acquisition_prospects")
     assert acquisition.exclude.existing_customers
     without = acquisition.model_copy(update={"name": "unsuppressed", "exclude": None})

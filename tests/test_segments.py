@@ -21,17 +21,20 @@ from segments import (
 
 # The known answer of each example segment in the `segment_world` fixture (tests/conftest.py).
 EXPECTED = {
-    # churn decile >= 6, LTV decile >= 8, e-mail consent: c02 lacks consent, c03/c04/c12 a decile
-    "at_risk_valuable": ["c01"],
+    # e-mailable, top 30% by spend over the year (the 18th of 58 spends is c01..c09's 120:
+    # ties at the threshold are in) and the riskiest 30% of the 19 e-mailable scored (the
+    # 6th probability is 0.2, so c11 and l1..l5 tie in); c02 cannot be e-mailed
+    "at_risk_valuable": ["c01", "c03", "c04", "c11", "c12", "l1", "l2", "l3", "l4", "l5"],
     # cart add in 3 days, nothing bought since: c06 bought after, c07's add is 5 days old,
     # c09 completed the order in the app (an `Order Completed` event); c08 bought before adding
     "cart_abandoners_3d": ["c05", "c08"],
-    # >= 4 orders in a year, average >= 80: c11's latest snapshot says 50, c12's future one is
-    # not visible yet
+    # >= 4 orders in a year and an average order in the top 30% (the 18th of 58 is 60):
+    # c11's latest snapshot has 5 orders but averages 50; c12's future one is not visible yet
     "loyal_high_value": ["c10"],
-    "likely_to_churn": ["c01", "c02", "c03", "c12"],
-    # the 5 customers built to resemble the 8 top-LTV seeds (10% of 50 candidates)
-    "lookalike_top_ltv": ["l1", "l2", "l3", "l4", "l5"],
+    # the riskiest 10% of the 19 e-mailable scored: 2 (c02, riskier than c03, refused e-mail)
+    "likely_to_churn": ["c01", "c03"],
+    # never bought; the 10% of 42 candidates (5) browsing most like the 8 top-LTV seeds
+    "lookalike_prospects": ["l1", "l2", "l3", "l4", "l5"],
     # browsed in 30 days with ad consent, never bought: c10 and c12 are existing customers
     # (orders), c04 browsed 40 days ago, c03 refuses ads
     "acquisition_prospects": ["c11"],

@@ -41,6 +41,9 @@ SHA_PHONE_DIGITS = (
     "40b5c38342a9c584ec707e8679b003f8c779c6aaa138c976ef94e049cc05208f"  # 447911123456
 )
 
+# A segment ignoring consent, so that members who refused it are there to be withheld.
+FIXTURE_SEGMENTS = Path(__file__).parent / "segments"
+
 
 class Receiver(ThreadingHTTPServer):
     """A webhook endpoint on 127.0.0.1 answering with scripted statuses, then 200."""
@@ -83,7 +86,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def con(segment_world: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     with duckdb.connect(str(segment_world)) as connection:
-        definitions = load_definitions(folders=[EXAMPLES_DIR])
+        definitions = load_definitions(folders=[EXAMPLES_DIR, FIXTURE_SEGMENTS])
         refresh_segments(con=connection, definitions=definitions, run_id="r1")
         yield connection
 
@@ -91,7 +94,7 @@ def con(segment_world: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 def run(con, tmp_path: Path, *destinations) -> dict[tuple[str, str], object]:
     deliveries = activate(
         con, destinations=destinations, exports=tmp_path / "exports", retry=FAST_RETRY,
-        phone_region="GB", segments=["likely_to_churn", "cart_abandoners_3d"],
+        phone_region="GB", segments=["churn_over_90", "cart_abandoners_3d"],
     )  # fmt: skip
     return {(d.destination, d.segment): d for d in deliveries}
 
@@ -113,15 +116,15 @@ def test_files_and_ad_audiences_hold_only_consented_profiles(con, tmp_path: Path
     files = FileDestination(name="crm", consent="email", format="csv")
     ads = AdAudienceDestination(name="google_ads", platform="google")
     sent = run(con, tmp_path, files, ads)
-    # likely_to_churn is c01, c02, c03, c12; c02 refused e-mail, c03 refused ads.
-    csv = pd.read_csv(sent["crm", "likely_to_churn"].target)
+    # churn_over_90 is c01, c02, c03, c12; c02 refused e-mail, c03 refused ads.
+    csv = pd.read_csv(sent["crm", "churn_over_90"].target)
     assert csv.to_dict("list") == {
         "customer_id": ["c01", "c03", "c12"],
         "first_name": ["Namec01", "Namec03", "Namec12"],
         "email": ["c01@example.com", "c03@example.com", "c12@example.com"],
     }
-    assert sent["crm", "likely_to_churn"].withheld == 1
-    audience_file = Path(sent["google_ads", "likely_to_churn"].target)
+    assert sent["crm", "churn_over_90"].withheld == 1
+    audience_file = Path(sent["google_ads", "churn_over_90"].target)
     audience = pd.read_csv(audience_file)
     assert list(audience.columns) == ["Email", "Phone"]
     assert list(audience["Email"]) == [
@@ -130,20 +133,20 @@ def test_files_and_ad_audiences_hold_only_consented_profiles(con, tmp_path: Path
     assert "@" not in audience_file.read_text() and "+44" not in audience_file.read_text()
     log = con.execute(
         "SELECT destination, segment, row_count, withheld_no_consent, status FROM activation_log "
-        "WHERE segment = 'likely_to_churn' ORDER BY destination"
+        "WHERE segment = 'churn_over_90' ORDER BY destination"
     ).fetchall()
     assert log == [
-        ("crm", "likely_to_churn", 3, 1, "sent"),
-        ("google_ads", "likely_to_churn", 3, 1, "sent"),
+        ("crm", "churn_over_90", 3, 1, "sent"),
+        ("google_ads", "churn_over_90", 3, 1, "sent"),
     ]
 
 
 def test_webhook_retries_with_backoff_and_one_key_per_batch(con, tmp_path, receiver) -> None:
     receiver.script = [503, 503]  # the first two attempts fail, the third succeeds
     hook = WebhookDestination(
-        name="esp", url=receiver.url, batch_size=2, mode="full", segments=["likely_to_churn"]
+        name="esp", url=receiver.url, batch_size=2, mode="full", segments=["churn_over_90"]
     )
-    delivery = run(con, tmp_path, hook)["esp", "likely_to_churn"]
+    delivery = run(con, tmp_path, hook)["esp", "churn_over_90"]
     assert delivery.status == "sent"
     assert [(b.batch, b.rows, b.attempts, b.status) for b in delivery.batches] == [
         (1, 2, 3, "sent"),
@@ -202,7 +205,9 @@ def test_changes_only_files_list_who_entered_and_exited(con, tmp_path: Path) -> 
     ]
     con.execute("INSERT INTO raw_orders VALUES ('o-new', 'online', '2026-06-30 12:00', 20.0)")
     con.execute("INSERT INTO identity_map VALUES ('orders', 'o-new', 'c05')")
-    refresh_segments(con, definitions=load_definitions(folders=[EXAMPLES_DIR]), run_id="r2")
+    refresh_segments(
+        con, definitions=load_definitions(folders=[EXAMPLES_DIR, FIXTURE_SEGMENTS]), run_id="r2"
+    )
     second = run(con, tmp_path, changes)["changes", "cart_abandoners_3d"]
     assert second.target.endswith("cart_abandoners_3d_changes_r2.parquet")
     assert pd.read_parquet(second.target)[["customer_id", "change"]].values.tolist() == [
@@ -234,14 +239,14 @@ def test_a_destination_kind_is_registered_and_chosen_by_name_from_config(
     con, tmp_path: Path, jsonl_kind: type[Destination]
 ) -> None:
     config = SegmentSettings.model_validate(
-        {"destinations": [{"type": "jsonl", "name": "lines", "segments": ["likely_to_churn"]}]}
+        {"destinations": [{"type": "jsonl", "name": "lines", "segments": ["churn_over_90"]}]}
     )
     [lines] = config.destinations
     assert type(lines) is jsonl_kind and lines.consent == "sms"
     assert config.model_dump()["destinations"][0]["type"] == "jsonl"  # dumps as its kind
     sent = run(con, tmp_path, lines)
-    assert set(sent) == {("lines", "likely_to_churn")}
-    members = pd.read_json(sent["lines", "likely_to_churn"].target, lines=True)
+    assert set(sent) == {("lines", "churn_over_90")}
+    members = pd.read_json(sent["lines", "churn_over_90"].target, lines=True)
     assert list(members.columns) == ["customer_id", "first_name", "phone"]  # SMS consent: phone
     assert list(members["customer_id"]) == ["c01", "c02", "c03", "c12"]
     with pytest.raises(ValidationError, match="unknown destination type 'fax'; known: file"):

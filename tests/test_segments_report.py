@@ -69,19 +69,20 @@ def test_the_report_names_members_masks_contacts_plots_data_time_and_advises(
     assert "@example.com" not in html.replace("•••@example.com", "")
     assert "+442079460" not in html
     text = re.search(r'id="seg-at_risk_valuable">.*?</section>', html, re.S).group(0)
-    # What to do, and both models behind it against a perfect one, in words.
-    assert "<b>What to do:</b> Valuable customers who may be leaving" in text
+    # What to do, and the model behind it against a perfect one, in words.
+    assert "<b>What to do:</b> People likely to stop buying" in text
     assert "riskiest hold 11% of the customers who churned" in text
     assert (
         "The best possible is 12% (a perfect model&#x27;s top 10%), so it does 90% as well" in text
     )
-    assert "values highest brought 45% of the value" in text
-    assert "orders customers 62% as well as a perfect model" in text
+    assert "value model" not in text  # past spend, not the value model, says who is valuable
     # Not predictive: no advice; a look-alike says its model is not measured.
     cart = re.search(r'id="seg-cart_abandoners_3d">.*?</section>', html, re.S).group(0)
     assert "What to do" not in cart
-    lookalike = re.search(r'id="seg-lookalike_top_ltv">.*?</section>', html, re.S).group(0)
+    lookalike = re.search(r'id="seg-lookalike_prospects">.*?</section>', html, re.S).group(0)
     assert "behave like your best customers" in lookalike and "look-alike model" in lookalike
+    assert "values highest brought 45% of the value" in lookalike  # its seed: the top LTV decile
+    assert "orders customers 62% as well as a perfect model" in lookalike
     # The trend is over data time: two points (20 and 30 June) for four runs.
     trend = re.search(r'<div class="trend" data-times="([^"]*)">', text).group(1)
     assert trend == "2026-06-20 00:00,2026-06-30 12:00"
