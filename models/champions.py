@@ -24,7 +24,7 @@ from mlflow.models import Model
 
 from models.btyd import BTYD_INPUTS, BTYD_OUTPUTS, BTYDModel
 from models.calibration import PlattCalibrator
-from models.explanations import top_reasons
+from models.explanations import predict_threads, top_reasons
 from models.metrics import assign_deciles
 from models.registry import CHAMPION, champion_version
 
@@ -88,7 +88,7 @@ class ChampionModel:
     def raw_from(self, matrix: np.ndarray) -> np.ndarray:
         """`raw` of a `model_matrix` already computed."""
         if self.booster is not None:
-            return self.booster.predict(matrix, num_threads=0)
+            return self.booster.predict(matrix, num_threads=predict_threads(len(matrix)))
         column = matrix[:, len(self.feature_names) + BTYD_OUTPUTS.index(LABEL_FREE[self.task])]
         return 1 - column if self.task == "churn" else column
 
