@@ -86,7 +86,30 @@ def _top(column: str, population: str, percent: int) -> str:
 _EMAILABLE = (
     "(SELECT s.* FROM current_scores s JOIN profiles p USING (customer_id) WHERE p.consent_email)"
 )
+# Events and purchases (orders, and `Order Completed` events of orders the orders table
+# lacks) by customer; the cart abandoners: a cart add in the 3 days before the clock and no
+# purchase after their last one; the acquisition prospects: a page or screen in the 30 days
+# before the clock, ad consent, no purchase ever.
+_EVENTS = """(SELECT m.customer_id, e.type, e.event, e.timestamp AS happened,
+    e.properties->>'order_id' AS ord
+    FROM raw_events e JOIN identity_map m ON m.source = 'events' AND m.record_key = e.message_id)"""
+_PURCHASES = f"""(SELECT m.customer_id, o.ordered_at AS happened FROM raw_orders o
+    JOIN identity_map m
+    ON m.source = 'orders' AND m.record_key = o.order_id UNION ALL SELECT customer_id, happened
+    FROM {_EVENTS} WHERE event = 'Order Completed'
+    AND ord NOT IN (SELECT order_id FROM raw_orders))"""
+_CART = f"""SELECT count(*) FROM (SELECT customer_id, max(happened) AS last_add FROM {_EVENTS}
+    WHERE event = 'Product Added' AND happened <= {_CLOCK} GROUP BY 1
+    HAVING max(happened) > {_CLOCK} - INTERVAL 3 DAY) c WHERE c.customer_id IN
+    (SELECT customer_id FROM profiles) AND NOT EXISTS (SELECT 1 FROM {_PURCHASES} b
+    WHERE b.customer_id = c.customer_id AND b.happened > c.last_add AND b.happened <= {_CLOCK})"""
+_PROSPECTS = f"""SELECT count(*) FROM profiles p WHERE p.consent_ads AND EXISTS (SELECT 1
+    FROM {_EVENTS} e WHERE e.customer_id = p.customer_id AND e.type IN ('page', 'screen')
+    AND e.happened > {_CLOCK} - INTERVAL 30 DAY AND e.happened <= {_CLOCK}) AND NOT EXISTS
+    (SELECT 1 FROM {_PURCHASES} b WHERE b.customer_id = p.customer_id)"""
 CHECKS = {
+    "cart_abandoners_3d": _CART,
+    "acquisition_prospects": _PROSPECTS,
     "likely_to_churn": f"SELECT count(*) FROM {_EMAILABLE} e WHERE churn_probability >= "
     + _top("churn_probability", _EMAILABLE, 10),
     "at_risk_valuable": f"SELECT count(*) FROM {_EMAILABLE} e JOIN {_ORDERS} o USING (customer_id)"
