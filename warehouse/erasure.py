@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,7 +177,7 @@ def compact(path: Path) -> None:
     fresh.unlink(missing_ok=True)
     con = duckdb.connect(str(path))
     try:
-        con.execute("CHECKPOINT")
+        _checkpoint(con)
         (name,) = con.execute("SELECT current_database()").fetchone()
         con.execute(f"ATTACH {literal(str(fresh))} AS _fresh")
         con.execute(f"COPY FROM DATABASE {quote(name)} TO _fresh")
@@ -185,6 +186,19 @@ def compact(path: Path) -> None:
         con.close()
     os.replace(fresh, path)
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
+def _checkpoint(con: duckdb.DuckDBPyConnection, *, tries: int = 50) -> None:
+    """CHECKPOINT, waiting out (0.2 s at a time, 10 s at most) a write transaction that
+    another connection of this process is finishing."""
+    for attempt in range(tries):
+        try:
+            con.execute("CHECKPOINT")
+            return
+        except duckdb.TransactionException:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2)
 
 
 def canonical_pairs(pairs: Iterable[tuple[str, object]]) -> frozenset[tuple[str, str]]:

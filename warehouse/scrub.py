@@ -199,7 +199,10 @@ def _csv_rows(path: Path, tokens: Tokens, *, delimiter: str) -> Scrubbed:
 
 def _column_names(raw: bytes, delimiter: str) -> list[str]:
     header = next(
-        csv.reader([raw[: raw.find(b"\n") + 1 or len(raw)].decode()], delimiter=delimiter), []
+        csv.reader(
+            [raw[: raw.find(b"\n") + 1 or len(raw)].decode(errors="replace")], delimiter=delimiter
+        ),
+        [],
     )
     return [f"f{i}" for i in range(len(header))]
 
