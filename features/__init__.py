@@ -15,6 +15,13 @@ Names are imported on first use (lazy_loader), so that reading the settings
 """
 
 import lazy_loader
+import typeguard
+
+# Feast is the only library here that uses typeguard: its `@typechecked` classes re-parse
+# their modules' source at every import, about 6 s of CPU per process (half of `cip
+# train`'s imports, measured in benchmarks/RESULTS.md). Its checks only catch callers'
+# type errors, which our tests of the Feast repo do; so Feast imports unchecked.
+typeguard.typechecked = lambda target=None, **_: target if target else (lambda t: t)
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,

@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pandas as pd
-from feast import FeatureStore
 from matplotlib.figure import Figure
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
@@ -39,6 +39,9 @@ from models.metrics import ltv_metrics
 from models.plots import ltv_deciles_figure
 from models.settings import ModelSettings
 from models.workflow import Fitted, fit_models
+
+if TYPE_CHECKING:
+    from feast import FeatureStore  # imported by `features`, after its typeguard switch
 
 __all__ = ["METRICS", "Backtest", "run_backtest"]
 

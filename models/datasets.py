@@ -13,16 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
-from feast import FeatureStore
 
 from features import FeatureSettings, build_snapshots, service_features, training_set
 from models.btyd import BTYD_INPUTS, BTYD_OUTPUTS, BTYDModel
 from models.labels import ORDERS_SQL, CutoffPlan, build_examples
 from models.settings import ModelSettings
 from models.training import numeric_features
+
+if TYPE_CHECKING:
+    from feast import FeatureStore  # imported by `features`, after its typeguard switch
 
 __all__ = ["ExampleSet", "examples_with_features"]
 

@@ -26,11 +26,12 @@ class SearchSettings(BaseModel):
     scoring cost: about 30 ns per tree per customer and model on this machine, and the
     cost of reasons with it."""
     early_stopping_rounds: int = Field(40, ge=5)
-    rows: int = Field(40_000, ge=1_000)
+    rows: int = Field(20_000, ge=1_000)
     """Training rows each candidate is trained on at most (a random sample); the best
     candidate is then trained again on all the training rows, early-stopped the same way,
     and that is the model measured on the held-out cutoff. The candidates only rank the
-    hyperparameters, which a sample does nearly as well at half the cost."""
+    hyperparameters, which a sample does nearly as well at a fraction of the cost
+    (backtests with 20,000 and 40,000 rows: benchmarks/RESULTS.md, issue 12)."""
 
 
 class ModelSettings(BaseModel):

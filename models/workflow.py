@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
-from feast import FeatureStore
 
 from features import FeatureSettings, build_snapshots
 from models.btyd import BTYD_OUTPUTS, BTYDModel
@@ -47,6 +47,9 @@ from models.training import (
     train_task,
     with_deciles,
 )
+
+if TYPE_CHECKING:
+    from feast import FeatureStore  # imported by `features`, after its typeguard switch
 
 __all__ = ["CALENDAR", "Fitted", "fit_models", "horizons_of", "services_of"]
 
