@@ -4,11 +4,12 @@ The edges leave the DuckDB warehouse as Parquet in the lake (`SparkEngine.export
 Every node starts labelled by the smallest node among itself and its neighbours; each
 round then takes the smallest label around each node and jumps it to that label's own
 label (pointer jumping), until a round changes nothing (labels only ever fall, so an
-unchanged sum of labels says so in one small job). The symmetric edges are written to the
-lake once; each round's labels are checkpointed on the executors, so that a plan never
+unchanged sum of labels says so in one small job). The symmetric edges are written to
+the lake once; each round's labels are checkpointed on the executors, so that no plan
 grows with the rounds. A node's label is then the smallest node of its component, found
-without collecting the graph on the driver. The labels come back to the warehouse renumbered as scipy numbers components (in order of their smallest node), so
-that both engines give every later step the same numbers.
+without collecting the graph on the driver. The labels come back to the warehouse
+renumbered as scipy numbers components (in order of their smallest node), so that both
+engines give every later step the same numbers.
 """
 
 from __future__ import annotations
