@@ -82,7 +82,7 @@ def score_all(
         matches = MATCH_SCHEMA.empty_table()
         comparisons = 0
     else:
-        model.check_blocking([candidates], max_comparisons=max_comparisons, engine=engine)
+        model.check_blocking([candidates], max_comparisons=max_comparisons)
         matches = model.predict(candidates, engine=engine)
         comparisons = matches.num_rows
     con.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")

@@ -190,14 +190,14 @@ class MatchModel:
         *,
         max_comparisons: int,
         link_type: str = "dedupe_only",
-        engine: Engine | None = None,
     ) -> None:
         """Refuse blocking rules that would generate more than `max_comparisons` pairs.
 
         The rules' counts alone (cheap, from block sizes) bound their union; only when
-        that bound is above the cap is the union counted.
+        that bound is above the cap is the union counted. (On DuckDB whatever the engine:
+        it only counts the candidates' block sizes.)
         """
-        db = splink_api(engine)
+        db = splink_api()
         frames = [db.register(self.prepare(t)) for t in tables]
         frame = frames if len(frames) > 1 else frames[0]
         rules = [_rule_sql(r) for r in self.settings["blocking_rules_to_generate_predictions"]]

@@ -1,13 +1,12 @@
 """Connected components as Spark jobs: the identity graph past one machine.
 
-The edges leave the DuckDB warehouse as Parquet in the lake (`SparkEngine.export`).
-Every node starts labelled by the smallest node among itself and its neighbours; each
-round then takes the smallest label around each node and jumps it to that label's own
-label (pointer jumping), until a round changes nothing (labels only ever fall, so an
-unchanged sum of labels says so in one small job). The symmetric edges are written to
-the lake once; each round's labels are checkpointed on the executors, so that no plan
-grows with the rounds. A node's label is then the smallest node of its component, found
-without collecting the graph on the driver. The labels come back to the warehouse
+The edges leave the DuckDB warehouse as Parquet in the lake (`SparkEngine.export`) and
+are reduced by the alternating large-star and small-star operations of Kiveris et al.,
+"Connected Components in MapReduce and Beyond" (SoCC 2014): each round joins nodes to
+smaller ones, until the edges are stars around the smallest node of each component,
+in O(log^2 n) rounds whatever the graph's diameter, without collecting the graph on the
+driver. Each round is checkpointed on the executors (and every fourth one written to the
+lake), so that no plan grows with the rounds. The labels come back to the warehouse
 renumbered as scipy numbers components (in order of their smallest node), so that both
 engines give every later step the same numbers.
 """
@@ -45,31 +44,26 @@ def label_records(
     found = engine.export(
         con, query=f"SELECT a::BIGINT AS a, b::BIGINT AS b FROM ({edges})", name=_at(engine, "in")
     )
-    loops = spark.range(n_records).select(F.col("id").alias("a"), F.col("id").alias("b"))
-    both = found.unionByName(found.select(F.col("b").alias("a"), F.col("a").alias("b")))
-    graph = engine.write(both.unionByName(loops).distinct(), _at(engine, "edges"))
-    labels = graph.groupBy(F.col("a").alias("node")).agg(F.min("b").alias("label"))
-    labels = labels.localCheckpoint()
-    total = _label_sum(labels)
-    for _ in range(MAX_ROUNDS):
-        spread = (
-            graph.join(labels.withColumnRenamed("node", "b"), "b")
-            .groupBy(F.col("a").alias("node"))
-            .agg(F.min("label").alias("label"))
-        )
-        jumped = (
-            spread.alias("x")
-            .join(spread.alias("y"), F.col("y.node") == F.col("x.label"))
-            .select(F.col("x.node").alias("node"), F.least("x.label", "y.label").alias("label"))
-        )
-        labels = jumped.localCheckpoint()  # a short plan for the next round
-        # A label never grows, so an unchanged sum means that no label changed.
-        total, before = _label_sum(labels), total
-        if total == before:
+    pairs = found.where(F.col("a") != F.col("b")).select(
+        F.least("a", "b").alias("a"), F.greatest("a", "b").alias("b")
+    )
+    edges = engine.write(pairs.distinct(), _at(engine, "edges-0"))
+    for round_ in range(1, MAX_ROUNDS + 1):
+        starred = _small_star(_large_star(edges)).localCheckpoint()  # a short plan
+        if _same(starred, edges):
             break
+        edges = starred
+        if round_ % 4 == 0:  # now and then to the lake: a failed executor loses little
+            edges = engine.write(edges, _at(engine, f"edges-{round_}"))
     else:
         raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
-    engine.write(labels.where(F.col("node") < n_records), _at(engine, "records"))
+    # Every edge now joins a node to the smallest node of its component (a star).
+    centres = edges.groupBy(F.col("b").alias("node")).agg(F.min("a").alias("centre"))
+    records = spark.range(n_records).select(F.col("id").alias("node"))
+    labels = records.join(centres, "node", "left").select(
+        "node", F.coalesce("centre", "node").alias("label")
+    )
+    engine.write(labels, _at(engine, "records"))
     records = engine.duckdb_source(_at(engine, "records"))
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {name} AS
@@ -77,6 +71,51 @@ def label_records(
     """)
     (count,) = con.execute(f"SELECT count(DISTINCT label) FROM {records}").fetchone()
     return int(count)
+
+
+def _at(engine: SparkEngine, step: str) -> str:
+    return engine.scratch(f"components/{step}")
+
+
+def _large_star(edges: DataFrame) -> DataFrame:
+    """Each node's larger neighbours joined to the smallest node around it (itself too)."""
+    from pyspark.sql import functions as F
+
+    both = edges.unionByName(edges.select(F.col("b").alias("a"), F.col("a").alias("b")))
+    smallest = both.groupBy("a").agg(F.least(F.min("b"), F.col("a")).alias("m"))
+    return (
+        both.where(F.col("b") > F.col("a"))
+        .join(smallest, "a")
+        .select(F.col("b").alias("b"), F.col("m").alias("a"))
+        .where(F.col("a") != F.col("b"))
+        .select("a", "b")
+        .distinct()
+    )
+
+
+def _small_star(edges: DataFrame) -> DataFrame:
+    """Each node and its smaller neighbours joined to the smallest of them."""
+    from pyspark.sql import functions as F
+
+    # edges are (a < b): the smaller neighbours of b are its a's
+    smallest = edges.groupBy("b").agg(F.min("a").alias("m"))
+    joined = edges.join(smallest, "b")
+    return (
+        joined.select(F.col("m").alias("a"), F.col("a").alias("b"))
+        .unionByName(joined.select(F.col("m").alias("a"), F.col("b").alias("b")))
+        .where(F.col("a") != F.col("b"))
+        .distinct()
+    )
+
+
+def _same(left: DataFrame, right: DataFrame) -> bool:
+    """Whether two edge sets are equal (one job: their symmetric difference is empty)."""
+    from pyspark.sql import functions as F
+
+    marked = left.withColumn("l", F.lit(1)).join(
+        right.withColumn("r", F.lit(1)), ["a", "b"], "full_outer"
+    )
+    return marked.where(F.col("l").isNull() | F.col("r").isNull()).isEmpty()
 
 
 def _at(engine: SparkEngine, step: str) -> str:
