@@ -2,9 +2,10 @@
 
 On a small generated universe, resolution with the identity graph's components and
 Splink's scoring on Spark (`local[2]`) yields the same customers, record for record, as
-DuckDB; the connected components agree with scipy's on a graph that needs many rounds;
-and a Spark that cannot run here says which setting to change, without a JVM trace.
-One Spark session serves the module (`spark_engine`); the tests share one xdist group.
+DuckDB, and the feature snapshots built on Spark hold the same values; the connected
+components agree with scipy's on a graph of long diameter; and a Spark that cannot run
+here says which setting to change, without a JVM trace. One Spark session serves the
+module (`spark_engine`); its tests share one xdist group (`--dist loadgroup`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
+import features
 import resolution
 import warehouse
 from pipelines.config import Settings
@@ -90,6 +93,42 @@ def test_spark_resolution_gives_the_same_customers(resolved: dict[str, Settings]
     np.testing.assert_allclose(
         [p[2] for p in spark_pairs], [p[2] for p in duck_pairs], rtol=0, atol=1e-6
     )
+
+
+def test_spark_features_equal_duckdb_features(
+    resolved: dict[str, Settings], spark_engine: SparkEngine
+) -> None:
+    """Every feature of every group at three as-of dates, from the same definitions."""
+    frames = {}
+    for name, engine in (("duckdb", None), ("spark", spark_engine)):
+        settings = resolved[name]
+        con = warehouse.connect(settings.paths.warehouse)
+        try:
+            dates = features.default_schedule(con, settings=settings.features)[-3:]
+            report = features.build_snapshots(
+                con,
+                as_of=dates,
+                feast_dir=settings.paths.feast,
+                settings=settings.features,
+                replace=True,
+                engine=engine,
+            )
+            assert not report.groups_without_data
+            frames[name] = {
+                group.table: con.execute(
+                    f"SELECT * FROM {group.table} ORDER BY customer_id, event_timestamp"
+                ).df()
+                for group in features.GROUPS.values()
+            }
+        finally:
+            con.close()
+    spark_engine.cleanup()
+    for table, duck in frames["duckdb"].items():
+        spark = frames["spark"][table]
+        assert len(duck) > 100, table
+        assert list(spark.columns) == list(duck.columns), table
+        assert spark.dtypes.tolist() == duck.dtypes.tolist(), table
+        pd.testing.assert_frame_equal(spark, duck, check_exact=False, rtol=1e-9, atol=1e-9)
 
 
 def test_components_on_spark_match_scipy_on_a_deep_graph(spark_engine: SparkEngine) -> None:

@@ -77,11 +77,12 @@ def _fix(node: exp.Expression) -> exp.Expression:
         unit, start, end = node.expressions
         if unit.name.lower() == "year":
             s, e = start.sql("spark"), end.sql("spark")
-            return sqlglot.parse_one(
+            whole_years = sqlglot.parse_one(
                 f"year({e}) - year({s}) - CASE WHEN month({e}) * 100 + day({e}) < "
                 f"month({s}) * 100 + day({s}) THEN 1 ELSE 0 END",
                 read="spark",
             )
+            return exp.Paren(this=whole_years)
     if isinstance(node, exp.Anonymous) and node.name.lower() == "__cip_json_list":
         column, field = node.expressions
         return sqlglot.parse_one(
