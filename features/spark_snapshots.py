@@ -38,9 +38,7 @@ def prepare(con: duckdb.DuckDBPyConnection, *, engine: SparkEngine, as_of: list[
     for name in names:
         frame = engine.export(con, query=f"SELECT * FROM {name}", name=engine.scratch(name))
         frame.createOrReplaceTempView(name)
-    spark.createDataFrame([(d,) for d in as_of], "as_of TIMESTAMP").createOrReplaceTempView(
-        DATES
-    )
+    spark.createDataFrame([(d,) for d in as_of], "as_of TIMESTAMP").createOrReplaceTempView(DATES)
 
 
 def insert(
