@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SparkEngine"]
 
+_LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties").as_uri()
 _LOCAL_MASTER = re.compile(r"^local(\[(\*|\d+)(,\s*\d+)?\])?$")
 _SESSION_DEFAULTS = {
     "spark.sql.session.timeZone": "UTC",
@@ -117,6 +118,7 @@ class SparkEngine:
             "spark.driver.memory": s.driver_memory,
             "spark.sql.shuffle.partitions": str(s.shuffle_partitions),
             "spark.sql.warehouse.dir": self.path("_spark-warehouse"),
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_LOG_CONFIG}",
             **_SESSION_DEFAULTS,
             **s.conf,
         }
