@@ -20,6 +20,7 @@ import pandas as pd
 
 from features.definitions import GROUPS, LINKED_COLUMNS, FeatureGroup, expand, linked_records
 from features.settings import FeatureSettings
+from warehouse.engine import Engine
 from warehouse.sources import SOURCES
 from warehouse.tables import IDENTITY_MAP, table_names
 
@@ -29,8 +30,10 @@ __all__ = [
     "build_snapshots",
     "default_schedule",
     "snapshot_dates",
+    "snapshot_select",
 ]
 
+_AS_OF = "(SELECT unnest($as_of::TIMESTAMP[]) AS as_of)"  # the dates, as a DuckDB parameter
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
 EARLIEST_ACTIVITY = datetime(1970, 1, 1)
 """Activity dated before this (year 0001, a broken clock) does not stretch the schedule."""
@@ -139,7 +142,9 @@ def _ensure_table(
         con.execute(f"CREATE OR REPLACE TABLE {group.table} ({columns})")
 
 
-def _snapshot_sql(group: FeatureGroup, settings: FeatureSettings) -> str:
+def snapshot_select(group: FeatureGroup, settings: FeatureSettings, *, dates: str) -> str:
+    """The SELECT of `group`'s snapshot rows (DuckDB SQL) at every `as_of` of the relation
+    `dates`, over the `linked_<source>` tables."""
     base = group.base.format(
         session_gap_minutes=settings.session_gap_minutes, linked_records=linked_records()
     )
@@ -148,11 +153,10 @@ def _snapshot_sql(group: FeatureGroup, settings: FeatureSettings) -> str:
     )
     aggregates = ",\n  ".join(f'{f.sql} AS "{f.name}"' for f in expand(group, settings.windows))
     return f"""
-    INSERT INTO {group.table} BY NAME
     SELECT customer_id, as_of AS event_timestamp,
       {aggregates}
     FROM ({base}) AS base
-    JOIN (SELECT as_of, {since} FROM (SELECT unnest($as_of::TIMESTAMP[]) AS as_of)) AS dates
+    JOIN (SELECT as_of, {since} FROM {dates}) AS dates
       ON base.ts < dates.as_of
     GROUP BY customer_id, as_of
     """
@@ -177,11 +181,14 @@ def build_snapshots(
     settings: FeatureSettings,
     replace: bool = False,
     on_group: Callable[[str], None] | None = None,
+    engine: Engine | None = None,
 ) -> SnapshotReport:
     """Compute every group's snapshot for each date in `as_of` and export the Feast sources.
 
     Rows already present for those dates are replaced (idempotent); with `replace` the
-    tables keep only the given dates. `on_group(name)` is called after each group.
+    tables keep only the given dates. `on_group(name)` is called after each group. With
+    `engine` Spark, the aggregation runs there, from the same definitions
+    (`features.spark_snapshots`); the tables and files written are the same.
     """
     tables = table_names(con)
     if IDENTITY_MAP not in tables:
@@ -189,6 +196,12 @@ def build_snapshots(
     dates = sorted({pd.Timestamp(d).to_pydatetime() for d in as_of})
     report = SnapshotReport(as_of=dates)
     _link(con, tables)
+    if engine is not None and dates:
+        from features import spark_snapshots
+
+        spark_snapshots.prepare(con, engine=engine, as_of=dates)
+    else:
+        engine = None
     try:
         for group in GROUPS.values():
             _ensure_table(con, group, settings, replace)
@@ -196,8 +209,11 @@ def build_snapshots(
             con.execute(f"DELETE FROM {group.table} {where}", {"as_of": dates})
             if not _has_data(con, group, tables):
                 report.groups_without_data.append(group.name)
+            elif engine is not None:  # the rows computed on Spark, inserted from the lake
+                spark_snapshots.insert(con, engine=engine, group=group, settings=settings)
             elif dates:
-                con.execute(_snapshot_sql(group, settings), {"as_of": dates})
+                select = snapshot_select(group, settings, dates=_AS_OF)
+                con.execute(f"INSERT INTO {group.table} BY NAME {select}", {"as_of": dates})
             (report.rows[group.name],) = con.execute(
                 f"SELECT count(*) FROM {group.table} {where}", {"as_of": dates}
             ).fetchone()

@@ -32,6 +32,7 @@ from models.settings import ModelSettings
 from resolution.settings import ResolutionSettings
 from segments.settings import SegmentSettings
 from serving.settings import ServingSettings
+from warehouse.engine import EngineName, SparkSettings
 from warehouse.settings import GenerateSettings
 
 DEFAULT_CONFIG = Path("cip.yaml")
@@ -77,6 +78,12 @@ class DataPaths:
         return self.root / "exports"
 
     @property
+    def lake(self) -> Path:
+        """Where Spark reads and writes Parquet when `engine: spark` and `spark.location`
+        names no other place."""
+        return self.root / "lake"
+
+    @property
     def bentoml(self) -> Path:
         return self.root / "bentoml"
 
@@ -116,6 +123,10 @@ class Settings(BaseSettings):
     models: ModelSettings = ModelSettings()
     segments: SegmentSettings = SegmentSettings()
     serving: ServingSettings = ServingSettings()
+    engine: EngineName = "duckdb"
+    """What runs resolution's graph and Splink, and the feature snapshots: `duckdb` (one
+    machine, the default) or `spark` (`CIP_ENGINE=spark`; see `spark`)."""
+    spark: SparkSettings = SparkSettings()
 
     @property
     def paths(self) -> DataPaths:

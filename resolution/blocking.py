@@ -111,7 +111,9 @@ def count_rules(
     `n_largest_blocks`, every block): exact for rules of equalities, and cheap."""
     counted = []
     for rule in dict.fromkeys(rules):
-        blocks = n_largest_blocks(frames, blocking_rule=rule, link_type=link_type, n_largest=2**62)
+        blocks = n_largest_blocks(
+            frames, blocking_rule=rule, link_type=link_type, n_largest=2**31 - 1
+        )
         row = blocks.query_sql(
             "SELECT coalesce(sum(block_count), 0) AS pairs, coalesce(sum(count_l), 0) AS selves "
             "FROM {this}"

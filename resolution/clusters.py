@@ -33,9 +33,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from resolution.graph import IDENTIFIERS, components
+from resolution.graph import IDENTIFIERS, drop_labels, label_records
 from resolution.linkage import PAIRS
 from resolution.records import RECORDS, existing_tables
+from warehouse.engine import Engine
 from warehouse.tables import STREAM_IDENTIFIERS, STREAM_RECORDS
 
 __all__ = [
@@ -57,32 +58,38 @@ NO_IDENTIFYING_DATA = "no identifying data"
 
 
 def cluster(
-    con: duckdb.DuckDBPyConnection, *, merges: np.ndarray, links: Sequence[str] = ()
+    con: duckdb.DuckDBPyConnection,
+    *,
+    merges: np.ndarray,
+    links: Sequence[str] = (),
+    engine: Engine | None = None,
 ) -> int:
     """Write `res_clusters(uid, cluster)`: deterministic components merged as `merges`
     says (pairs of components, from `resolution.linkage`) and on the pairs
-    (`unique_id_l`, `unique_id_r`) of the tables `links` names."""
+    (`unique_id_l`, `unique_id_r`) of the tables `links` names (components on `engine`,
+    DuckDB and scipy by default)."""
     n_records = con.execute("SELECT count(*) FROM res_record_nodes").fetchall()[0][0]
     forced = " UNION ALL ".join(f"SELECT unique_id_l, unique_id_r FROM {t}" for t in links)
     forced = forced or "SELECT NULL AS unique_id_l, NULL AS unique_id_r WHERE FALSE"
-    edges = con.execute(f"""
+    con.register("res_merges", {"a": merges[:, 0], "b": merges[:, 1]})
+    edges = f"""
         SELECT node AS a, {n_records} + det_component AS b FROM res_record_nodes
         UNION ALL
         SELECT l.node, r.node FROM ({forced}) m
         JOIN res_record_nodes l ON l.uid = m.unique_id_l
         JOIN res_record_nodes r ON r.uid = m.unique_id_r
-    """).fetchnumpy()
-    left = np.concatenate([edges["a"], merges[:, 0] + n_records])
-    right = np.concatenate([edges["b"], merges[:, 1] + n_records])
-    n_nodes = n_records + int(max(right.max(initial=-1), left.max(initial=-1))) + 1
-    labels = components(max(n_nodes, n_records), left, right)[:n_records]
-    con.register("res_labels", pa.table({"node": np.arange(n_records), "cluster": labels}))
+        UNION ALL
+        SELECT {n_records} + a, {n_records} + b FROM res_merges
+    """
+    found = label_records(con, edges=edges, n_records=n_records, name="res_labels", engine=engine)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE res_clusters AS
-        SELECT n.uid, l.cluster::BIGINT AS cluster
+        SELECT n.uid, l.label::BIGINT AS cluster
         FROM res_record_nodes n JOIN res_labels l USING (node)
     """)
-    return int(len(np.unique(labels)))
+    drop_labels(con, "res_labels")
+    con.unregister("res_merges")
+    return found
 
 
 def new_customer_id(seed: str, taken: set[str]) -> str:

@@ -27,6 +27,7 @@ from scipy.sparse.csgraph import connected_components
 
 from resolution.given_names import nickname_related
 from resolution.records import RECORDS
+from warehouse.engine import Engine
 
 __all__ = [
     "IDENTIFIERS",
@@ -35,6 +36,8 @@ __all__ = [
     "build_identifiers",
     "components",
     "deterministic_components",
+    "drop_labels",
+    "label_records",
     "mask",
 ]
 
@@ -171,7 +174,36 @@ def components(n_nodes: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return labels
 
 
-def deterministic_components(con: duckdb.DuckDBPyConnection) -> int:
+def label_records(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    edges: str,
+    n_records: int,
+    name: str,
+    engine: Engine | None = None,
+) -> int:
+    """Make `name(node, label)` a table of `con`: the connected component of each record
+    node 0..n_records-1 of the graph whose edges are the rows (a, b) of the SQL `edges`,
+    numbered as scipy numbers them (in order of each component's smallest node). Returns
+    the number of components among the records. On Spark the graph never leaves the
+    cluster (`resolution.spark_graph`)."""
+    if engine is not None and engine.name == "spark":
+        from resolution import spark_graph
+
+        return spark_graph.label_records(
+            con, engine=engine, edges=edges, n_records=n_records, name=name
+        )
+    found = con.execute(edges).fetchnumpy()
+    left, right = found["a"], found["b"]
+    n_nodes = max(n_records, int(max(left.max(initial=-1), right.max(initial=-1))) + 1)
+    labels = components(n_nodes, left, right)[:n_records]
+    con.register(name, {"node": np.arange(n_records), "label": labels})
+    return int(len(np.unique(labels)))
+
+
+def deterministic_components(
+    con: duckdb.DuckDBPyConnection, *, engine: Engine | None = None
+) -> int:
     """Write `res_record_nodes(uid, node, det_component)`; returns the number of components.
 
     Records are nodes 0..R-1 (ordered by uid), usable identifiers follow.
@@ -181,25 +213,30 @@ def deterministic_components(con: duckdb.DuckDBPyConnection) -> int:
         SELECT uid, (row_number() OVER (ORDER BY uid) - 1)::BIGINT AS node FROM {RECORDS}
     """)
     n_records = con.execute("SELECT count(*) FROM res_record_nodes").fetchall()[0][0]
-    edges = con.execute(f"""
+    edges = f"""
         WITH ids AS (
             SELECT id_type, id_value,
                    (dense_rank() OVER (ORDER BY id_type, id_value) - 1)::BIGINT AS id_node
             FROM (SELECT DISTINCT id_type, id_value FROM {IDENTIFIERS} WHERE usable)
         )
-        SELECT n.node, {n_records} + ids.id_node
+        SELECT n.node AS a, {n_records} + ids.id_node AS b
         FROM {IDENTIFIERS} i
         JOIN ids USING (id_type, id_value)
         JOIN res_record_nodes n USING (uid)
         WHERE i.usable
-    """).fetchnumpy()
-    left, right = edges["node"], edges[list(edges)[1]]
-    n_nodes = n_records + (int(right.max()) - n_records + 1 if len(right) else 0)
-    labels = components(n_nodes, left, right)[:n_records]
-    con.register("res_det_labels", {"node": np.arange(n_records), "det_component": labels})
+    """
+    found = label_records(
+        con, edges=edges, n_records=n_records, name="res_det_labels", engine=engine
+    )
     con.execute("""
         CREATE OR REPLACE TEMP TABLE res_record_nodes AS
-        SELECT n.uid, n.node, l.det_component::BIGINT AS det_component
+        SELECT n.uid, n.node, l.label::BIGINT AS det_component
         FROM res_record_nodes n JOIN res_det_labels l USING (node)
     """)
-    return int(len(np.unique(labels)))
+    drop_labels(con, "res_det_labels")
+    return found
+
+
+def drop_labels(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a labels table `label_records` made (a view, on either engine)."""
+    con.execute(f"DROP VIEW IF EXISTS {name}")

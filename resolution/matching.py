@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from resolution.linkage import PAIRS
 from resolution.model import MATCH_COLUMNS, MatchModel
 from resolution.records import RECORDS, existing_tables
+from warehouse.engine import Engine
 
 __all__ = [
     "CANDIDATES",
@@ -73,14 +74,16 @@ def score_all(
     candidates: pa.Table,
     threshold: float,
     max_comparisons: int,
+    engine: Engine | None = None,
 ) -> dict[str, int]:
-    """Score every blocked pair of `candidates`; replace the stored candidates and pairs."""
+    """Score every blocked pair of `candidates` (with Splink on `engine`, DuckDB by default);
+    replace the stored candidates and pairs."""
     if model is None or candidates.num_rows < 2:
         matches = MATCH_SCHEMA.empty_table()
         comparisons = 0
     else:
         model.check_blocking([candidates], max_comparisons=max_comparisons)
-        matches = model.predict(candidates)
+        matches = model.predict(candidates, engine=engine)
         comparisons = matches.num_rows
     con.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
     con.execute(f"DROP TABLE IF EXISTS {PAIRS}")

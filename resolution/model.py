@@ -27,13 +27,15 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from splink import DuckDBAPI, Linker
+from splink import Linker
+from splink.internals.database_api import DatabaseAPI
 
 from resolution.blocking import count_rules, with_marginals
 from resolution.comparisons import NICKNAME_SUFFIX
 from resolution.configure import ModelChoices, add_nicknames, configure
 from resolution.profile import TableProfile
 from resolution.settings import ResolutionSettings
+from warehouse.engine import DUCKDB, Engine, release, splink_api
 
 __all__ = ["MATCH_COLUMNS", "BlockingTooLoose", "MatchModel"]
 
@@ -104,7 +106,10 @@ class MatchModel:
         settings: ResolutionSettings,
         profile: TableProfile,
     ) -> tuple[MatchModel, ModelChoices]:
-        """Configure and train a model on `candidates` (`unique_id` plus profiled columns)."""
+        """Configure and train a model on `candidates` (`unique_id` plus profiled columns).
+
+        Training samples (`max_pairs_u`, `max_pairs_em`), so it runs on DuckDB whatever the
+        engine; scoring every blocked pair (`predict`) is what grows with the data."""
         trained, choices = configure(candidates, settings=settings, profile=profile)
         model = cls(trained)
         prepared = model.prepare(candidates)
@@ -113,7 +118,7 @@ class MatchModel:
             c: linker.table_management.compute_tf_table(c).as_pyarrow_table()
             for c in model.tf_columns
         }
-        db.duckdb_con.close()
+        release(db)
         return model, choices
 
     @property
@@ -180,14 +185,19 @@ class MatchModel:
     # -- prediction --------------------------------------------------------------------------
 
     def check_blocking(
-        self, tables: Sequence[pa.Table], *, max_comparisons: int, link_type: str = "dedupe_only"
+        self,
+        tables: Sequence[pa.Table],
+        *,
+        max_comparisons: int,
+        link_type: str = "dedupe_only",
     ) -> None:
         """Refuse blocking rules that would generate more than `max_comparisons` pairs.
 
         The rules' counts alone (cheap, from block sizes) bound their union; only when
-        that bound is above the cap is the union counted.
+        that bound is above the cap is the union counted. (On DuckDB whatever the engine:
+        it only counts the candidates' block sizes.)
         """
-        db = DuckDBAPI()
+        db = splink_api()
         frames = [db.register(self.prepare(t)) for t in tables]
         frame = frames if len(frames) > 1 else frames[0]
         rules = [_rule_sql(r) for r in self.settings["blocking_rules_to_generate_predictions"]]
@@ -197,7 +207,7 @@ class MatchModel:
                 return
             union = with_marginals(frame, alone, link_type=link_type)
         finally:
-            db.duckdb_con.close()
+            release(db)
         total = sum(r.marginal or 0 for r in union)
         if total > max_comparisons:
             worst = max(union, key=lambda r: r.marginal or 0)
@@ -208,15 +218,19 @@ class MatchModel:
                 "Tighten the model's blocking rules or raise resolution.max_comparisons."
             )
 
-    def predict(self, candidates: pa.Table) -> pa.Table:
-        """Every blocked pair within `candidates`, scored."""
-        linker, db = _linker(self.prepare(candidates), self.settings, self.term_frequencies)
+    def predict(self, candidates: pa.Table, *, engine: Engine | None = None) -> pa.Table:
+        """Every blocked pair within `candidates`, scored (with Splink on `engine`)."""
+        linker, db = _linker(
+            self.prepare(candidates), self.settings, self.term_frequencies, engine=engine
+        )
         scored = linker.inference.predict()
-        return _collect(scored, db)
+        table = (engine or DUCKDB).to_arrow(scored, columns=PREDICTION_COLUMNS)
+        release(db)
+        return table
 
     def predict_new(self, existing: pa.Table, new: pa.Table) -> pa.Table:
         """Pairs between `new` and `existing` records and within `new`, scored (incremental)."""
-        db = DuckDBAPI()
+        db = splink_api()
         old_frame, new_frame = db.register(self.prepare(existing)), db.register(self.prepare(new))
         linker = Linker(old_frame, self.settings, log_level=logging.WARNING)
         _register_tf(linker, db, self.term_frequencies)
@@ -224,7 +238,7 @@ class MatchModel:
             new_frame, old_frame, warning_mode="never"
         ).as_pyarrow_table()
         within = linker.inference.predict_within(new_frame, warning_mode="never").as_pyarrow_table()
-        db.duckdb_con.close()
+        release(db)
         return pa.concat_tables([t.select(PREDICTION_COLUMNS) for t in (between, within)])
 
     def score_pair(self, left: dict[str, Any], right: dict[str, Any]) -> tuple[dict, Any]:
@@ -235,7 +249,7 @@ class MatchModel:
         explained = dict(self.settings, retain_intermediate_calculation_columns=True)
         explained["retain_matching_columns"] = True
         schema = pa.schema([(c, pa.string()) for c in ["unique_id", *self.record_columns]])
-        db = DuckDBAPI()
+        db = splink_api()
         sides = [
             db.register(self.prepare(pa.Table.from_pylist([r], schema=schema)))
             for r in (left, right)
@@ -244,7 +258,7 @@ class MatchModel:
         _register_tf(linker, db, self.term_frequencies)
         row = linker.inference.score_pair(*sides).as_record_list()[0]
         chart = linker.visualisations.waterfall_chart([row], filter_nulls=False)
-        db.duckdb_con.close()
+        release(db)
         return row, chart
 
     def charts(self) -> dict[str, str]:
@@ -257,7 +271,7 @@ class MatchModel:
             "match_weights": linker.visualisations.match_weights_chart().to_html(inline=True),
             "m_u_parameters": linker.visualisations.m_u_parameters_chart().to_html(inline=True),
         }
-        db.duckdb_con.close()
+        release(db)
         return charts
 
 
@@ -265,22 +279,20 @@ def _linker(
     table: pa.Table,
     settings: dict[str, Any],
     term_frequencies: dict[str, pa.Table] | None = None,
-) -> tuple[Linker, DuckDBAPI]:
-    db = DuckDBAPI()
-    linker = Linker(db.register(table), settings, log_level=logging.WARNING)
+    *,
+    engine: Engine | None = None,
+) -> tuple[Linker, DatabaseAPI]:
+    engine = engine or DUCKDB
+    db = engine.splink_api()
+    frame = engine.register(db, table)
+    linker = Linker(frame, engine.splink_settings(settings), log_level=logging.WARNING)
     _register_tf(linker, db, term_frequencies or {})
     return linker, db
 
 
-def _register_tf(linker: Linker, db: DuckDBAPI, term_frequencies: dict[str, pa.Table]) -> None:
+def _register_tf(linker: Linker, db: DatabaseAPI, term_frequencies: dict[str, pa.Table]) -> None:
     for column, table in term_frequencies.items():
         linker.table_management.register_term_frequency_lookup(db.register(table), column)
-
-
-def _collect(scored, db: DuckDBAPI) -> pa.Table:
-    table = scored.as_pyarrow_table().select(PREDICTION_COLUMNS)
-    db.duckdb_con.close()
-    return table
 
 
 def _rule_sql(rule: str | dict[str, Any]) -> str:

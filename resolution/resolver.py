@@ -23,6 +23,7 @@ from resolution.configure import ModelChoices
 from resolution.model import MATCH_COLUMNS, MatchModel
 from resolution.profile import TableProfile, profile_columns
 from resolution.settings import ResolutionSettings
+from warehouse.engine import Engine
 
 __all__ = ["STEPS", "ResolutionResult", "link_records", "resolve"]
 
@@ -58,8 +59,12 @@ def resolve(
     incremental_run: bool = False,
     retrain: bool = False,
     on_step: Callable[[str], None] | None = None,
+    engine: Engine | None = None,
 ) -> ResolutionResult:
-    """Resolve every raw record into customers; incremental runs score only new records."""
+    """Resolve every raw record into customers; incremental runs score only new records.
+
+    With `engine` Spark, the identity graph's components and Splink's scoring of a full
+    run run on Spark (`warehouse.engine`); the rest, on the warehouse."""
     step = on_step or (lambda _name: None)
     step(STEPS[0])
     n_records = records.collect_records(con, phone_region=settings.default_phone_region)
@@ -70,6 +75,7 @@ def resolve(
         incremental_run=incremental_run,
         retrain=retrain,
         on_step=step,
+        engine=engine,
     )
     result.figures = {"records": n_records} | result.figures
     step(STEPS[4])
@@ -96,6 +102,7 @@ def link_records(
     incremental_run: bool = False,
     retrain: bool = False,
     on_step: Callable[[str], None] | None = None,
+    engine: Engine | None = None,
 ) -> ResolutionResult:
     """Link the normalized `res_records` into customers and write `identity_map`.
 
@@ -117,7 +124,7 @@ def link_records(
     step(STEPS[1])
     result.skipped = graph.build_identifiers(con, max_people=settings.max_people_per_identifier)
     figures["identifiers skipped by the guard"] = len(result.skipped)
-    figures["deterministic clusters"] = graph.deterministic_components(con)
+    figures["deterministic clusters"] = graph.deterministic_components(con, engine=engine)
 
     step(STEPS[2])
     if mode == "incremental":
@@ -143,6 +150,7 @@ def link_records(
             candidates=candidates,
             threshold=settings.match_threshold,
             max_comparisons=settings.max_comparisons,
+            engine=engine,
         )
         figures["splink candidates"] = candidates.num_rows
     figures.update({f"splink {name}": value for name, value in scored.items()})
@@ -151,11 +159,11 @@ def link_records(
     step(STEPS[3])
     threshold = settings.match_threshold
     merges = linkage.accepted_merges(con, threshold=threshold)
-    clusters.cluster(con, merges=merges)
+    clusters.cluster(con, merges=merges, engine=engine)
     figures["records linked by name"] = names.link_names(
         con, max_namesakes=settings.name_link_max_namesakes
     )
-    clusters.cluster(con, merges=merges, links=[names.NAME_LINKS])
+    clusters.cluster(con, merges=merges, links=[names.NAME_LINKS], engine=engine)
     changes = clusters.assign_customer_ids(con, run_id=result.run_id, now=now)
     links = clusters.write_identity_map(con, now=now, threshold=threshold)
     figures.update({f"records linked {kind}": links.get(kind, 0) for kind in clusters.LINK_TYPES})

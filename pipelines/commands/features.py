@@ -15,6 +15,7 @@ import features
 from pipelines.config import Settings
 from pipelines.console import console, run_stage
 from pipelines.flows import features as flow
+from warehouse.engine import EngineError
 
 __all__ = ["command", "register", "stage"]
 
@@ -35,7 +36,7 @@ def command(
     """Build dated feature snapshots, apply the Feast repo and fill the online store."""
     try:
         stage(ctx.obj, only_new=only_new)
-    except features.FeatureInputError as error:
+    except (features.FeatureInputError, EngineError) as error:
         console.print(f"[red]cip features: {error}[/]")
         raise typer.Exit(1) from error
 

@@ -22,6 +22,7 @@ import resolution
 from pipelines.config import Settings
 from pipelines.console import console, progress_bar, run_stage
 from pipelines.flows import resolve as flow
+from warehouse.engine import EngineError
 
 __all__ = ["print_configuration", "register", "stage"]
 
@@ -56,7 +57,7 @@ def command(
         return
     try:
         stage(ctx.obj, incremental=incremental, retrain=retrain)
-    except (LookupError, ValueError, resolution.BlockingTooLoose) as error:
+    except (LookupError, ValueError, resolution.BlockingTooLoose, EngineError) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(code=1) from error
 

@@ -12,6 +12,7 @@ import typer
 from pipelines.config import Settings
 from pipelines.console import console
 from pipelines.flows.pipeline import STAGES, stage_names
+from warehouse.engine import EngineError
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +35,11 @@ def command(
     began = time.perf_counter()
     for name in names:
         # Each command module runs its stage's flow and prints its outcome.
-        importlib.import_module(f"pipelines.commands.{name}").stage(settings)
+        try:
+            importlib.import_module(f"pipelines.commands.{name}").stage(settings)
+        except EngineError as error:  # engine: spark that cannot run here
+            console.print(f"[bold red]error:[/] {error}")
+            raise typer.Exit(code=1) from error
     console.rule("[bold green]done")
     console.print(f"Ran {len(names)} stages in {time.perf_counter() - began:.0f} s.")
     console.print(f"Everything lives in [bold]{settings.data_dir.resolve()}[/]:")

@@ -15,6 +15,7 @@ from datetime import datetime
 import features
 import warehouse
 from pipelines.config import Settings
+from pipelines.engines import engine_for
 from pipelines.flows.progress import Progress, silent
 
 __all__ = ["FeaturesOutcome", "run"]
@@ -52,10 +53,11 @@ class FeaturesOutcome:
 def run(
     settings: Settings, *, only_new: bool = False, progress: Progress = silent
 ) -> FeaturesOutcome:
-    """Build the snapshots of the schedule (`only_new`: the dates not built yet), apply the
-    Feast repo and materialize the online store."""
+    """Build the snapshots of the schedule (`only_new`: the dates not built yet; on Spark
+    with `engine: spark`), apply the Feast repo and materialize the online store."""
     feast_dir, config = settings.paths.feast, settings.features
     steps = len(features.GROUPS) + 2
+    engine = engine_for(settings)
     con = warehouse.connect(settings.paths.warehouse)
     try:
         schedule = features.default_schedule(con, settings=config)
@@ -74,10 +76,13 @@ def run(
             settings=config,
             replace=not only_new,
             on_group=on_group,
+            engine=engine,
         )
         latest = max(features.snapshot_dates(con))
     finally:
         con.close()
+        if engine is not None:
+            engine.cleanup()
     progress("feast apply", done=steps - 2, total=steps)
     store = features.open_store(feast_dir=feast_dir, settings=config)
     views = features.apply_repo(store, feast_dir=feast_dir, settings=config)

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import resolution
 import warehouse
 from pipelines.config import Settings
+from pipelines.engines import engine_for
 from pipelines.flows.progress import Progress, silent
 from pipelines.tracking import use_mlflow
 
@@ -68,8 +69,10 @@ def run(
     progress: Progress = silent,
 ) -> ResolveOutcome:
     """Resolve the warehouse's raw records into customers (`--incremental` scores only
-    records new since the last run); measure and log quality when there is a truth."""
+    records new since the last run); measure and log quality when there is a truth. With
+    `engine: spark` the identity graph and Splink's scoring run on Spark."""
     steps = resolution.STEPS
+    engine = engine_for(settings)
     con = warehouse.connect(settings.paths.warehouse)
     try:
         result = resolution.resolve(
@@ -79,6 +82,7 @@ def run(
             incremental_run=incremental,
             retrain=retrain,
             on_step=lambda name: progress(name, done=steps.index(name), total=len(steps)),
+            engine=engine,
         )
         progress("resolved", done=len(steps), total=len(steps))
         truth = settings.paths.truth / TRUTH_FILE
@@ -87,6 +91,8 @@ def run(
         qualities = resolution.evaluate(con, truth_path=truth)
     finally:
         con.close()
+        if engine is not None:
+            engine.cleanup()
     return ResolveOutcome(result, qualities, _log(settings, result, qualities))
 
 

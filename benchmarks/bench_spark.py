@@ -1,0 +1,183 @@
+"""Benchmark: resolution and feature snapshots on DuckDB and on Spark, time and peak memory.
+
+For each target size a synthetic universe is generated and loaded once (not timed, as in
+`bench_resolution.py`); then, for each engine, a fresh process copies the loaded
+warehouse and runs `resolution.resolve` (training the Splink model on DuckDB, then every
+step to `profiles`; on Spark the identity graph's components and Splink's scoring run
+there) and `features.build_snapshots` at the last `--dates` as-of dates of the schedule.
+It reports wall and CPU seconds per stage (CPU of the process and its children: the
+Spark JVM), the peak resident memory of the process tree (sampled every 0.2 s: Python
+and the JVM), and whether the two engines' identity maps are the same. Run from the
+repository root:
+
+    .venv/bin/python benchmarks/bench_spark.py --records 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_resolution import RECORDS_PER_PERSON, prepare  # noqa: E402
+
+ENGINES = ("duckdb", "spark")
+
+
+class PeakMemory:
+    """The largest resident memory of this process and its children, sampled."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _tree(self) -> list[psutil.Process]:
+        me = psutil.Process()
+        return [me, *me.children(recursive=True)]
+
+    def _sample(self, every: float) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for process in self._tree():
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss
+            self.peak = max(self.peak, total)
+            time.sleep(every)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) of the process tree so far."""
+        total = 0.0
+        for process in self._tree():
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak / 1024**3
+
+
+def measure(data_dir: Path, engine_name: str, dates: int, driver_memory: str) -> dict:
+    """Resolve and featurize a fresh copy of the loaded warehouse on one engine."""
+    import warehouse
+    from features import FeatureSettings, build_snapshots, default_schedule
+    from resolution import ResolutionSettings, resolve
+
+    memory = PeakMemory()
+    work = data_dir / engine_name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    shutil.copy(data_dir / "raw.duckdb", work / "warehouse.duckdb")
+    engine = None
+    figures: dict = {"engine": engine_name}
+    start = time.perf_counter()
+    if engine_name == "spark":
+        from warehouse.engine import SparkSettings
+        from warehouse.spark import SparkEngine
+
+        spark = SparkSettings(master="local[2]", driver_memory=driver_memory)
+        engine = SparkEngine(spark, location=str(work / "lake"))
+        engine.session()
+        figures["spark_start_s"] = round(time.perf_counter() - start, 1)
+    con = warehouse.connect(work / "warehouse.duckdb")
+    cpu = memory.cpu_seconds()
+    began = time.perf_counter()
+    result = resolve(
+        con, settings=ResolutionSettings(), model_dir=work / "resolution", engine=engine
+    )
+    figures["resolve_s"] = round(time.perf_counter() - began, 1)
+    figures["resolve_cpu_s"] = round(memory.cpu_seconds() - cpu, 1)
+    settings = FeatureSettings()
+    as_of = default_schedule(con, settings=settings)[-dates:]
+    cpu, began = memory.cpu_seconds(), time.perf_counter()
+    report = build_snapshots(
+        con, as_of=as_of, feast_dir=work / "feast", settings=settings, engine=engine
+    )
+    figures["features_s"] = round(time.perf_counter() - began, 1)
+    figures["features_cpu_s"] = round(memory.cpu_seconds() - cpu, 1)
+    figures["total_s"] = round(time.perf_counter() - start, 1)
+    figures["peak_rss_gib"] = round(memory.stop(), 2)
+    figures["records"] = result.figures["records"]
+    figures["profiles"] = result.figures["profiles"]
+    figures["feature_rows"] = sum(report.rows.values())
+    con.execute(
+        f"COPY (SELECT source, record_key, customer_id FROM identity_map ORDER BY ALL) "
+        f"TO '{work / 'identity.parquet'}' (FORMAT parquet)"
+    )
+    con.close()
+    if engine is not None:
+        engine.cleanup()
+        engine.stop()
+    return figures
+
+
+def same_identity(data_dir: Path) -> bool:
+    import duckdb
+
+    a, b = (str(data_dir / name / "identity.parquet") for name in ENGINES)
+    con = duckdb.connect()
+    (differ,) = con.execute(
+        f"SELECT count(*) FROM ((FROM '{a}' EXCEPT FROM '{b}') UNION ALL "
+        f"(FROM '{b}' EXCEPT FROM '{a}'))"
+    ).fetchone()
+    return differ == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--dates", type=int, default=6, help="as-of dates of features")
+    parser.add_argument("--driver-memory", default="6g")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/cip-bench-spark"))
+    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        data_dir, engine_name = args.measure
+        figures = measure(Path(data_dir), engine_name, args.dates, args.driver_memory)
+        print(json.dumps(figures))
+        return
+    rows = []
+    for target in args.records:
+        people = max(50, round(target / RECORDS_PER_PERSON))
+        data_dir = args.work / f"people-{people}"
+        prepare(data_dir, people)
+        for engine_name in ENGINES:
+            child = subprocess.run(
+                [sys.executable, __file__, "--measure", str(data_dir), engine_name]
+                + ["--dates", str(args.dates), "--driver-memory", args.driver_memory],
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
+            figures = json.loads(child.stdout.strip().splitlines()[-1])
+            rows.append({"target_records": target, "load_1min": os.getloadavg()[0]} | figures)
+            print(json.dumps(rows[-1]), flush=True)
+        print(json.dumps({"target_records": target, "same_identity_map": same_identity(data_dir)}))
+    print()
+    print("| records | engine | start s | resolve s (CPU s) | features s (CPU s) | peak RSS GiB |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['records']:,} | {r['engine']} | {r.get('spark_start_s', 0)} | "
+            f"{r['resolve_s']} ({r['resolve_cpu_s']}) | {r['features_s']} "
+            f"({r['features_cpu_s']}) | {r['peak_rss_gib']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
