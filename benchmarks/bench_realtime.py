@@ -107,7 +107,7 @@ def prepare(data: Path, work: Path, *, probes: int) -> tuple[Settings, list[tupl
         candidates = con.execute(
             "SELECT p.customer_id, min(i.id_value) FROM profiles p "
             "JOIN customer_identifiers i ON i.customer_id = p.customer_id "
-            "AND i.id_type = 'user_id' WHERE p.consent_sms AND p.customer_id NOT IN "
+            "AND i.id_type = 'user_id' WHERE p.consent_push AND p.customer_id NOT IN "
             "(SELECT customer_id FROM segment_membership WHERE segment = ? AND exited_at IS NULL) "
             "GROUP BY 1 ORDER BY 1",
             [SEGMENT],

@@ -98,6 +98,7 @@ def _runtime(base: Runtime, **channels: object) -> Runtime:
         channels={**base.channels, **channels},
         templates=TEMPLATES,
         exports=base.exports,
+        unsubscribe_secret=base.unsubscribe_secret,
         retry=retry,
     )
 
@@ -133,8 +134,9 @@ def test_email_goes_over_smtp_with_its_template_unsubscribe_link_and_key(world, 
     message = mailbox.messages[0]
     assert message["To"] in {f"{c}@example.com" for c in delivered}
     assert "15% off" in message["Subject"] and "COMEBACK15" in message.get_content()
-    assert "https://shop.example.com/unsubscribe/" in message.get_content()
-    assert message["List-Unsubscribe"].strip().startswith("<https://shop.example.com/unsubscribe/")
+    assert "http://127.0.0.1:3000/unsubscribe/" in message.get_content()
+    assert message["List-Unsubscribe"].strip().startswith("<http://127.0.0.1:3000/unsubscribe/")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     keys = {k for (k,) in con.execute("SELECT idempotency_key FROM journey_sends").fetchall()}
     assert message["X-Idempotency-Key"] in keys
     assert message["Message-ID"] == f"<{message['X-Idempotency-Key']}@cip>"

@@ -26,11 +26,11 @@ import duckdb
 import pandas as pd
 
 from segments.destinations.base import RetryPolicy
-from segments.hashing import sha256_hex
 from segments.journeys.channels import CHANNELS, Channel, DeliveryError, Message
 from segments.journeys.definition import END, Condition, EventTrigger, Journey, Step
 from segments.journeys.store import consent_condition, ensure_tables, events_sql
 from segments.journeys.templates import Template
+from segments.journeys.unsubscribe import sign_token
 from segments.membership import utc_now
 from warehouse.database import transaction
 from warehouse.tables import (
@@ -53,8 +53,10 @@ class Runtime:
     channels: Mapping[str, Channel]
     templates: Mapping[str, Template]
     exports: Path
+    unsubscribe_secret: str
+    """The key unsubscribe tokens are signed with (`segments.journeys.unsubscribe`)."""
+    unsubscribe_url: str = "http://127.0.0.1:3000/unsubscribe/{token}"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    unsubscribe_url: str = "https://shop.example.com/unsubscribe/{token}"
     batch_size: int = 200
     concurrency: int = 8
     """Messages of a batch in flight at once."""
@@ -453,7 +455,12 @@ def _send_one(row: object, runtime: Runtime) -> tuple[str, str | None, bool]:
     """(outcome, target or error, permanent) for one outbox row."""
     if not row.consented:
         return "suppressed", f"no {CHANNELS[row.channel]} consent at send time", True
-    token = sha256_hex(f"unsubscribe|{row.customer_id}")[:32]
+    token = sign_token(
+        secret=runtime.unsubscribe_secret,
+        customer_id=str(row.customer_id),
+        channel=row.channel,
+        message=row.idempotency_key,
+    )
     variables = {
         **json.loads(row.params or "{}"),
         "customer_id": str(row.customer_id),
