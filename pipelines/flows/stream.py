@@ -7,10 +7,12 @@ send, within seconds.
 The worker is the log's loader (`serving.collector.load_pending`, with its offsets): a
 micro-batch's events are tied and evaluated before its offsets commit, and the ties make a
 replay after a crash change nothing, so a restart neither skips nor repeats a membership
-change. Between batches it leaves the warehouse alone unless the log grew or a journey tick
-is due. Bad input never stops it: a definition that does not check is logged and left out,
-a batch whose evaluation fails is logged and counted (its events stay loaded for the next
-batch refresh), an event with nothing to tie it by is counted.
+change. Every `serving.stream.sweep_seconds` it ends the stays that time ended
+(`segments.realtime.expire_stays`), and the journeys tick after it. Between batches it
+leaves the warehouse alone unless the log grew or a journey tick or a sweep is due. Bad
+input never stops it: a definition that does not check is logged and left out, a batch
+whose evaluation fails is logged and counted (its events stay loaded for the next batch
+refresh), an event with nothing to tie it by is counted.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from segments import DefinitionError, SegmentDefinition
 from segments import journeys as jn
 from segments.definition import validate_definitions
 from segments.evaluate import check_definitions
-from segments.realtime import RealtimeBatch, apply_events, ensure_tables
+from segments.realtime import RealtimeBatch, apply_events, ensure_tables, expire_stays
 from serving.collector.loader import BatchReport, load_batch, log_sizes
 
 __all__ = ["StreamFigures", "StreamWorker", "realtime_definitions", "run_forever"]
@@ -52,6 +54,8 @@ class StreamFigures:
     exited: int = 0
     failed_batches: int = 0
     skipped_segments: int = 0
+    sweeps: int = 0
+    expired: int = 0
     ticks: int = 0
     delivered: int = 0
 
@@ -112,6 +116,7 @@ class StreamWorker:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._held_since = self._reopen_at = 0.0
         self._last_tick = 0.0
+        self._last_sweep = time.monotonic()  # the first sweep after sweep_seconds
         self._changed = False  # the last batch changed memberships: the journeys tick now
 
     def step(self) -> BatchReport:
@@ -122,7 +127,7 @@ class StreamWorker:
         `serving.stream.hold_seconds` at a time; then, and whenever the log is idle, the
         worker closes it and leaves it for a second to whoever waits for it."""
         sizes = log_sizes(self.settings.paths.collector)
-        if sizes == self._loaded and not self._tick_due():
+        if sizes == self._loaded and not self._tick_due() and not self._sweep_due():
             self.release()
             return BatchReport()
         con = self._connection()
@@ -135,6 +140,7 @@ class StreamWorker:
             on_loaded=self._apply,
         )
         if not report.busy:
+            self._sweep(con)
             self._after(con)
         if not (report.busy or report.more):
             self._loaded = {
@@ -211,6 +217,23 @@ class StreamWorker:
             logger.error("stream: realtime segment left out: %s", problem)
         self.figures.skipped_segments = len(problems)
         return kept
+
+    def _sweep_due(self) -> bool:
+        seconds = self.settings.serving.stream.sweep_seconds
+        return time.monotonic() - self._last_sweep >= seconds
+
+    def _sweep(self, con: duckdb.DuckDBPyConnection) -> None:
+        """End the stays that time ended (when a sweep is due); the journeys tick after."""
+        if not self._sweep_due():
+            return
+        self._last_sweep = time.monotonic()
+        if self._definitions is None:
+            self._definitions = self._check(con)
+        ensure_tables(con)
+        batch = expire_stays(con, definitions=self._definitions)
+        self.figures.sweeps += 1
+        self.figures.expired += batch.exited
+        self._changed = self._changed or bool(batch.entered or batch.exited)
 
     def _tick_due(self) -> bool:
         seconds = self.settings.segments.journeys.tick_seconds
