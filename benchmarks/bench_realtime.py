@@ -134,7 +134,7 @@ def start_stream(settings: Settings, *, push_url: str, journeys: Path, interval:
     }
     cip = str(Path(sys.executable).with_name("cip"))
     return subprocess.Popen(
-        [cip, "stream"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [cip, "stream"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
 
 
@@ -241,7 +241,7 @@ def main() -> None:
         finally:
             stop_collector(collector)
             stream.send_signal(signal.SIGTERM)
-            _, errors = stream.communicate(timeout=120)
+            output, errors = stream.communicate(timeout=120)
         with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
             entered = dict(
                 con.execute(
@@ -271,6 +271,8 @@ def main() -> None:
     print(f"{'leg':<16} {'p50 s':>6} {'p95 s':>6} {'max s':>6}")
     for name, values in legs.items():
         print(f"{name:<16} {percentiles(values)}")
+    text = output.decode()  # the worker's counts and seconds per phase, as it stopped
+    print(" ".join(text[text.rfind("stream worker stopped") :].split()))
     if stream.returncode:
         print(f"cip stream exited with {stream.returncode}:\n{errors.decode()[-3000:]}")
 

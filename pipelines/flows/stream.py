@@ -17,10 +17,11 @@ refresh), an event with nothing to tie it by is counted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import duckdb
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class StreamFigures:
-    """What the worker did since it started, in counts."""
+    """What the worker did since it started: counts, and seconds (wall) per phase."""
 
     batches: int = 0
     events: int = 0
@@ -58,6 +59,16 @@ class StreamFigures:
     expired: int = 0
     ticks: int = 0
     delivered: int = 0
+    open_seconds: float = 0.0
+    """Opening the warehouse (waiting for it included)."""
+    load_seconds: float = 0.0
+    """Reading the log into `raw_events`, tying and evaluating (`apply_seconds` of it)."""
+    apply_seconds: float = 0.0
+    sweep_seconds: float = 0.0
+    tick_seconds: float = 0.0
+    close_seconds: float = 0.0
+    """Closing the warehouse (DuckDB's checkpoint)."""
+    longest_step_seconds: float = 0.0
 
     def add(self, batch: RealtimeBatch) -> None:
         for name in ("events", "tied", "provisional", "untied", "entered", "exited"):
@@ -65,7 +76,14 @@ class StreamFigures:
 
     @property
     def figures(self) -> dict[str, object]:
-        return {f.name.replace("_", " "): f"{getattr(self, f.name):,}" for f in fields(self)}
+        return {
+            f.name.replace("_", " "): (
+                f"{value:,.1f}"
+                if isinstance(value := getattr(self, f.name), float)
+                else f"{value:,}"
+            )
+            for f in fields(self)
+        }
 
 
 def realtime_definitions(
@@ -130,18 +148,25 @@ class StreamWorker:
         if sizes == self._loaded and not self._tick_due() and not self._sweep_due():
             self.release()
             return BatchReport()
-        con = self._connection()
+        started = time.monotonic()
+        with self._timed("open_seconds"):
+            con = self._connection()
         if con is None:
             return BatchReport(busy=True)
-        report = load_batch(
-            con,
-            log_dir=self.settings.paths.collector,
-            max_bytes=self.settings.serving.collector.load_batch_bytes,
-            on_loaded=self._apply,
-        )
+        with self._timed("load_seconds"):
+            report = load_batch(
+                con,
+                log_dir=self.settings.paths.collector,
+                max_bytes=self.settings.serving.collector.load_batch_bytes,
+                on_loaded=self._apply,
+            )
         if not report.busy:
-            self._sweep(con)
-            self._after(con)
+            with self._timed("sweep_seconds"):
+                self._sweep(con)
+            with self._timed("tick_seconds"):
+                self._after(con)
+        figures = self.figures
+        figures.longest_step_seconds = max(figures.longest_step_seconds, time.monotonic() - started)
         if not (report.busy or report.more):
             self._loaded = {
                 n: s for n, s in sizes.items() if (self.settings.paths.collector / n).exists()
@@ -154,9 +179,18 @@ class StreamWorker:
     def release(self, *, pause_seconds: float = 0.0) -> None:
         """Close the warehouse (if open); reopen it no sooner than `pause_seconds` from now."""
         if self._con is not None:
-            self._con.close()
+            with self._timed("close_seconds"):
+                self._con.close()
             self._con = None
         self._reopen_at = time.monotonic() + pause_seconds
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            setattr(self.figures, phase, getattr(self.figures, phase) + time.monotonic() - started)
 
     def _connection(self) -> duckdb.DuckDBPyConnection | None:
         if self._con is None and time.monotonic() >= self._reopen_at:
@@ -195,12 +229,13 @@ class StreamWorker:
         if self._definitions is None:
             self._definitions = self._check(con)
         ensure_tables(con)
-        batch = apply_events(
-            con,
-            message_ids=message_ids,
-            definitions=self._definitions,
-            phone_region=self.settings.resolution.default_phone_region,
-        )
+        with self._timed("apply_seconds"):
+            batch = apply_events(
+                con,
+                message_ids=message_ids,
+                definitions=self._definitions,
+                phone_region=self.settings.resolution.default_phone_region,
+            )
         self.figures.batches += 1
         self.figures.add(batch)
         self._changed = bool(batch.entered or batch.exited)
