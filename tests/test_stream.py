@@ -283,6 +283,7 @@ def test_stays_that_time_ends_end_at_the_sweep_as_batch_ends_them(
     sweeper = worker(streamed, 0.01)
     time.sleep(0.05)
     _drain(sweeper)
+    sweeper.release()
     live = _members(streamed)
     assert sweeper.figures.sweeps == 1 and sweeper.figures.expired >= 3
     assert not entered & live

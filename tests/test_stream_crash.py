@@ -34,7 +34,7 @@ POST_SIZE = 25
 
 
 def _load(settings: Settings) -> list[dict]:
-    """About 1,600 events after the data's clock: cart adds by 300 known users out of the
+    """About 1,200 events after the data's clock: cart adds by 200 known users out of the
     segment (a third of them buy a few seconds later), purchases by members (by cookie),
     cart adds by 60 new cookies, page views between them."""
     [(clock,)] = _query(
@@ -47,19 +47,21 @@ def _load(settings: Settings) -> list[dict]:
         settings,
         "SELECT min(id_value) FROM customer_identifiers WHERE id_type = 'user_id' "
         f"AND customer_id NOT IN ({out} AND exited_at IS NULL) GROUP BY customer_id "
-        "ORDER BY 1 LIMIT 300",
+        "ORDER BY 1 LIMIT 200",
     )
     cookies = _query(
         settings,
         "SELECT min(id_value) FROM customer_identifiers WHERE id_type = 'anonymous_id' "
         f"AND customer_id IN ({out} AND exited_at IS NULL) GROUP BY customer_id ORDER BY 1",
     )
-    assert len(users) == 300 and cookies, "the universe lacks the cases"
+    assert len(users) == 200 and cookies, "the universe lacks the cases"
     t = iter(clock + timedelta(milliseconds=10 * i) for i in range(1, 100_000))
     events = []
     for i, (user,) in enumerate(users):
         events.append(_event(next(t), kind="page", userId=user))
+        events.append(_event(next(t), kind="page", userId=user))
         events.append(_event(next(t), event="Product Added", userId=user))
+        events.append(_event(next(t), kind="page", userId=user))
         events.append(_event(next(t), kind="page", userId=user))
         if i % 3 == 0:
             events.append(_event(next(t), event="Order Completed", userId=user))
@@ -128,24 +130,28 @@ def test_kill_9_mid_load_loses_no_event_applies_none_twice_and_agrees_with_batch
     collector = CollectorSettings(write_keys={"web": WRITE_KEY})
     app = create_app(settings=collector, log_dir=streamed.paths.collector)
     first = Worker(streamed, receiver, journeys)
-    second, killed_at = None, None
-    try:
-        _wait(first.started.is_set, 120, "the first worker")
+    second, posted = None, []
+
+    def post() -> None:  # the load: POST_SIZE events every 50 ms, about 500 events/s
         with TestClient(app) as client:
-            posted = 0
             for start in range(0, len(events), POST_SIZE):
                 batch = {"batch": events[start : start + POST_SIZE]}
                 answer = client.post("/v1/batch", json=batch, auth=(WRITE_KEY, ""))
                 assert answer.status_code == 200, answer.text
-                posted += len(batch["batch"])
-                if second is None and first.loaded >= len(events) // 3:
-                    first.process.send_signal(signal.SIGKILL)
-                    first.process.wait()
-                    killed_at = (first.loaded, posted)
-                    second = Worker(streamed, receiver, journeys)
-                time.sleep(0.02)
-        assert second is not None, "the load ended before the kill"
-        assert killed_at[0] < len(events)  # killed in the middle
+                posted.append(len(batch["batch"]))
+                time.sleep(0.05)
+
+    try:
+        _wait(first.started.is_set, 300, "the first worker")
+        poster = threading.Thread(target=post)
+        poster.start()
+        _wait(lambda: first.loaded >= len(events) // 4, 300, "a quarter of the load")
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+        assert first.loaded < len(events)  # killed in the middle of the load
+        second = Worker(streamed, receiver, journeys)
+        poster.join()
+        assert sum(posted) == len(events)
         _wait(lambda: not list(streamed.paths.collector.glob("*.log")), 300, "the log drained")
         time.sleep(1.0)  # a last journeys tick
         second.process.send_signal(signal.SIGTERM)
