@@ -174,13 +174,23 @@ def _event_entries(con: duckdb.DuckDBPyConnection, journey: Journey, now: dateti
 
 def _exit(con: duckdb.DuckDBPyConnection, journey: Journey, now: datetime) -> int:
     """End active enrollments whose exit condition holds; returns how many."""
+    (since,) = con.execute(
+        f"SELECT min(trigger_at) FROM {JOURNEY_ENROLLMENTS} "
+        "WHERE journey = ? AND status = 'active'",
+        [journey.name],
+    ).fetchone()
+    if since is None:  # no one to end
+        return 0
     conditions = []
     if "purchase" in journey.exit and (purchases := events_sql(con, "purchase")):
+        # Purchases after the oldest active trigger only: a constant bound that reaches the
+        # raw tables' scans (their zone maps), rather than every purchase ever at each tick.
         conditions.append(
             (
                 "purchase",
                 f"e.customer_id IN (SELECT customer_id FROM ({purchases}) "
-                "WHERE occurred_at > e.trigger_at AND occurred_at <= $now)",
+                f"WHERE occurred_at > TIMESTAMP '{since:%Y-%m-%d %H:%M:%S.%f}' "
+                "AND occurred_at > e.trigger_at AND occurred_at <= $now)",
             )
         )
     if "left_segment" in journey.exit:
