@@ -188,6 +188,8 @@ def _unsubscribe_paths() -> dict[str, Any]:
     token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
     answers = {
         "400": {"description": "The token is not one the platform signed.", "content": page},
+        "404": {"description": "A path no token can be (a line break in it).",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
         "503": {"description": "The warehouse is busy: nothing was recorded, try again "
                 "(`Retry-After`).", "content": page},
     }  # fmt: skip
@@ -201,6 +203,7 @@ def _unsubscribe_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "The page.", "content": page},
                     "400": answers["400"],
+                    "404": answers["404"],
                 },
             },
             "post": {

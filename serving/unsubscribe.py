@@ -38,6 +38,7 @@ __all__ = ["PATH", "UnsubscribeLinks"]
 log = logging.getLogger("cip.serving")
 
 PATH = "/unsubscribe/{token}"
+_ROUTE = "/unsubscribe/{token:path}"
 _NAMES = {"email": "emails", "push": "push notifications"}
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -58,10 +59,13 @@ class UnsubscribeLinks:
         self._wait = wait_seconds
 
     def routes(self) -> list[Route]:
-        return [
-            Route(PATH, self._confirm, methods=["GET"]),
-            Route(PATH, self._unsubscribe, methods=["POST"]),
-        ]
+        """One route for both methods (so a 405 names both); any token text reaches it."""
+        return [Route(_ROUTE, self._answer, methods=["GET", "POST"])]
+
+    async def _answer(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self._unsubscribe(request)
+        return await self._confirm(request)
 
     def _link(self, request: Request) -> Unsubscribe | HTMLResponse:
         try:
