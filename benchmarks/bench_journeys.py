@@ -58,6 +58,7 @@ def build(path: Path, customers: int) -> None:
             "phone": None,
             "consent_email": rng.random(customers) < 0.9,
             "consent_sms": True,
+            "consent_push": True,
             "consent_ads": True,
         }
     )
@@ -117,6 +118,7 @@ def main() -> None:
         channels={c: FileChannel() for c in CHANNELS},
         templates=load_templates(folders=[TEMPLATES_DIR]),
         exports=folder / "exports",
+        unsubscribe_secret="bench-secret",
         batch_size=1_000,
     )
     rows = []

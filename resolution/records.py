@@ -101,7 +101,7 @@ def normalize_table(
                     THEN coalesce(m_last_name.norm, m_full.last_name) END AS last_name,
                m_address.norm AS address, m_city.norm AS city, m_postcode.norm AS postcode,
                r.date_of_birth, r.store_id, r.consent_email, r.consent_sms, r.consent_ads,
-               r.consent_profiling, r.consent_at, r.is_person
+               r.consent_profiling, r.consent_push, r.consent_at, r.is_person
                {"".join(f", m_{c}.norm AS {c}" for c in extras)}
         FROM {source_table} r
         {" ".join(_lookup_join(column) for column in maps)}

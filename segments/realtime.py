@@ -19,8 +19,12 @@ transaction:
    (`segments.membership.record_changes`).
 
 A batch is tied and evaluated, or not at all; the ties are also what makes a replay of the
-same events (after a crash) change nothing. Stays that end because time passes (a cart add
-falling out of its 3-day window) end at the next batch refresh, as every stay does.
+same events (after a crash) change nothing.
+
+Stays that end only because time passes (a cart add falling out of its 3-day window, with
+no event of the customer's own) end at `expire_stays`, which re-evaluates the realtime
+segments for their current members as of the data's clock, the clock batch evaluation
+reads, so that stream and batch still agree.
 """
 
 from __future__ import annotations
@@ -48,13 +52,14 @@ from warehouse.tables import (
     CUSTOMER_IDENTIFIERS,
     IDENTITY_MAP,
     PROFILES,
+    SEGMENT_MEMBERSHIP,
     STREAM_IDENTIFIERS,
     STREAM_RECORDS,
     raw_table,
     table_names,
 )
 
-__all__ = ["RealtimeBatch", "apply_events", "ensure_tables"]
+__all__ = ["RealtimeBatch", "apply_events", "ensure_tables", "expire_stays"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +131,27 @@ def apply_events(
                 _evaluate(con, batch, customers=customers, definitions=definitions, now=now)
     finally:
         con.unregister(_BATCH)
+    return batch
+
+
+def expire_stays(
+    con: duckdb.DuckDBPyConnection, *, definitions: Sequence[SegmentDefinition]
+) -> RealtimeBatch:
+    """Re-evaluate the realtime `definitions` (already checked) for their current members
+    as of the data's clock, and record who left because time passed; one transaction."""
+    batch = RealtimeBatch()
+    if not definitions or not {PROFILES, SEGMENT_MEMBERSHIP} <= table_names(con):
+        return batch
+    rows = con.execute(
+        f"SELECT DISTINCT customer_id FROM {SEGMENT_MEMBERSHIP} WHERE exited_at IS NULL "
+        "AND list_contains(?, segment) ORDER BY customer_id",
+        [[d.name for d in definitions]],
+    ).fetchall()
+    if rows:
+        with transaction(con):
+            _evaluate(
+                con, batch, customers=[c for (c,) in rows], definitions=definitions, now=utc_now()
+            )
     return batch
 
 

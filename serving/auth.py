@@ -28,7 +28,8 @@ PUBLIC_PATHS = frozenset(
     {"/", "/docs.json", "/schema.json", "/livez", "/healthz", "/readyz", "/metrics"}
     | {LOGIN_PATH, LOGOUT_PATH, "/app"}
 )
-PUBLIC_PREFIXES = ("/static_content/", "/assets/", "/v1/", "/app/")  # /app: own sign-in
+PUBLIC_PREFIXES = ("/static_content/", "/assets/", "/v1/", "/app/", "/unsubscribe/")
+"""/app signs in on its own; an unsubscribe link carries its own signed token."""
 PAGE_PATHS = frozenset({"/report"})
 PAGE_PREFIXES = ("/exports/",)
 

@@ -107,6 +107,7 @@ def complete_spec(spec: dict[str, Any], *, session_cookie: str) -> dict[str, Any
         "200": {"description": "Prometheus metrics", "content": {"text/plain": {"schema": {}}}}
     }
     paths.update(_session_paths())
+    paths.update(_unsubscribe_paths())
     paths.update(_collector_paths())
     return spec
 
@@ -179,6 +180,41 @@ def _session_paths() -> dict[str, Any]:
                 "responses": {"303": {"description": "Signed out: to the login form."}},
             }
         },
+    }
+
+
+def _unsubscribe_paths() -> dict[str, Any]:
+    page = {"text/html": {"schema": {"type": "string"}}}
+    token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+    answers = {
+        "400": {"description": "The token is not one the platform signed.", "content": page},
+        "404": {"description": "A path no token can be (a line break in it).",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "503": {"description": "The warehouse is busy: nothing was recorded, try again "
+                "(`Retry-After`).", "content": page},
+    }  # fmt: skip
+    return {
+        "/unsubscribe/{token}": {
+            "get": {
+                "tags": ["Journeys"],
+                "summary": "The unsubscribe link of a journey email: a page with one button",
+                "security": [],
+                "parameters": [token],
+                "responses": {
+                    "200": {"description": "The page.", "content": page},
+                    "400": answers["400"],
+                    "404": answers["404"],
+                },
+            },
+            "post": {
+                "tags": ["Journeys"],
+                "summary": "Withdraw the consent of the message's channel (the button, or a "
+                "mail client's one-click unsubscribe, RFC 8058)",
+                "security": [],
+                "parameters": [token],
+                "responses": {"200": {"description": "Unsubscribed.", "content": page}, **answers},
+            },
+        }
     }
 
 

@@ -3,10 +3,11 @@
 `build_service(config=...)` builds it from a typed `ServiceConfig` (the top layer's
 `pipelines.api` does that for `bentoml serve`; tests call it directly). `POST /score`,
 `/score_batch` and `/reload` are BentoML APIs; `GET`/`POST /profile`, `GET /status` and
-`GET /report` are FastAPI routes beside them, with the report's login form and
-`/metrics`; the event collector (`serving.collector`) answers under `/v1`. OpenAPI with
-examples is at `/docs.json`. Every route except health probes, metrics, docs, the login
-form and the collector needs the bearer API key (the report also takes a login session).
+`GET /report` are FastAPI routes beside them, with the report's login form, the journeys'
+unsubscribe link (`serving.unsubscribe`) and `/metrics`; the event collector
+(`serving.collector`) answers under `/v1`. OpenAPI with examples is at `/docs.json`. Every
+route except health probes, metrics, docs, the login form, the unsubscribe link and the
+collector needs the bearer API key (the report also takes a login session).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from serving.schemas import (
     StatusResponse,
 )
 from serving.session import COOKIE, Sessions
+from serving.unsubscribe import UnsubscribeLinks
 from serving.workspace import create_workspace
 
 __all__ = ["build_service"]
@@ -139,7 +141,8 @@ def build_service(*, config: ServiceConfig, privacy: PrivacyDesk | None = None) 
         add_privacy_routes(routes, desk=privacy, after_forget=after_forget)
 
     sessions = Sessions(key=config.api_key, hours=serving.session_hours)
-    for route in sessions.routes():
+    unsubscribe = UnsubscribeLinks(key=config.api_key, warehouse_path=config.warehouse)
+    for route in [*sessions.routes(), *unsubscribe.routes()]:
         routes.router.routes.append(route)
     if serving.metrics:
         routes.add_route("/metrics", metrics_endpoint, include_in_schema=False)

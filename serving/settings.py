@@ -17,6 +17,11 @@ class StreamSettings(BaseModel):
     interval_seconds: float = Field(default=0.2, gt=0)
     """How often the worker looks for new events in the collector's log."""
 
+    sweep_seconds: float = Field(default=30.0, gt=0)
+    """How often the worker re-evaluates the realtime segments for their members, ending the
+    stays that time ended without an event of the customer's own (a cart add that left its
+    window), as of the data's clock, as the next batch refresh would."""
+
     hold_seconds: float = Field(default=10.0, gt=0)
     """While events flow, the worker keeps the warehouse open from one micro-batch to the
     next (DuckDB rewrites the tables' last row groups at each close), at most this long at

@@ -57,6 +57,7 @@ def segment_world(settings: Settings) -> Path:
             "consent_sms": [True] * len(ids),
             "consent_ads": [c not in no_ads for c in ids],
             "consent_profiling": [True] * len(ids),
+            "consent_push": [True] * len(ids),
             "is_known": [True] * len(ids),
         }
     )

@@ -11,13 +11,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
 from test_journeys import T0, TEMPLATES, world  # noqa: F401  (fixture)
 
+import warehouse
 from segments.destinations.base import RetryPolicy
 from segments.journeys import EXAMPLES_DIR, Runtime, load_journeys, tick
 from segments.journeys.channels import PushChannel, SmtpChannel
@@ -98,6 +99,7 @@ def _runtime(base: Runtime, **channels: object) -> Runtime:
         channels={**base.channels, **channels},
         templates=TEMPLATES,
         exports=base.exports,
+        unsubscribe_secret=base.unsubscribe_secret,
         retry=retry,
     )
 
@@ -133,8 +135,9 @@ def test_email_goes_over_smtp_with_its_template_unsubscribe_link_and_key(world, 
     message = mailbox.messages[0]
     assert message["To"] in {f"{c}@example.com" for c in delivered}
     assert "15% off" in message["Subject"] and "COMEBACK15" in message.get_content()
-    assert "https://shop.example.com/unsubscribe/" in message.get_content()
-    assert message["List-Unsubscribe"].strip().startswith("<https://shop.example.com/unsubscribe/")
+    assert "http://127.0.0.1:3000/unsubscribe/" in message.get_content()
+    assert message["List-Unsubscribe"].strip().startswith("<http://127.0.0.1:3000/unsubscribe/")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     keys = {k for (k,) in con.execute("SELECT idempotency_key FROM journey_sends").fetchall()}
     assert message["X-Idempotency-Key"] in keys
     assert message["Message-ID"] == f"<{message['X-Idempotency-Key']}@cip>"
@@ -208,3 +211,72 @@ def test_push_delivered_once_to_a_healthy_gateway(world) -> None:  # noqa: F811
         receiver.shutdown()
     keys = [k for k, _ in receiver.requests]
     assert len(keys) == len(set(keys)) == first.delivered > 0
+
+
+def test_push_asks_for_its_own_consent_from_every_source_to_the_send(world, tmp_path) -> None:  # noqa: F811
+    """Push opt-ins come from the CRM's `consent_push`, `identify` traits and the consent
+    table (purpose `push`); the newest wins, and only it allows a push: an SMS opt-in
+    allows none."""
+    from resolution.consent import build_consents
+    from resolution.records import collect_records
+
+    t = [datetime(2026, 1, d) for d in range(1, 6)]
+    sources = warehouse.connect(tmp_path / "w.duckdb")
+    rows = {
+        "crm_contacts": [{"contact_id": "K1", "email": "ann@example.com", "consent_sms": "true",
+                          "consent_push": "true", "created_at": t[0]},
+                         {"contact_id": "K2", "email": "bob@example.com", "consent_sms": "true",
+                          "created_at": t[0]}],
+        "events": [{"message_id": "M1", "type": "identify", "user_id": "u1",
+                    "traits": '{"email": "cy@example.com", "consent_push": true}',
+                    "timestamp": t[1]}],
+        "consents": [{"consent_id": "C1", "email": "ann@example.com", "purpose": "push",
+                      "granted": "false", "decided_at": t[2]}],
+    }  # fmt: skip
+    for source, batch in rows.items():
+        assert warehouse.append_rows(sources, source=source, rows=batch, origin="t").rows_loaded
+    collect_records(sources, phone_region="US")
+    sources.execute(
+        "CREATE TEMP TABLE res_assignment AS SELECT uid, coalesce(email, 'cy@example.com') "
+        "AS customer_id FROM res_records"
+    )
+    build_consents(sources)
+    decided = sources.execute(
+        "SELECT customer_id, purpose, granted, source FROM customer_consents "
+        "WHERE purpose IN ('push', 'sms') ORDER BY ALL"
+    ).fetchall()
+    sources.close()
+    assert decided == [
+        ("ann@example.com", "push", False, "consents"),  # withdrawn after the CRM's opt-in
+        ("ann@example.com", "sms", True, "crm_contacts"),
+        ("bob@example.com", "sms", True, "crm_contacts"),  # SMS only: no push decision
+        ("cy@example.com", "push", True, "events"),
+    ]
+
+    con, base, members = world
+    cart = load_journeys(folders=[EXAMPLES_DIR])[0].model_copy(update={"holdout": 0.0})
+    three = ["c04", "c05", "c06"]
+    con.execute(
+        "DELETE FROM segment_membership WHERE customer_id NOT IN (SELECT unnest(?))", [three]
+    )
+    # as resolution leaves them: c04 withdrew push, c05 decided nothing on it (SMS yes)
+    con.execute("UPDATE profiles SET consent_push = FALSE WHERE customer_id = 'c04'")
+    con.execute("UPDATE profiles SET consent_push = NULL WHERE customer_id = 'c05'")
+    receiver = Receiver()
+    try:
+        outcome = tick(
+            con, journeys=[cart], runtime=_runtime(base, push=PushChannel(url=receiver.url)), now=T0
+        )
+    finally:
+        receiver.shutdown()
+    sends = con.execute(
+        "SELECT customer_id, status, last_error FROM journey_sends ORDER BY customer_id"
+    ).fetchall()
+    assert sends == [
+        ("c04", "suppressed", "no push consent at send time"),
+        ("c05", "suppressed", "no push consent at send time"),
+        ("c06", "delivered", None),
+    ]
+    assert outcome.delivered == 1 and [b["message"]["token"] for _, b in receiver.requests] == [
+        "c06"
+    ]

@@ -40,7 +40,7 @@ def _world(data: Path) -> list[str]:
             "email": "k@example.com",
             "phone": None,
             "consent_email": True,
-            "consent_sms": True,
+            "consent_push": True,
             "consent_ads": True,
         }
     )

@@ -203,7 +203,7 @@ def test_schemathesis_finds_the_openapi_document_true(server: Server, tmp_path: 
         cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-8000:]
-    assert "Tested: 31" in run.stdout and " passed" in run.stdout
+    assert "Tested: 33" in run.stdout and " passed" in run.stdout
     assert "failures" not in run.stdout.splitlines()[-1]
 
 

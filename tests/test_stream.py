@@ -6,6 +6,7 @@ replay after a crash changes nothing; bad input is counted, never fatal."""
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -250,3 +251,58 @@ def test_bad_input_is_counted_not_fatal(
     assert "top_percent/bottom_percent depend on everyone" in caplog.text
     assert expected["enter"] <= _members(settings)
     assert _query(settings, "SELECT count(*) FROM quarantine WHERE file = 'collector'") == [(1,)]
+
+
+def test_stays_that_time_ends_end_at_the_sweep_as_batch_ends_them(
+    base: Path, small_universe: Settings, tmp_path: Path
+) -> None:
+    """Cart adds put three customers in the segment; four days of the world's events later
+    (another customer's page view moves the data's clock) their stays have ended though they
+    did nothing: the worker's sweep ends them, and batch evaluation agrees."""
+    streamed = _copy(base, small_universe, tmp_path / "stream")
+    batched = _copy(base, small_universe, tmp_path / "batch")
+    before = _members(streamed)
+    events, _ = _scenario(streamed)
+    adds = events[:3]  # cart adds by three known users (not members)
+    [(clock,)] = _query(streamed, "SELECT max(timestamp) FROM raw_events")
+    later = [_event(clock + timedelta(days=4), kind="page", anonymousId="rt-someone-else")]
+
+    def worker(settings: Settings, sweep_seconds: float) -> StreamWorker:
+        stream = settings.serving.stream.model_copy(update={"sweep_seconds": sweep_seconds})
+        serving = settings.serving.model_copy(update={"stream": stream})
+        return StreamWorker(settings.model_copy(update={"serving": serving}), journeys=False)
+
+    _post(streamed, adds)
+    _drain(worker(streamed, 3600))
+    entered = _members(streamed) - before
+    assert len(entered) == 3
+    _post(streamed, later)
+    _drain(worker(streamed, 3600))  # no sweep due: the clock moved, nobody left yet
+    assert entered <= _members(streamed)
+
+    sweeper = worker(streamed, 0.01)
+    time.sleep(0.05)
+    _drain(sweeper)
+    sweeper.release()
+    live = _members(streamed)
+    assert sweeper.figures.sweeps == 1 and sweeper.figures.expired >= 3
+    assert not entered & live
+    ended = _query(
+        streamed,
+        "SELECT count(*) FROM segment_membership WHERE segment = ? AND exited_at IS NOT NULL "
+        "AND list_contains(?, customer_id)",
+        [SEGMENT, sorted(entered)],
+    )
+    [(run, exited)] = _query(
+        streamed,
+        "SELECT run_id, exited FROM segment_runs WHERE segment = ? ORDER BY evaluated_at DESC "
+        "LIMIT 1",
+        [SEGMENT],
+    )
+    assert ended == [(3,)] and run.startswith("stream-") and exited >= 3
+
+    _post(batched, adds + later)
+    flows.collect.run(batched)
+    flows.resolve.run(batched, incremental=True)
+    flows.segments.run(batched)
+    assert _members(batched) == live

@@ -56,6 +56,7 @@ RECORD_ROLES: dict[str, str] = {
     "consent_sms": "BOOLEAN",
     "consent_ads": "BOOLEAN",
     "consent_profiling": "BOOLEAN",
+    "consent_push": "BOOLEAN",
     "consent_at": "TIMESTAMP",
     "is_person": "BOOLEAN",
 }
@@ -67,9 +68,10 @@ granted, `false` withdrawn, null: the record says nothing) with the time they we
 (`consent_at`, by default `seen_at`), and `is_person` (whether the record stands for a
 person, so that Splink compares it)."""
 
-CONSENT_PURPOSES = ("email", "sms", "ads", "profiling")
-"""What a person may consent to: e-mail, SMS and push messages, ad audiences, profiling
-(scores and predictive segments used to market to them). Each is the role `consent_<p>`."""
+CONSENT_PURPOSES = ("email", "sms", "ads", "profiling", "push")
+"""What a person may consent to: e-mail, SMS, ad audiences, profiling (scores and
+predictive segments used to market to them) and push notifications to their app or
+browser. Each is the role `consent_<p>`; no decision (null) allows no message."""
 
 ID_TYPES = ("email", "phone", "user_id", "anonymous_id", "contact_id")
 """The roles that are identifiers: records sharing one belong to one person (unless the

@@ -19,6 +19,8 @@ from pipelines.flows.progress import Progress, silent
 from segments import journeys as jn
 from segments.fields import event_kinds
 from segments.journeys.store import ensure_tables
+from segments.journeys.unsubscribe import unsubscribe_secret
+from serving.auth import api_key
 from warehouse.tables import CURRENT_SCORES, table_names
 
 __all__ = ["JourneyStatus", "TickFigures", "definitions", "run", "run_forever", "runtime", "status"]
@@ -78,14 +80,17 @@ def _templates(settings: Settings) -> dict[str, jn.Template]:
 
 def runtime(settings: Settings) -> jn.Runtime:
     """What sending needs, from the settings: channels, templates, retries."""
-    config = settings.segments.journeys
+    config, serving = settings.segments.journeys, settings.serving
     transports = {name: config.channels.get(name, jn.FileChannel()) for name in jn.CHANNELS}
+    key = api_key(configured=serving.api_key, key_file=settings.paths.api_key)
     return jn.Runtime(
         channels=transports,
         templates=_templates(settings),
         exports=settings.paths.exports,
+        unsubscribe_secret=unsubscribe_secret(key.get_secret_value()),
+        unsubscribe_url=config.unsubscribe_url
+        or f"http://{serving.host}:{serving.port}/unsubscribe/{{token}}",
         retry=config.retry,
-        unsubscribe_url=config.unsubscribe_url,
         batch_size=config.batch_size,
         concurrency=config.concurrency,
     )

@@ -7,18 +7,21 @@ send, within seconds.
 The worker is the log's loader (`serving.collector.load_pending`, with its offsets): a
 micro-batch's events are tied and evaluated before its offsets commit, and the ties make a
 replay after a crash change nothing, so a restart neither skips nor repeats a membership
-change. Between batches it leaves the warehouse alone unless the log grew or a journey tick
-is due. Bad input never stops it: a definition that does not check is logged and left out,
-a batch whose evaluation fails is logged and counted (its events stay loaded for the next
-batch refresh), an event with nothing to tie it by is counted.
+change. Every `serving.stream.sweep_seconds` it ends the stays that time ended
+(`segments.realtime.expire_stays`), and the journeys tick after it. Between batches it
+leaves the warehouse alone unless the log grew or a journey tick or a sweep is due. Bad
+input never stops it: a definition that does not check is logged and left out, a batch
+whose evaluation fails is logged and counted (its events stay loaded for the next batch
+refresh), an event with nothing to tie it by is counted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import duckdb
@@ -31,7 +34,7 @@ from segments import DefinitionError, SegmentDefinition
 from segments import journeys as jn
 from segments.definition import validate_definitions
 from segments.evaluate import check_definitions
-from segments.realtime import RealtimeBatch, apply_events, ensure_tables
+from segments.realtime import RealtimeBatch, apply_events, ensure_tables, expire_stays
 from serving.collector.loader import BatchReport, load_batch, log_sizes
 
 __all__ = ["StreamFigures", "StreamWorker", "realtime_definitions", "run_forever"]
@@ -41,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class StreamFigures:
-    """What the worker did since it started, in counts."""
+    """What the worker did since it started: counts, and seconds (wall) per phase."""
 
     batches: int = 0
     events: int = 0
@@ -52,8 +55,20 @@ class StreamFigures:
     exited: int = 0
     failed_batches: int = 0
     skipped_segments: int = 0
+    sweeps: int = 0
+    expired: int = 0
     ticks: int = 0
     delivered: int = 0
+    open_seconds: float = 0.0
+    """Opening the warehouse (waiting for it included)."""
+    load_seconds: float = 0.0
+    """Reading the log into `raw_events`, tying and evaluating (`apply_seconds` of it)."""
+    apply_seconds: float = 0.0
+    sweep_seconds: float = 0.0
+    tick_seconds: float = 0.0
+    close_seconds: float = 0.0
+    """Closing the warehouse (DuckDB's checkpoint)."""
+    longest_step_seconds: float = 0.0
 
     def add(self, batch: RealtimeBatch) -> None:
         for name in ("events", "tied", "provisional", "untied", "entered", "exited"):
@@ -61,7 +76,14 @@ class StreamFigures:
 
     @property
     def figures(self) -> dict[str, object]:
-        return {f.name.replace("_", " "): f"{getattr(self, f.name):,}" for f in fields(self)}
+        return {
+            f.name.replace("_", " "): (
+                f"{value:,.1f}"
+                if isinstance(value := getattr(self, f.name), float)
+                else f"{value:,}"
+            )
+            for f in fields(self)
+        }
 
 
 def realtime_definitions(
@@ -112,6 +134,7 @@ class StreamWorker:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._held_since = self._reopen_at = 0.0
         self._last_tick = 0.0
+        self._last_sweep = time.monotonic()  # the first sweep after sweep_seconds
         self._changed = False  # the last batch changed memberships: the journeys tick now
 
     def step(self) -> BatchReport:
@@ -122,20 +145,28 @@ class StreamWorker:
         `serving.stream.hold_seconds` at a time; then, and whenever the log is idle, the
         worker closes it and leaves it for a second to whoever waits for it."""
         sizes = log_sizes(self.settings.paths.collector)
-        if sizes == self._loaded and not self._tick_due():
+        if sizes == self._loaded and not self._tick_due() and not self._sweep_due():
             self.release()
             return BatchReport()
-        con = self._connection()
+        started = time.monotonic()
+        with self._timed("open_seconds"):
+            con = self._connection()
         if con is None:
             return BatchReport(busy=True)
-        report = load_batch(
-            con,
-            log_dir=self.settings.paths.collector,
-            max_bytes=self.settings.serving.collector.load_batch_bytes,
-            on_loaded=self._apply,
-        )
+        with self._timed("load_seconds"):
+            report = load_batch(
+                con,
+                log_dir=self.settings.paths.collector,
+                max_bytes=self.settings.serving.collector.load_batch_bytes,
+                on_loaded=self._apply,
+            )
         if not report.busy:
-            self._after(con)
+            with self._timed("sweep_seconds"):
+                self._sweep(con)
+            with self._timed("tick_seconds"):
+                self._after(con)
+        figures = self.figures
+        figures.longest_step_seconds = max(figures.longest_step_seconds, time.monotonic() - started)
         if not (report.busy or report.more):
             self._loaded = {
                 n: s for n, s in sizes.items() if (self.settings.paths.collector / n).exists()
@@ -148,9 +179,18 @@ class StreamWorker:
     def release(self, *, pause_seconds: float = 0.0) -> None:
         """Close the warehouse (if open); reopen it no sooner than `pause_seconds` from now."""
         if self._con is not None:
-            self._con.close()
+            with self._timed("close_seconds"):
+                self._con.close()
             self._con = None
         self._reopen_at = time.monotonic() + pause_seconds
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            setattr(self.figures, phase, getattr(self.figures, phase) + time.monotonic() - started)
 
     def _connection(self) -> duckdb.DuckDBPyConnection | None:
         if self._con is None and time.monotonic() >= self._reopen_at:
@@ -189,12 +229,13 @@ class StreamWorker:
         if self._definitions is None:
             self._definitions = self._check(con)
         ensure_tables(con)
-        batch = apply_events(
-            con,
-            message_ids=message_ids,
-            definitions=self._definitions,
-            phone_region=self.settings.resolution.default_phone_region,
-        )
+        with self._timed("apply_seconds"):
+            batch = apply_events(
+                con,
+                message_ids=message_ids,
+                definitions=self._definitions,
+                phone_region=self.settings.resolution.default_phone_region,
+            )
         self.figures.batches += 1
         self.figures.add(batch)
         self._changed = bool(batch.entered or batch.exited)
@@ -211,6 +252,23 @@ class StreamWorker:
             logger.error("stream: realtime segment left out: %s", problem)
         self.figures.skipped_segments = len(problems)
         return kept
+
+    def _sweep_due(self) -> bool:
+        seconds = self.settings.serving.stream.sweep_seconds
+        return time.monotonic() - self._last_sweep >= seconds
+
+    def _sweep(self, con: duckdb.DuckDBPyConnection) -> None:
+        """End the stays that time ended (when a sweep is due); the journeys tick after."""
+        if not self._sweep_due():
+            return
+        self._last_sweep = time.monotonic()
+        if self._definitions is None:
+            self._definitions = self._check(con)
+        ensure_tables(con)
+        batch = expire_stays(con, definitions=self._definitions)
+        self.figures.sweeps += 1
+        self.figures.expired += batch.exited
+        self._changed = self._changed or bool(batch.entered or batch.exited)
 
     def _tick_due(self) -> bool:
         seconds = self.settings.segments.journeys.tick_seconds

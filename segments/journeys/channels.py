@@ -25,8 +25,6 @@ from typing import Annotated, Any, Literal
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, PrivateAttr
 
-from segments.destinations.base import Consent
-
 __all__ = [
     "CHANNELS",
     "Channel",
@@ -39,10 +37,9 @@ __all__ = [
     "parse_channel",
 ]
 
-CHANNELS: dict[str, Consent] = {"email": "email", "push": "sms"}
-"""The logical channels a journey can send on, with the profile consent each needs
-(`consent_<email|sms>`; push goes to the customer's phone, so it asks for `consent_sms`,
-the platform holding no separate push opt-in)."""
+CHANNELS: dict[str, str] = {"email": "email", "push": "push"}
+"""The logical channels a journey can send on, with the consent purpose each needs (the
+profile's `consent_<purpose>`; `warehouse.schemas.CONSENT_PURPOSES`)."""
 
 
 class DeliveryError(Exception):
@@ -113,8 +110,9 @@ class SmtpChannel(Channel):
         email["Date"] = formatdate(usegmt=True)
         email["Message-ID"] = f"<{message.idempotency_key}@cip>"
         email["X-Idempotency-Key"] = message.idempotency_key
-        if message.data.get("unsubscribe_url"):
+        if message.data.get("unsubscribe_url"):  # one click in the mail client (RFC 8058)
             email["List-Unsubscribe"] = f"<{message.data['unsubscribe_url']}>"
+            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         email.set_content(message.content["body"])
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout_seconds) as smtp:

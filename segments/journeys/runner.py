@@ -26,11 +26,11 @@ import duckdb
 import pandas as pd
 
 from segments.destinations.base import RetryPolicy
-from segments.hashing import sha256_hex
 from segments.journeys.channels import CHANNELS, Channel, DeliveryError, Message
 from segments.journeys.definition import END, Condition, EventTrigger, Journey, Step
 from segments.journeys.store import consent_condition, ensure_tables, events_sql
 from segments.journeys.templates import Template
+from segments.journeys.unsubscribe import sign_token
 from segments.membership import utc_now
 from warehouse.database import transaction
 from warehouse.tables import (
@@ -53,8 +53,10 @@ class Runtime:
     channels: Mapping[str, Channel]
     templates: Mapping[str, Template]
     exports: Path
+    unsubscribe_secret: str
+    """The key unsubscribe tokens are signed with (`segments.journeys.unsubscribe`)."""
+    unsubscribe_url: str = "http://127.0.0.1:3000/unsubscribe/{token}"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    unsubscribe_url: str = "https://shop.example.com/unsubscribe/{token}"
     batch_size: int = 200
     concurrency: int = 8
     """Messages of a batch in flight at once."""
@@ -172,13 +174,23 @@ def _event_entries(con: duckdb.DuckDBPyConnection, journey: Journey, now: dateti
 
 def _exit(con: duckdb.DuckDBPyConnection, journey: Journey, now: datetime) -> int:
     """End active enrollments whose exit condition holds; returns how many."""
+    (since,) = con.execute(
+        f"SELECT min(trigger_at) FROM {JOURNEY_ENROLLMENTS} "
+        "WHERE journey = ? AND status = 'active'",
+        [journey.name],
+    ).fetchone()
+    if since is None:  # no one to end
+        return 0
     conditions = []
     if "purchase" in journey.exit and (purchases := events_sql(con, "purchase")):
+        # Purchases after the oldest active trigger only: a constant bound that reaches the
+        # raw tables' scans (their zone maps), rather than every purchase ever at each tick.
         conditions.append(
             (
                 "purchase",
                 f"e.customer_id IN (SELECT customer_id FROM ({purchases}) "
-                "WHERE occurred_at > e.trigger_at AND occurred_at <= $now)",
+                f"WHERE occurred_at > TIMESTAMP '{since:%Y-%m-%d %H:%M:%S.%f}' "
+                "AND occurred_at > e.trigger_at AND occurred_at <= $now)",
             )
         )
     if "left_segment" in journey.exit:
@@ -453,7 +465,12 @@ def _send_one(row: object, runtime: Runtime) -> tuple[str, str | None, bool]:
     """(outcome, target or error, permanent) for one outbox row."""
     if not row.consented:
         return "suppressed", f"no {CHANNELS[row.channel]} consent at send time", True
-    token = sha256_hex(f"unsubscribe|{row.customer_id}")[:32]
+    token = sign_token(
+        secret=runtime.unsubscribe_secret,
+        customer_id=str(row.customer_id),
+        channel=row.channel,
+        message=row.idempotency_key,
+    )
     variables = {
         **json.loads(row.params or "{}"),
         "customer_id": str(row.customer_id),

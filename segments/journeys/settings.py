@@ -27,8 +27,11 @@ class JourneySettings(BaseModel):
     push, url}`); a channel not named here writes files into the exports folder."""
     retry: RetryPolicy = RetryPolicy(attempts=5, backoff_seconds=30, max_backoff_seconds=3600)
     """Tries per message and the backoff between them."""
-    unsubscribe_url: str = "https://shop.example.com/unsubscribe/{token}"
-    """The unsubscribe link in every email; `{token}` is a hash of the customer id."""
+    unsubscribe_url: str | None = None
+    """The unsubscribe link in every email, `{token}` standing for the signed token; the
+    service answers it at `/unsubscribe/{token}`. Default: `cip serve`'s own address
+    (`http://<serving.host>:<serving.port>/unsubscribe/{token}`); set the public address
+    the service is reached at (`https://cip.shop.example.com/unsubscribe/{token}`)."""
     tick_seconds: float = Field(5.0, gt=0)
     """How often `cip journeys run` ticks."""
     batch_size: int = Field(200, ge=1)

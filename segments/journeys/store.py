@@ -44,12 +44,18 @@ CURSORS = "journey_cursors"
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the journey tables (customer ids typed as in `profiles`)."""
-    found = con.execute(
-        "SELECT data_type FROM information_schema.columns "
-        "WHERE table_name = ? AND column_name = 'customer_id'",
-        [PROFILES],
-    ).fetchone()
-    id_type = found[0] if found else "VARCHAR"
+    columns = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+            [PROFILES],
+        ).fetchall()
+    )
+    id_type = columns.get("customer_id", "VARCHAR")
+    if columns:  # profiles resolved before a channel's purpose existed allow nothing on it
+        for purpose in sorted(
+            set(CHANNELS.values()) - {c.removeprefix("consent_") for c in columns}
+        ):
+            con.execute(f"ALTER TABLE {PROFILES} ADD COLUMN consent_{purpose} BOOLEAN")
     con.execute(f"""
         CREATE TABLE IF NOT EXISTS {JOURNEY_ENROLLMENTS} (
             enrollment_id VARCHAR NOT NULL, journey VARCHAR NOT NULL,
@@ -78,7 +84,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def consent_condition(channel: str, *, alias: str = "p") -> str:
     """SQL that is true when the profile `alias` allows messages on `channel`: its
-    `consent_<email|sms>` flag is true (null or false: no message)."""
+    `consent_<email|push>` flag is true (null or false: no message)."""
     return f"{alias}.consent_{CHANNELS[channel]} IS TRUE"
 
 

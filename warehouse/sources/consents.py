@@ -1,8 +1,8 @@
 """A consent table: one decision per row (a purpose granted or withdrawn, and when).
 
 Rows come from a consent-management platform or a preference centre export. A row names
-the person by e-mail, phone or user id, the purpose (`email`, `sms` for SMS and push,
-`ads`, `profiling`) and whether it was granted; the newest decision per purpose wins
+the person by e-mail, phone or user id, the purpose (`email`, `sms`, `push`, `ads`,
+`profiling`) and whether it was granted; the newest decision per purpose wins
 across every source (`resolution.consent`). A row with another purpose says nothing.
 """
 

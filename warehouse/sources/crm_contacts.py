@@ -19,6 +19,7 @@ SOURCE = Source(
         C("consent_email", "BOOLEAN"),
         C("consent_sms", "BOOLEAN"),
         C("consent_ads", "BOOLEAN"),
+        C("consent_push", "BOOLEAN"),
         C("created_at", "TIMESTAMP", True),
         C("updated_at", "TIMESTAMP"),
     ),
@@ -38,6 +39,7 @@ SOURCE = Source(
         "consent_email": "consent_email",
         "consent_sms": "consent_sms",
         "consent_ads": "consent_ads",
+        "consent_push": "consent_push",
         # The CRM keeps no time of a consent decision: it was made when the contact was
         # created. A later edit of the contact (a new address) re-affirms nothing, so an
         # unsubscribe after sign-up wins over the CRM's flag.

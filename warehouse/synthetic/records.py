@@ -117,6 +117,9 @@ def make_contacts(u: Universe) -> Contacts:
         "consent_email": consent_email[order],
         "consent_sms": (rng.random(n) < 0.4)[order],
         "consent_ads": (rng.random(n) < 0.5)[order],
+        # Push opt-ins come with the app (about a third of contacts), from their own
+        # random stream.
+        "consent_push": (u.rng("crm_push").random(n) < 0.35)[order],
         "created_at": created_ts[order],
         "updated_at": np.where(
             (updated < u.timeline.days) & (rng.random(n) < 0.5), updated_ts, np.datetime64("NaT")
