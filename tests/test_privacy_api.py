@@ -106,7 +106,7 @@ def test_export_then_forget_over_http_leaves_everyone_else_as_before(
 
     assert client.post("/score", json={"email": email}, headers=AUTH).status_code == 404
     gone = client.get("/privacy/export", params={"email": email}, headers=AUTH)
-    assert gone.status_code == 200 and gone.json()["matched"] is False
+    assert gone.status_code == 200 and gone.json()["matched"] is False, gone.text
     assert gone.json()["customers"] == []
     after = client.post("/score", json={"email": other_email}, headers=AUTH).json()
     after.pop("scored_at")

@@ -105,12 +105,15 @@ def connect(
 
 
 def _open(path: Path, *, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting while another process holds the file's lock, or while a connection
+    of this process in the other mode (read-only against read-write) is being closed."""
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower() or time.monotonic() >= deadline:
+        except (duckdb.IOException, duckdb.ConnectionException) as error:
+            busy = "lock" in str(error).lower() or "different configuration" in str(error)
+            if not busy or time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
 
