@@ -278,7 +278,11 @@ def test_json_lines_are_matched_in_arrow_as_one_by_one(tmp_path: Path) -> None:
     ]
     cases = [
         list(zip(lines, expected, strict=True)),  # UTF-8 text
-        [*zip(lines, expected, strict=True), ('{"x": "\udcff", "u": "u-9"}\n', True)],  # not
+        [
+            *zip(lines, expected, strict=True),
+            ('{"x": "\udcff", "u": "u-9"}\n', True),
+            ('{"f": "a\x0cb"}\n', False),
+        ],  # not UTF-8, and a form feed (no line end here)
         ascii_only * 3,  # ASCII text, lines paired in Arrow across the whole file
     ]
     for case in cases:

@@ -71,9 +71,14 @@ class Tokens:
         if not raw.isascii():
             try:
                 raw.decode()
-            except UnicodeDecodeError:
-                text = raw.decode(errors="surrogateescape").splitlines(keepends=True)
-                return np.array([self.line(line) for line in text], dtype=bool)
+            except UnicodeDecodeError:  # the lines `starts` cut (not `str.splitlines`'s)
+                return np.array(
+                    [
+                        self.line(raw[a:b].decode(errors="surrogateescape"))
+                        for a, b in _pairs(starts)
+                    ],
+                    dtype=bool,
+                )
         data = np.frombuffer(raw, np.uint8)
         quotes = np.flatnonzero(data == ord('"'))
         per_line = np.diff(np.searchsorted(quotes, starts))
@@ -211,6 +216,11 @@ def _line_starts(raw: bytes) -> np.ndarray:
     """Where each line of `raw` begins, then `len(raw)`."""
     ends = np.flatnonzero(np.frombuffer(raw, np.uint8) == ord("\n")) + 1
     return np.r_[0, ends[ends < len(raw)], len(raw)].astype(np.int64)
+
+
+def _pairs(starts: np.ndarray) -> zip:
+    """(start, end) of each line."""
+    return zip(starts[:-1], starts[1:], strict=True)
 
 
 def _line_of(positions: np.ndarray, starts: np.ndarray) -> np.ndarray:
