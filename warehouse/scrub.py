@@ -75,7 +75,7 @@ class Tokens:
                 return np.array(
                     [
                         self.line(raw[a:b].decode(errors="surrogateescape"))
-                        for a, b in _pairs(starts)
+                        for a, b in zip(starts[:-1], starts[1:], strict=True)
                     ],
                     dtype=bool,
                 )
@@ -216,11 +216,6 @@ def _line_starts(raw: bytes) -> np.ndarray:
     """Where each line of `raw` begins, then `len(raw)`."""
     ends = np.flatnonzero(np.frombuffer(raw, np.uint8) == ord("\n")) + 1
     return np.r_[0, ends[ends < len(raw)], len(raw)].astype(np.int64)
-
-
-def _pairs(starts: np.ndarray) -> zip:
-    """(start, end) of each line."""
-    return zip(starts[:-1], starts[1:], strict=True)
 
 
 def _line_of(positions: np.ndarray, starts: np.ndarray) -> np.ndarray:
