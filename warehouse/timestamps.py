@@ -66,6 +66,10 @@ def choose_reading(con: duckdb.DuckDBPyConnection, *, relation: str, value: str)
     and JSON exports mostly hold); a column of blanks reads as ISO.
     """
     sample = f"SELECT {value} AS v FROM {relation} WHERE {value} IS NOT NULL LIMIT {SAMPLE}"
+    iso = f"count(*) FILTER (WHERE {read_as(ISO, 'v')} IS NOT NULL)"
+    total, parsed_iso = con.execute(f"SELECT count(*), {iso} FROM ({sample})").fetchone()
+    if parsed_iso == total:  # nothing parses more: ISO columns, the common case
+        return ISO
     counts = ", ".join(f"count(*) FILTER (WHERE {read_as(r, 'v')} IS NOT NULL)" for r in READINGS)
     found = first_row(con, f"SELECT {counts} FROM ({sample})")
     parsed = dict(zip(READINGS, found or (), strict=False))
