@@ -74,6 +74,12 @@ _REMEMBERED = {
     "anonymous_id": "anonymous_id",
     "previous_cookie": "anonymous_id",
 }
+# A filter on the batch's event rows (`r`): those no tie names yet (it reads both tables).
+_UNTIED = f"""
+    WHERE NOT EXISTS (SELECT 1 FROM {IDENTITY_MAP} m
+                      WHERE m.source = 'events' AND m.record_key = r.message_id)
+      AND NOT EXISTS (SELECT 1 FROM {STREAM_RECORDS} s
+                      WHERE s.source = 'events' AND s.record_key = r.message_id)"""
 
 
 @dataclass
@@ -112,11 +118,17 @@ def apply_events(
     con: duckdb.DuckDBPyConnection,
     *,
     message_ids: Sequence[str],
+    new: bool = False,
     definitions: Sequence[SegmentDefinition],
     phone_region: str,
 ) -> RealtimeBatch:
     """Tie the events `message_ids` (already in `raw_events`, in arrival order) to
-    customers and re-evaluate the realtime `definitions` (already checked) for them."""
+    customers and re-evaluate the realtime `definitions` (already checked) for them.
+
+    `new`: the caller inserted every one of these events into `raw_events` just now, so
+    no tie (`identity_map`, `stream_records`) can name them yet and none is looked for:
+    the cost is the batch's, not the tables'. Otherwise (a replay, a client's retry) the
+    events already tied are left out."""
     batch = RealtimeBatch(events=len(message_ids))
     tables = table_names(con)
     if not message_ids or not {PROFILES, IDENTITY_MAP} <= tables:
@@ -126,7 +138,9 @@ def apply_events(
     con.register(_BATCH, pa.table({"n": range(len(message_ids)), "message_id": message_ids}))
     try:
         with transaction(con):
-            customers = _tie(con, batch, counted=counted, phone_region=phone_region, now=now)
+            customers = _tie(
+                con, batch, counted=counted, new=new, phone_region=phone_region, now=now
+            )
             if customers and definitions:
                 _evaluate(con, batch, customers=customers, definitions=definitions, now=now)
     finally:
@@ -171,22 +185,22 @@ def _tie(
     batch: RealtimeBatch,
     *,
     counted: str,
+    new: bool,
     phone_region: str,
     now: datetime,
 ) -> list[str]:
-    """Tie the batch's new event records; the customers whose memberships may change: who
-    had an event of a kind the rules count (`counted`), and who was merged into another."""
+    """Tie the batch's event records not tied yet (all of them when `new`); the customers
+    whose memberships may change: who had an event of a kind the rules count (`counted`),
+    and who was merged into another."""
+    untied = "" if new else _UNTIED
+    # The join to the batch is answered by lookups on the table's indexed key.
     rows = con.execute(f"""
         SELECT r.message_id, nullif(trim(r.user_id), '') AS user_id,
                nullif(trim(r.anonymous_id), '') AS anonymous_id,
                nullif(trim(r.previous_id), '') AS previous_id,
                r.traits->>'email' AS email, r.traits->>'phone' AS phone,
                coalesce({counted}, FALSE) AS counted
-        FROM {_BATCH} b JOIN {_EVENTS} r USING (message_id)
-        WHERE NOT EXISTS (SELECT 1 FROM {IDENTITY_MAP} m
-                          WHERE m.source = 'events' AND m.record_key = r.message_id)
-          AND NOT EXISTS (SELECT 1 FROM {STREAM_RECORDS} s
-                          WHERE s.source = 'events' AND s.record_key = r.message_id)
+        FROM {_BATCH} b JOIN {_EVENTS} r USING (message_id) {untied}
         ORDER BY b.n
     """).fetchall()
     events = [_identifiers(row[:-1], phone_region=phone_region) for row in rows]

@@ -1,10 +1,10 @@
 """The DuckDB warehouse file: opening it and creating the raw, quarantine and load-log tables.
 
 `connect` is the one way into the warehouse. It creates the parent folder and every table
-the loaders write (idempotently), pins the session time zone to UTC (timestamps are stored
-as naive UTC), waits briefly while another process holds the file (DuckDB allows one
-writing process; the collector's loader takes it for a moment at a time) and keeps
-DuckDB's own progress bar quiet (progress belongs to the CLI).
+the loaders write (idempotently; each raw table with an index on its key), pins the session
+time zone to UTC (timestamps are stored as naive UTC), waits briefly while another process
+holds the file (DuckDB allows one writing process; the collector's loader takes it for a
+moment at a time) and keeps DuckDB's own progress bar quiet (progress belongs to the CLI).
 """
 
 from __future__ import annotations
@@ -44,6 +44,13 @@ _LOAD_LOG_COLUMNS = (
     Column("seconds", "DOUBLE", True),
     Column("loaded_at", "TIMESTAMP", True),
 )
+
+
+# A join whose other side has at most this many keys hands them to the scan of an indexed
+# column as a list, which DuckDB answers by index lookups (up to `index_scan_max_count`,
+# 2,048 by default) rather than reading the whole column: a micro-batch's duplicate check
+# and lookups cost what the batch holds, not what the table holds. (DuckDB's default, 50.)
+_LOOKUP_KEYS = 2048
 
 
 def quote(identifier: str) -> str:
@@ -92,12 +99,17 @@ def connect(
                     f"ALTER TABLE {quote(schema.table)} ADD COLUMN IF NOT EXISTS "
                     f"{quote(column.name)} {column.type}"
                 )
+            con.execute(  # a batch's keys are looked up, not scanned for (`_LOOKUP_KEYS`)
+                f"CREATE INDEX IF NOT EXISTS {quote(schema.table + '_key')} "
+                f"ON {quote(schema.table)} ({quote(schema.key)})"
+            )
         con.execute(_create_table(QUARANTINE, _QUARANTINE_COLUMNS))
         con.execute(_create_table(LOAD_LOG, _LOAD_LOG_COLUMNS))
         con.execute(
             f"ALTER TABLE {LOAD_LOG} ADD COLUMN IF NOT EXISTS rows_suppressed BIGINT DEFAULT 0"
         )
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET dynamic_or_filter_threshold = {_LOOKUP_KEYS}")
     with contextlib.suppress(duckdb.InvalidInputException):
         # Inside Jupyter DuckDB refuses the setting unless ipywidgets is installed.
         con.execute("SET enable_progress_bar = false")

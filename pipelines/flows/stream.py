@@ -225,7 +225,7 @@ class StreamWorker:
             self.release()
         return self.figures
 
-    def _apply(self, con: duckdb.DuckDBPyConnection, message_ids: list[str]) -> None:
+    def _apply(self, con: duckdb.DuckDBPyConnection, message_ids: list[str], new: bool) -> None:
         if self._definitions is None:
             self._definitions = self._check(con)
         ensure_tables(con)
@@ -233,6 +233,7 @@ class StreamWorker:
             batch = apply_events(
                 con,
                 message_ids=message_ids,
+                new=new,
                 definitions=self._definitions,
                 phone_region=self.settings.resolution.default_phone_region,
             )

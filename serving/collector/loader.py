@@ -95,10 +95,12 @@ class _Batch:
     report: BatchReport
 
 
-OnLoaded = Callable[[duckdb.DuckDBPyConnection, list[str]], None]
-"""Called with the warehouse and the message ids of a micro-batch's events (in log order)
-once they are in `raw_events`, before the batch's log offsets commit: a crash in between
-reads the batch again, so the callback must tolerate seeing events twice."""
+OnLoaded = Callable[[duckdb.DuckDBPyConnection, list[str], bool], None]
+"""Called with the warehouse, the message ids of a micro-batch's events (in log order) and
+whether this batch inserted every one of them (none was in `raw_events` before, so nothing
+downstream has seen them), once they are in `raw_events` and before the batch's log offsets
+commit: a crash in between reads the batch again, so the callback must tolerate seeing
+events twice (then they are duplicates: the flag is false)."""
 
 
 def load_pending(
@@ -198,15 +200,17 @@ def _load(
         # Events first, each source in its own transaction: if we crash before the offsets
         # below commit, the next call reads them again and the warehouse finds duplicates.
         message_ids: list[str] = []
+        inserted = 0
         for sender, rows in _events(con, report).items():
             result = append_rows(con, source="events", rows=rows, origin=ORIGIN, sender=sender)
+            inserted += result.rows_loaded
             report.loaded += result.rows_loaded
             report.duplicates += result.rows_duplicate
             report.quarantined += result.rows_quarantined
             message_ids += rows.column("message_id").to_pylist()
         if on_loaded is not None and message_ids:
             try:
-                on_loaded(con, message_ids)
+                on_loaded(con, message_ids, inserted == len(message_ids))
             except Exception:  # the events are loaded; only what follows them is lost
                 logger.exception(
                     "collector: the callback on %d loaded events failed", len(message_ids)
