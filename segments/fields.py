@@ -101,15 +101,19 @@ def identities_sql(tables: set[str]) -> str:
     )
 
 
-def event_kinds(*, identities: str = IDENTITY_MAP) -> dict[str, list[EventSql]]:
+def event_kinds(
+    *, identities: str = IDENTITY_MAP, rows: dict[str, str] | None = None
+) -> dict[str, list[EventSql]]:
     """Every event kind the source catalog declares, with each declaring source's part:
     its rows that match, keyed to customers through `identities` (`identities_sql`),
-    dated by its time."""
+    dated by its time. `rows` names a relation to read instead of a raw table (the rows
+    of the customers evaluated, `prepare`)."""
     kinds: dict[str, list[EventSql]] = {}
     for source in SOURCES.values():
         for kind, spec in source.events.items():
+            relation = (rows or {}).get(source.table, source.table)
             sql = (
-                f'SELECT m.customer_id, r."{source.time}" AS occurred_at FROM {source.table} r '
+                f'SELECT m.customer_id, r."{source.time}" AS occurred_at FROM {relation} r '
                 f"JOIN {identities} m ON m.source = '{source.name}' "
                 f'AND m.record_key = r."{source.key}" WHERE {spec.where}'
             )
@@ -222,6 +226,27 @@ def _kind(duckdb_type: str) -> str:
 warehouse_tables = table_names
 
 
+def _scoped_rows(
+    con: duckdb.DuckDBPyConnection, *, tables: set[str], kinds: set[str] | None
+) -> dict[str, str]:
+    """The scoped customers' rows of each raw table that declares event kinds (of `kinds`,
+    if given): raw table -> a temporary table of them. Each is fetched in a statement of its
+    own, by the keys `_SCOPED_IDENTITIES` holds: for a few customers DuckDB answers it by
+    lookups on the indexed key (`warehouse.database`), where the kinds' filters, pushed
+    into the scan of the raw table, would have it read the whole table."""
+    rows = {}
+    for source in SOURCES.values():
+        wanted = set(source.events) if kinds is None else set(source.events) & kinds
+        if wanted and source.table in tables:
+            rows[source.table] = f"_segment_rows_{source.name}"
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {rows[source.table]} AS SELECT * FROM "
+                f'{source.table} WHERE "{source.key}" IN (SELECT record_key FROM '
+                f"{_SCOPED_IDENTITIES} WHERE source = '{source.name}')"
+            )
+    return rows
+
+
 def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
     return bool(
         con.execute(
@@ -320,15 +345,17 @@ def prepare(
         f'FROM {people} AS "profile" {" ".join(joins)}'
     )
     identities = identities_sql(tables) if IDENTITY_MAP in tables else IDENTITY_MAP
+    rows = None
     if customers and IDENTITY_MAP in tables:  # the customers' records first: a small join
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_SCOPED_IDENTITIES} AS "
             f"SELECT * FROM {identities} m WHERE {scope}"
         )
         identities = _SCOPED_IDENTITIES
+        rows = _scoped_rows(con, tables=tables, kinds=kinds)
     found = {
         kind: [part.sql for part in parts if set(part.tables) <= tables]
-        for kind, parts in event_kinds(identities=identities).items()
+        for kind, parts in event_kinds(identities=identities, rows=rows).items()
         if IDENTITY_MAP in tables
     }
     events = {kind: parts for kind, parts in found.items() if parts}
