@@ -134,8 +134,9 @@ def main() -> None:
                 post(client, events=args.events, cookies=cookies, probe=probes[step][1], rng=rng)
                 spent.clear()
                 started, wall = cpu(), time.perf_counter()
-                while worker.step().more:  # the whole backlog, as the worker would
-                    pass
+                while (report := worker.step()).more or report.busy:  # the whole backlog
+                    if report.busy:  # the worker's pause after holding the warehouse
+                        time.sleep(0.1)
                 if step:  # the first one checks the definitions
                     per_step["step (all)"].append(cpu() - started)
                     per_step["step wall"].append(time.perf_counter() - wall)
