@@ -49,8 +49,8 @@ WRITE_KEY = "wk-bench"
 PHASES = (
     ("parse the log lines", serving.collector.loader, "_events"),
     ("route (validate + insert)", warehouse.loader, "route"),
-    ("  timestamp readings", warehouse.validation, "_readings"),
     ("  checks (casts, reasons)", warehouse.validation, "_check"),
+    ("    timestamp readings", warehouse.validation, "_readings"),
     ("tie", segments.realtime, "_tie"),
     ("evaluate", segments.realtime, "_evaluate"),
     ("sweep", stream, "expire_stays"),
