@@ -26,6 +26,7 @@ from datetime import datetime
 
 import duckdb
 
+from warehouse.database import LOOKUP_KEYS, index_lookups
 from warehouse.sources import SOURCES
 from warehouse.tables import (
     CURRENT_SCORES,
@@ -232,18 +233,22 @@ def _scoped_rows(
     """The scoped customers' rows of each raw table that declares event kinds (of `kinds`,
     if given): raw table -> a temporary table of them. Each is fetched in a statement of its
     own, by the keys `_SCOPED_IDENTITIES` holds: for a few customers DuckDB answers it by
-    lookups on the indexed key (`warehouse.database`), where the kinds' filters, pushed
-    into the scan of the raw table, would have it read the whole table."""
+    lookups on the indexed key (`warehouse.database.index_lookups`), where the kinds'
+    filters, pushed into the scan of the raw table, would have it read the whole table."""
+    counts = con.execute(f"SELECT source, count(*) FROM {_SCOPED_IDENTITIES} GROUP BY ALL")
+    records = dict(counts.fetchall())
     rows = {}
     for source in SOURCES.values():
         wanted = set(source.events) if kinds is None else set(source.events) & kinds
-        if wanted and source.table in tables:
+        # More keys than DuckDB looks up by index: the raw table itself reads no more.
+        if wanted and source.table in tables and records.get(source.name, 0) <= LOOKUP_KEYS:
             rows[source.table] = f"_segment_rows_{source.name}"
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {rows[source.table]} AS SELECT * FROM "
-                f'{source.table} WHERE "{source.key}" IN (SELECT record_key FROM '
-                f"{_SCOPED_IDENTITIES} WHERE source = '{source.name}')"
-            )
+            with index_lookups(con):
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {rows[source.table]} AS SELECT * FROM "
+                    f'{source.table} WHERE "{source.key}" IN (SELECT record_key FROM '
+                    f"{_SCOPED_IDENTITIES} WHERE source = '{source.name}')"
+                )
     return rows
 
 

@@ -46,7 +46,7 @@ from segments.evaluate import evaluate_prepared
 from segments.fields import data_clock, prepare
 from segments.membership import ensure_tables as ensure_membership_tables
 from segments.membership import record_changes, utc_now
-from warehouse.database import transaction
+from warehouse.database import index_lookups, transaction
 from warehouse.sources import SOURCES
 from warehouse.tables import (
     CUSTOMER_IDENTIFIERS,
@@ -193,16 +193,16 @@ def _tie(
     whose memberships may change: who had an event of a kind the rules count (`counted`),
     and who was merged into another."""
     untied = "" if new else _UNTIED
-    # The join to the batch is answered by lookups on the table's indexed key.
-    rows = con.execute(f"""
-        SELECT r.message_id, nullif(trim(r.user_id), '') AS user_id,
-               nullif(trim(r.anonymous_id), '') AS anonymous_id,
-               nullif(trim(r.previous_id), '') AS previous_id,
-               r.traits->>'email' AS email, r.traits->>'phone' AS phone,
-               coalesce({counted}, FALSE) AS counted
-        FROM {_BATCH} b JOIN {_EVENTS} r USING (message_id) {untied}
-        ORDER BY b.n
-    """).fetchall()
+    with index_lookups(con):  # the batch's rows of raw_events, by its indexed key
+        rows = con.execute(f"""
+            SELECT r.message_id, nullif(trim(r.user_id), '') AS user_id,
+                   nullif(trim(r.anonymous_id), '') AS anonymous_id,
+                   nullif(trim(r.previous_id), '') AS previous_id,
+                   r.traits->>'email' AS email, r.traits->>'phone' AS phone,
+                   coalesce({counted}, FALSE) AS counted
+            FROM {_BATCH} b JOIN {_EVENTS} r USING (message_id) {untied}
+            ORDER BY b.n
+        """).fetchall()
     events = [_identifiers(row[:-1], phone_region=phone_region) for row in rows]
     known, remembered, provisional = _lookup(con, events)
     ties, merged, concerned = [], {}, set()

@@ -20,7 +20,15 @@ from warehouse.schemas import LINEAGE_COLUMNS, Column
 from warehouse.sources import SOURCES
 from warehouse.tables import LOAD_LOG, QUARANTINE
 
-__all__ = ["connect", "first_row", "literal", "quote", "transaction"]
+__all__ = [
+    "LOOKUP_KEYS",
+    "connect",
+    "first_row",
+    "index_lookups",
+    "literal",
+    "quote",
+    "transaction",
+]
 
 _QUARANTINE_COLUMNS = (
     Column("source", "VARCHAR", True),
@@ -46,11 +54,9 @@ _LOAD_LOG_COLUMNS = (
 )
 
 
-# A join whose other side has at most this many keys hands them to the scan of an indexed
-# column as a list, which DuckDB answers by index lookups (up to `index_scan_max_count`,
-# 2,048 by default) rather than reading the whole column: a micro-batch's duplicate check
-# and lookups cost what the batch holds, not what the table holds. (DuckDB's default, 50.)
-_LOOKUP_KEYS = 2048
+LOOKUP_KEYS = 2048
+"""Up to this many keys (DuckDB's `index_scan_max_count`), `index_lookups` reaches an
+indexed column by index lookups."""
 
 
 def quote(identifier: str) -> str:
@@ -99,7 +105,7 @@ def connect(
                     f"ALTER TABLE {quote(schema.table)} ADD COLUMN IF NOT EXISTS "
                     f"{quote(column.name)} {column.type}"
                 )
-            con.execute(  # a batch's keys are looked up, not scanned for (`_LOOKUP_KEYS`)
+            con.execute(  # a batch's keys are looked up, not scanned for (`index_lookups`)
                 f"CREATE INDEX IF NOT EXISTS {quote(schema.table + '_key')} "
                 f"ON {quote(schema.table)} ({quote(schema.key)})"
             )
@@ -109,7 +115,6 @@ def connect(
             f"ALTER TABLE {LOAD_LOG} ADD COLUMN IF NOT EXISTS rows_suppressed BIGINT DEFAULT 0"
         )
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET dynamic_or_filter_threshold = {_LOOKUP_KEYS}")
     with contextlib.suppress(duckdb.InvalidInputException):
         # Inside Jupyter DuckDB refuses the setting unless ipywidgets is installed.
         con.execute("SET enable_progress_bar = false")
@@ -140,3 +145,20 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+@contextlib.contextmanager
+def index_lookups(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Within, a join whose other side has at most `LOOKUP_KEYS` keys reaches an indexed
+    column (a raw table's key) by index lookups rather than by reading the whole column:
+    DuckDB hands the keys to the scan as a list (50 at most by default) and answers the
+    list from the index. Only around such joins: elsewhere the list is checked against
+    every row a scan reads. The scan must have no other filter (a semi- or inner join in a
+    statement of its own); an anti-join (`NOT EXISTS`) reads the whole column regardless."""
+    con.execute(f"SET dynamic_or_filter_threshold = {LOOKUP_KEYS}")
+    try:
+        yield
+    finally:
+        # A failed statement's transaction refuses the reset; the next exit resets it.
+        with contextlib.suppress(duckdb.TransactionException):
+            con.execute("RESET dynamic_or_filter_threshold")

@@ -21,7 +21,7 @@ from datetime import datetime
 
 import duckdb
 
-from warehouse.database import first_row, literal, quote
+from warehouse.database import first_row, index_lookups, literal, quote
 from warehouse.schemas import LINEAGE_COLUMNS, Column, Source
 from warehouse.staging import Staged
 from warehouse.tables import QUARANTINE
@@ -173,13 +173,14 @@ def route(
         )
     columns = ", ".join(quote(c.name) for c in schema.columns + LINEAGE_COLUMNS)
     key, table = quote(schema.key), quote(schema.table)
-    # The keys already there are looked up first, in a statement of their own (a semi-join
-    # on the raw table's indexed key: index lookups for a small input, `warehouse.database`);
-    # an anti-join against the table, or this one inlined into the insert, reads every key.
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_PRESENT} AS SELECT {key} FROM {table} "
-        f"WHERE {key} IN (SELECT {key} FROM {_CHECKED} WHERE _reason IS NULL)"
-    )
+    # The keys already there are looked up first, in a statement of their own (index
+    # lookups on the raw table's key for a small input); an anti-join against the table,
+    # or this one inlined into the insert, reads every key of the table.
+    with index_lookups(con):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_PRESENT} AS SELECT {key} FROM {table} "
+            f"WHERE {key} IN (SELECT {key} FROM {_CHECKED} WHERE _reason IS NULL)"
+        )
     (loaded,) = first_row(
         con,
         f"INSERT INTO {table} ({columns}) "
