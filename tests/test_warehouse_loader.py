@@ -398,6 +398,28 @@ def test_append_rows_validates_dedups_and_records_origin(con) -> None:
         warehouse.append_rows(con, source="web", rows=batch, origin="collector")
 
 
+def test_a_batch_looks_its_keys_up_in_the_raw_table(con) -> None:
+    """The raw tables' keys are indexed, and inside `index_lookups` a semi-join on a few
+    hundred keys reads the table by index lookups (outside, DuckDB scans it): what a
+    micro-batch's duplicate check and tie cost does not grow with the table."""
+    con.execute(
+        "INSERT INTO raw_events (message_id, type, timestamp, _source, _file, _row_number, "
+        "_loaded_at) SELECT 'm' || range, 'page', now(), 'web', 'test', range, now() "
+        "FROM range(300000)"
+    )
+    con.register("batch", pa.table({"id": [f"m{n}" for n in range(0, 300000, 1000)]}))
+    lookup = "SELECT message_id FROM raw_events WHERE message_id IN (SELECT id FROM batch)"
+
+    def plan() -> str:
+        return con.execute(f"EXPLAIN ANALYZE {lookup}").fetchall()[0][1]
+
+    assert "Index Scan" not in plan()
+    with warehouse.database.index_lookups(con):
+        assert "Index Scan" in plan()
+        assert len(rows(con, lookup)) == 300
+    assert "Index Scan" not in plan()  # the setting is back to DuckDB's
+
+
 def test_connect_waits_while_another_process_holds_the_warehouse(tmp_path: Path) -> None:
     path = tmp_path / "warehouse.duckdb"
     warehouse.connect(path).close()
