@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import operator
 import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,11 +119,18 @@ class _Stored:
 
 
 class OnlineFeatures:
-    """Latest materialized features of one service, by `customer_id`."""
+    """Latest materialized features of one service, by `customer_id`.
 
-    def __init__(self, store: FeatureStore, *, service: str = "churn_v1") -> None:
+    `cache_rows`: how many customers' decoded `vectors` to keep between calls (0: none;
+    the SQLite online store only, whose changes are seen; see `_cached`).
+    """
+
+    def __init__(
+        self, store: FeatureStore, *, service: str = "churn_v1", cache_rows: int = 0
+    ) -> None:
         self.store = store
         self.service = service
+        self.cache_rows = cache_rows
         projections = store.get_feature_service(service).feature_view_projections
         self._views = [
             (store.get_feature_view(p.name), [f.name for f in p.features]) for p in projections
@@ -130,6 +138,9 @@ class OnlineFeatures:
         self.names = [name for _, names in self._views for name in names]
         self._provider = get_provider(store.config)
         self._sqlite: sqlite3.Connection | None = None
+        self._cache: dict[tuple[str, ...], dict[str, tuple[np.ndarray, datetime | None]]] = {}
+        self._cache_version: int | None = None
+        self._lock = threading.Lock()
 
     def get(self, customer_id: str) -> dict[str, object]:
         """The feature vector of one customer, in service order; all None if never materialized."""
@@ -154,14 +165,60 @@ class OnlineFeatures:
     ) -> OnlineVectors:
         """Numeric features `names` (default: all) of many customers, one row each in the
         order given, and when each was computed; a value that is not a number raises
-        TypeError. Only the views holding `names` are read."""
+        TypeError. Only the views holding `names` are read; with `cache_rows`, through
+        the cache (see `_cached`)."""
         names = list(self.names if names is None else names)
         distinct, take = _distinct(customer_ids)
-        stored = self._stored(distinct, names)
-        values = np.full((len(distinct), len(names)), np.nan)
+        if self.cache_rows and isinstance(self._provider.online_store, SqliteOnlineStore):
+            values, as_of = self._cached(distinct, names)
+        else:
+            values, as_of = self._numeric(distinct, names)
+        return OnlineVectors(values[take], names, [as_of[i] for i in take])
+
+    def _numeric(
+        self, customer_ids: list[str], names: list[str]
+    ) -> tuple[np.ndarray, list[datetime | None]]:
+        """Float values of distinct customers (rows) and `names` (columns), and times."""
+        stored = self._stored(customer_ids, names)
+        values = np.full((len(customer_ids), len(names)), np.nan)
         named = [names[c] for c in stored.columns]
         values[stored.rows, stored.columns] = _numbers(stored.blobs, named)
-        return OnlineVectors(values[take], names, [stored.as_of[i] for i in take])
+        return values, stored.as_of
+
+    def _cached(
+        self, customer_ids: list[str], names: list[str]
+    ) -> tuple[np.ndarray, list[datetime | None]]:
+        """`_numeric` with the rows already decoded kept, per customer, for the next calls.
+
+        The misses are read in one read transaction, which also reads SQLite's
+        `data_version`: any commit to the file by another connection (a materialization,
+        an erasure, in any process) changes it, and the cache is emptied, so a cached row
+        is always what an uncached read would return. The cache is also emptied when it
+        would hold more than `cache_rows` customers."""
+        with self._lock:
+            con = self._connection()
+            con.execute("BEGIN")
+            try:
+                (version,) = con.execute("PRAGMA data_version").fetchone()
+                if version != self._cache_version:
+                    self._cache, self._cache_version = {}, version
+                cache = self._cache.setdefault(tuple(names), {})
+                found = {c: cache[c] for c in customer_ids if c in cache}
+                missing = [c for c in customer_ids if c not in found]
+                if missing:
+                    values, as_of = self._numeric(missing, names)
+            finally:
+                con.execute("COMMIT")
+            if missing:
+                read = dict(zip(missing, zip(values, as_of, strict=True), strict=True))
+                found.update(read)
+                if len(cache) + len(read) > self.cache_rows:
+                    cache.clear()
+                if len(read) <= self.cache_rows:
+                    cache.update(read)
+        rows = [found[c] for c in customer_ids]
+        values = np.array([row for row, _ in rows]).reshape(len(rows), len(names))
+        return values, [stamp for _, stamp in rows]
 
     def _objects(self, customer_ids: list[str]) -> tuple[np.ndarray, list[datetime | None]]:
         """Python values of distinct customers (rows) and features (columns), and times."""

@@ -39,14 +39,17 @@ class LiveScorer:
     top_reasons: int
 
     @classmethod
-    def build(cls, *, champions: Champions, store: FeatureStore, top_reasons: int) -> LiveScorer:
-        """Pick the champions' feature service that covers every model (one read a call)."""
+    def build(
+        cls, *, champions: Champions, store: FeatureStore, top_reasons: int, cache_rows: int = 0
+    ) -> LiveScorer:
+        """Pick the champions' feature service that covers every model (one read a call);
+        `cache_rows`: see `OnlineFeatures`."""
         needed = set(champions.feature_names)
         offered: dict[str, set[str]] = {}
         for model in champions.models:
             offered[model.feature_service] = set(service_features(store, model.feature_service))
             if needed <= offered[model.feature_service]:
-                reader = OnlineFeatures(store, service=model.feature_service)
+                reader = OnlineFeatures(store, service=model.feature_service, cache_rows=cache_rows)
                 return cls(champions, reader, top_reasons)
         missing = sorted(needed - set().union(*offered.values()))
         raise FeaturesMismatch(
