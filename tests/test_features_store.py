@@ -183,10 +183,11 @@ def test_vectors_are_feasts_values_and_the_cache_follows_the_store(
     names = ["orders_total", "spend_total", "days_since_last_order", "email_sends_30d"]
     ids = ["c2", "nobody", "c1", "c2"]
     plain = OnlineFeatures(store, service="churn_v1")
-    cached = OnlineFeatures(store, service="churn_v1", cache_rows=2)
+    cached = OnlineFeatures(store, service="churn_v1", cache_rows=10)
+    tiny = OnlineFeatures(store, service="churn_v1", cache_rows=2)  # fewer than asked for
     expected, as_of = _feast_read(store, names, ids)
     assert expected[2, :3].tolist() == [3, 70.0, 19] and np.isnan(expected[1]).all()
-    for reader in (plain, cached, cached):  # the cache's second answer comes from memory
+    for reader in (plain, cached, cached, tiny, tiny):  # second answers from memory
         found = reader.vectors(ids, names=names)
         assert found.names == names
         np.testing.assert_array_equal(found.values, expected)  # NaN where NaN
