@@ -14,12 +14,12 @@ Not part of `make test`.
 
 measures the two serving targets of issue 15 instead, with the load average beside each
 figure (the machine is shared): `/score_batch` of 100 customers without reasons in
-process (the service's ASGI app, no HTTP; median wall and CPU ms of `--batches` calls),
-and `/score` with reasons paced to about 500 requests/s over 16 connections against the
-service and the no-op BentoML service of `bentoml_floor.py`, both running, measured in
-turns (`--rounds` of each): medians of p99 and their ratio. Both are measured cold (the
-service's feature cache off: every request reads the online store) and warm (the cache
-on and filled with every customer first).
+process (the service's ASGI app, no HTTP; median wall and CPU ms of `--batches` calls;
+`/score` with reasons beside it), and `/score` with reasons paced to about 500
+requests/s over 16 connections against the service and the no-op BentoML service of
+`bentoml_floor.py`, both running, measured in turns (`--rounds` of each): medians of p99
+and their ratio. Both are measured cold (the service's feature cache off: every request
+reads the online store) and warm (the cache on and filled with every customer first).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def main(
         bool, typer.Option(help="Measure issue 15's two targets only (see the docstring).")
     ] = False,
     rounds: Annotated[int, typer.Option(help="With --targets: paced runs of each.")] = 5,
-    batches: Annotated[int, typer.Option(help="With --targets: in-process batches.")] = 200,
+    batches: Annotated[int, typer.Option(help="With --targets: in-process calls of each.")] = 200,
 ) -> None:
     if shutil.which("wrk") is None:
         raise typer.BadParameter("wrk not found: apt-get install -y wrk")
@@ -133,7 +133,7 @@ def main(
         console.print(table("scenario", rows))
         console.print(f"{len(ids):,} scored customers, {workers} worker(s), {duration} s each")
         return
-    console.print(in_process_batches(settings, ids, batches=batches))
+    console.print(in_process(settings, ids, batches=batches))
     for cache in (False, True):
         rows_cached = settings.serving.feature_cache_rows if cache else 0
         with _serving(settings.data_dir, workers=workers, cache_rows=rows_cached) as (base, key):
@@ -145,11 +145,13 @@ def main(
             console.print(against_floor(base, lua, rounds=rounds, duration=duration, title=title))
 
 
-def in_process_batches(settings: Settings, ids: list[str], *, batches: int) -> Table:
-    """`/score_batch` of 100 random customers without reasons through the service's ASGI
-    app in this process: median and p90 wall ms, median CPU ms, load average; cold (no
-    feature cache: every batch reads the online store) and warm (the cache filled with
-    every customer first). LightGBM gets one OpenMP thread, as in `cip serve`'s workers."""
+def in_process(settings: Settings, ids: list[str], *, batches: int) -> Table:
+    """Through the service's ASGI app in this process (no HTTP), `batches` calls each of
+    `/score_batch` of 100 random customers without reasons and of `/score` of one with
+    reasons: median and p90 wall ms, median CPU ms (this process: the client's share
+    too), load average. Cold: no feature cache, every call reads the online store; warm:
+    the cache filled with every customer first. LightGBM gets one OpenMP thread, as in
+    `cip serve`'s workers."""
     os.environ["OMP_NUM_THREADS"] = "1"  # before LightGBM loads
     from pydantic import SecretStr
     from starlette.testclient import TestClient
@@ -159,6 +161,16 @@ def in_process_batches(settings: Settings, ids: list[str], *, batches: int) -> T
 
     out = Table("in process", "calls", "p50 ms", "p90 ms", "CPU p50 ms", "load average")
     auth = {"Authorization": "Bearer bench"}
+    calls = {
+        "/score_batch of 100, no reasons": lambda rng: (
+            "/score_batch",
+            {"customers": [{"customer_id": c} for c in rng.sample(ids, 100)], "reasons": False},
+        ),
+        "/score with reasons": lambda rng: (
+            "/score",
+            {"customer_id": rng.choice(ids), "reasons": True},
+        ),
+    }
     for cache in (False, True):
         serving = settings.serving.model_copy(
             update={
@@ -168,25 +180,28 @@ def in_process_batches(settings: Settings, ids: list[str], *, batches: int) -> T
             }
         )
         config = service_config(settings.model_copy(update={"serving": serving}))
-        rng = random.Random(11)
-        wall: list[float] = []
-        cpu: list[float] = []
         with TestClient(build_service(config=config).to_asgi()) as client:
-            fill = [ids[i : i + 100] for i in range(0, len(ids), 100)] if cache else []
-            for i in range(len(fill) + batches + 10):  # the cache's fill, then 10 warm-ups
-                chosen = fill[i] if i < len(fill) else rng.sample(ids, 100)
-                body = {"customers": [{"customer_id": c} for c in chosen], "reasons": False}
-                start, start_cpu = time.perf_counter(), time.process_time()
-                answer = client.post("/score_batch", json=body, headers=auth)
-                if i >= len(fill) + 10:
-                    wall.append((time.perf_counter() - start) * 1000)
-                    cpu.append((time.process_time() - start_cpu) * 1000)
-                if answer.status_code != 200 or answer.json()["failed"]:
-                    raise RuntimeError(f"/score_batch answered {answer.status_code}: {answer.text}")
-        name = "warm (feature cache filled)" if cache else "cold (no feature cache)"
-        out.add_row(f"/score_batch of 100, no reasons, {name}", str(batches),
-                    f"{statistics.median(wall):.1f}", f"{statistics.quantiles(wall, n=10)[-1]:.1f}",
-                    f"{statistics.median(cpu):.1f}", f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+            for i in range(0, len(ids) if cache else 0, 100):  # fill the cache
+                body = {"customers": [{"customer_id": c} for c in ids[i : i + 100]]}
+                client.post("/score_batch", json=body, headers=auth)
+            for name, call in calls.items():
+                rng = random.Random(11)
+                wall: list[float] = []
+                cpu: list[float] = []
+                for i in range(batches + 10):  # the first 10 warm up
+                    path, body = call(rng)
+                    start, start_cpu = time.perf_counter(), time.process_time()
+                    answer = client.post(path, json=body, headers=auth)
+                    if i >= 10:
+                        wall.append((time.perf_counter() - start) * 1000)
+                        cpu.append((time.process_time() - start_cpu) * 1000)
+                    if answer.status_code != 200 or answer.json().get("failed"):
+                        raise RuntimeError(f"{path} answered {answer.status_code}: {answer.text}")
+                state = "warm (feature cache filled)" if cache else "cold (no feature cache)"
+                p50, p90 = statistics.median(wall), statistics.quantiles(wall, n=10)[-1]
+                load, cpu50 = os.getloadavg()[0], statistics.median(cpu)
+                out.add_row(f"{name}, {state}", str(batches), f"{p50:.1f}", f"{p90:.1f}",
+                            f"{cpu50:.1f}", f"{load:.1f}")  # fmt: skip
     return out
 
 
