@@ -55,9 +55,9 @@ def _python(value: Value) -> object:
     return feast_value_type_to_python_type(value)
 
 
-def _numbers(blobs: Sequence[bytes], names: Sequence[str]) -> np.ndarray:
+def _numbers(blobs: Sequence[bytes], columns: Sequence[int], names: Sequence[str]) -> np.ndarray:
     """Serialized `Value`s as floats (NaN for null), numbers decoded in bulk from their wire
-    format; any other kind through protobuf (`names`: each value's feature, for errors)."""
+    format; any other kind through protobuf (value i is of feature `names[columns[i]]`)."""
     out = np.full(len(blobs), np.nan)
     if not blobs:
         return out
@@ -79,7 +79,8 @@ def _numbers(blobs: Sequence[bytes], names: Sequence[str]) -> np.ndarray:
             try:
                 out[i] = float(value)
             except (TypeError, ValueError):
-                raise TypeError(f"feature {names[i]!r} is not a number: {value!r}") from None
+                feature = names[columns[i]]
+                raise TypeError(f"feature {feature!r} is not a number: {value!r}") from None
     return out
 
 
@@ -113,7 +114,7 @@ class _Stored:
     oldest time among the views that have a row."""
 
     rows: list[int]
-    columns: list[int | None]
+    columns: list[int]
     blobs: list[bytes]
     as_of: list[datetime | None]
 
@@ -181,8 +182,7 @@ class OnlineFeatures:
         """Float values of distinct customers (rows) and `names` (columns), and times."""
         stored = self._stored(customer_ids, names)
         values = np.full((len(customer_ids), len(names)), np.nan)
-        named = [names[c] for c in stored.columns]
-        values[stored.rows, stored.columns] = _numbers(stored.blobs, named)
+        values[stored.rows, stored.columns] = _numbers(stored.blobs, stored.columns, names)
         return values, stored.as_of
 
     def _cached(

@@ -67,7 +67,7 @@ def summary(X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, ...]:
     """(frequency, recency, T, monetary) in days from the `BTYD_INPUTS` columns."""
     if isinstance(X, pd.DataFrame):
         X = X[list(BTYD_INPUTS)].to_numpy(dtype=float)
-    days, since_first, since_last, value = (np.nan_to_num(c, nan=0.0) for c in np.asarray(X).T)
+    days, since_first, since_last, value = np.nan_to_num(np.asarray(X, dtype=float), nan=0.0).T
     T = np.maximum(since_first, 0.0)
     frequency = np.maximum(days - 1, 0.0)
     recency = np.where(frequency > 0, np.clip(T - since_last, 0.0, T), 0.0)
