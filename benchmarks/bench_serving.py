@@ -14,10 +14,12 @@ Not part of `make test`.
 
 measures the two serving targets of issue 15 instead, with the load average beside each
 figure (the machine is shared): `/score_batch` of 100 customers without reasons in
-process (the service's ASGI app, no HTTP; median wall and CPU ms of `--batches` calls),
-and `/score` with reasons paced to about 500 requests/s over 16 connections against the
-service and the no-op BentoML service of `bentoml_floor.py`, both running, measured in
-turns (`--rounds` of each): medians of p99 and their ratio.
+process (the service's ASGI app, no HTTP; median wall and CPU ms of `--batches` calls;
+`/score` with reasons beside it), and `/score` with reasons paced to about 500
+requests/s over 16 connections against the service and the no-op BentoML service of
+`bentoml_floor.py`, both running, measured in turns (`--rounds` of each): medians of p99
+and their ratio. Both are measured cold (the service's feature cache off: every request
+reads the online store) and warm (the cache on and filled with every customer first).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -104,6 +107,7 @@ SCENARIOS = [
 
 
 PACED = SCENARIOS[3]
+CACHE_FILL = Scenario("/score_batch of 100, no reasons", 2, False, 100)
 
 
 def main(
@@ -114,7 +118,7 @@ def main(
         bool, typer.Option(help="Measure issue 15's two targets only (see the docstring).")
     ] = False,
     rounds: Annotated[int, typer.Option(help="With --targets: paced runs of each.")] = 5,
-    batches: Annotated[int, typer.Option(help="With --targets: in-process batches.")] = 200,
+    batches: Annotated[int, typer.Option(help="With --targets: in-process calls of each.")] = 200,
 ) -> None:
     if shutil.which("wrk") is None:
         raise typer.BadParameter("wrk not found: apt-get install -y wrk")
@@ -122,31 +126,32 @@ def main(
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     ids = _scored_customers(settings.paths.warehouse)
-    if targets:
-        console.print(in_process_batches(settings, ids, batches=batches))
-    key = secrets.token_urlsafe(16)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = _start(settings.data_dir, port=port, workers=workers, key=key)
-    try:
-        _wait_ready(base, server)
-        _wrk(base, _lua(ids, key=key, scenario=WARM_UP), WARM_UP.concurrency, 3)
-        if targets:
+    if not targets:
+        with _serving(settings.data_dir, workers=workers) as (base, key):
+            _wrk(base, _lua(ids, key=key, scenario=WARM_UP), WARM_UP.concurrency, 3)
+            rows = measure(base, SCENARIOS, lambda s: _lua(ids, key=key, scenario=s), duration)
+        console.print(table("scenario", rows))
+        console.print(f"{len(ids):,} scored customers, {workers} worker(s), {duration} s each")
+        return
+    console.print(in_process(settings, ids, batches=batches))
+    for cache in (False, True):
+        rows_cached = settings.serving.feature_cache_rows if cache else 0
+        with _serving(settings.data_dir, workers=workers, cache_rows=rows_cached) as (base, key):
+            _wrk(base, _lua(ids, key=key, scenario=WARM_UP), WARM_UP.concurrency, 3)
+            if cache:  # every customer asked for, several times over: both workers' caches fill
+                _wrk(base, _lua(ids, key=key, scenario=CACHE_FILL), CACHE_FILL.concurrency, 10)
             lua = _lua(ids, key=key, scenario=PACED)
-            console.print(against_floor(base, lua, rounds=rounds, duration=duration))
-            return
-        rows = measure(base, SCENARIOS, lambda s: _lua(ids, key=key, scenario=s), duration)
-    finally:
-        os.killpg(server.pid, signal.SIGINT)
-        server.wait(timeout=60)
-    console.print(table("scenario", rows))
-    console.print(f"{len(ids):,} scored customers, {workers} worker(s), {duration} s each")
+            title = "warm (feature cache filled)" if cache else "cold (no feature cache)"
+            console.print(against_floor(base, lua, rounds=rounds, duration=duration, title=title))
 
 
-def in_process_batches(settings: Settings, ids: list[str], *, batches: int) -> Table:
-    """`/score_batch` of 100 random customers without reasons through the service's ASGI
-    app in this process: median and p90 wall ms, median CPU ms, load average. LightGBM
-    gets one OpenMP thread, as in `cip serve`'s workers."""
+def in_process(settings: Settings, ids: list[str], *, batches: int) -> Table:
+    """Through the service's ASGI app in this process (no HTTP), `batches` calls each of
+    `/score_batch` of 100 random customers without reasons and of `/score` of one with
+    reasons: median and p90 wall ms, median CPU ms (this process: the client's share
+    too), load average. Cold: no feature cache, every call reads the online store; warm:
+    the cache filled with every customer first. LightGBM gets one OpenMP thread, as in
+    `cip serve`'s workers."""
     os.environ["OMP_NUM_THREADS"] = "1"  # before LightGBM loads
     from pydantic import SecretStr
     from starlette.testclient import TestClient
@@ -154,33 +159,53 @@ def in_process_batches(settings: Settings, ids: list[str], *, batches: int) -> T
     from pipelines.services import service_config
     from serving.service import build_service
 
-    serving = settings.serving.model_copy(
-        update={"api_key": SecretStr("bench"), "reload_interval_seconds": 0}
-    )
-    config = service_config(settings.model_copy(update={"serving": serving}))
-    rng = random.Random(11)
-    wall: list[float] = []
-    cpu: list[float] = []
-    auth = {"Authorization": "Bearer bench"}
-    with TestClient(build_service(config=config).to_asgi()) as client:
-        for i in range(batches + 10):  # the first 10 warm up
-            customers = [{"customer_id": c} for c in rng.sample(ids, 100)]
-            body = {"customers": customers, "reasons": False}
-            start, start_cpu = time.perf_counter(), time.process_time()
-            answer = client.post("/score_batch", json=body, headers=auth)
-            if i >= 10:
-                wall.append((time.perf_counter() - start) * 1000)
-                cpu.append((time.process_time() - start_cpu) * 1000)
-            if answer.status_code != 200 or answer.json()["failed"]:
-                raise RuntimeError(f"/score_batch answered {answer.status_code}: {answer.text}")
     out = Table("in process", "calls", "p50 ms", "p90 ms", "CPU p50 ms", "load average")
-    out.add_row("/score_batch of 100, no reasons", str(batches), f"{statistics.median(wall):.1f}",
-                f"{statistics.quantiles(wall, n=10)[-1]:.1f}", f"{statistics.median(cpu):.1f}",
-                f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+    auth = {"Authorization": "Bearer bench"}
+    calls = {
+        "/score_batch of 100, no reasons": lambda rng: (
+            "/score_batch",
+            {"customers": [{"customer_id": c} for c in rng.sample(ids, 100)], "reasons": False},
+        ),
+        "/score with reasons": lambda rng: (
+            "/score",
+            {"customer_id": rng.choice(ids), "reasons": True},
+        ),
+    }
+    for cache in (False, True):
+        serving = settings.serving.model_copy(
+            update={
+                "api_key": SecretStr("bench"),
+                "reload_interval_seconds": 0,
+                "feature_cache_rows": settings.serving.feature_cache_rows if cache else 0,
+            }
+        )
+        config = service_config(settings.model_copy(update={"serving": serving}))
+        with TestClient(build_service(config=config).to_asgi()) as client:
+            for i in range(0, len(ids) if cache else 0, 100):  # fill the cache
+                body = {"customers": [{"customer_id": c} for c in ids[i : i + 100]]}
+                client.post("/score_batch", json=body, headers=auth)
+            for name, call in calls.items():
+                rng = random.Random(11)
+                wall: list[float] = []
+                cpu: list[float] = []
+                for i in range(batches + 10):  # the first 10 warm up
+                    path, body = call(rng)
+                    start, start_cpu = time.perf_counter(), time.process_time()
+                    answer = client.post(path, json=body, headers=auth)
+                    if i >= 10:
+                        wall.append((time.perf_counter() - start) * 1000)
+                        cpu.append((time.process_time() - start_cpu) * 1000)
+                    if answer.status_code != 200 or answer.json().get("failed"):
+                        raise RuntimeError(f"{path} answered {answer.status_code}: {answer.text}")
+                state = "warm (feature cache filled)" if cache else "cold (no feature cache)"
+                p50, p90 = statistics.median(wall), statistics.quantiles(wall, n=10)[-1]
+                load, cpu50 = os.getloadavg()[0], statistics.median(cpu)
+                out.add_row(f"{name}, {state}", str(batches), f"{p50:.1f}", f"{p90:.1f}",
+                            f"{cpu50:.1f}", f"{load:.1f}")  # fmt: skip
     return out
 
 
-def against_floor(base: str, lua: str, *, rounds: int, duration: int) -> Table:
+def against_floor(base: str, lua: str, *, rounds: int, duration: int, title: str) -> Table:
     """The paced `/score` scenario against `base` and against the no-op BentoML service
     (started here, same workers), in turns: each run's p99 with the load average, then
     the medians and their ratio."""
@@ -191,7 +216,7 @@ def against_floor(base: str, lua: str, *, rounds: int, duration: int) -> Table:
     floor_base = f"http://127.0.0.1:{port}"
     runs: dict[str, list[float]] = {"service": [], "no-op": []}
     out = Table("round", "service", "req/s", "p50 ms", "p99 ms", "errors", "load average",
-                title=f"{PACED.name}, {PACED.concurrency} connections")  # fmt: skip
+                title=f"{PACED.name}, {PACED.concurrency} connections, {title}")  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
         floor = start_floor(port=port, home=Path(scratch))
         try:
@@ -263,7 +288,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start(data_dir: Path, *, port: int, workers: int, key: str) -> subprocess.Popen:
+@contextmanager
+def _serving(
+    data_dir: Path, *, workers: int, cache_rows: int | None = None
+) -> Iterator[tuple[str, str]]:
+    """A `cip serve` on a free port, ready (its base URL and API key), stopped on exit;
+    `cache_rows`: its `feature_cache_rows` (default: the settings')."""
+    key = secrets.token_urlsafe(16)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "CIP_DATA_DIR": str(data_dir.resolve()),
@@ -271,8 +304,10 @@ def _start(data_dir: Path, *, port: int, workers: int, key: str) -> subprocess.P
         "CIP_SERVING__ACCESS_LOG": "false",
         "CIP_SERVING__RELOAD_INTERVAL_SECONDS": "0",
     }
+    if cache_rows is not None:
+        env["CIP_SERVING__FEATURE_CACHE_ROWS"] = str(cache_rows)
     cip = Path(sys.executable).with_name("cip")
-    return subprocess.Popen(
+    server = subprocess.Popen(
         [str(cip), "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         cwd=PROJECT_DIR,
@@ -280,6 +315,12 @@ def _start(data_dir: Path, *, port: int, workers: int, key: str) -> subprocess.P
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    try:
+        _wait_ready(base, server)
+        yield base, key
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=60)
 
 
 def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 300) -> None:

@@ -67,7 +67,7 @@ def summary(X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, ...]:
     """(frequency, recency, T, monetary) in days from the `BTYD_INPUTS` columns."""
     if isinstance(X, pd.DataFrame):
         X = X[list(BTYD_INPUTS)].to_numpy(dtype=float)
-    days, since_first, since_last, value = (np.nan_to_num(c, nan=0.0) for c in np.asarray(X).T)
+    days, since_first, since_last, value = np.nan_to_num(np.asarray(X, dtype=float), nan=0.0).T
     T = np.maximum(since_first, 0.0)
     frequency = np.maximum(days - 1, 0.0)
     recency = np.where(frequency > 0, np.clip(T - since_last, 0.0, T), 0.0)
@@ -171,6 +171,16 @@ class BTYDModel(BaseEstimator):
 
     def outputs(self, X: pd.DataFrame | np.ndarray, *, horizon_days: int) -> pd.DataFrame:
         """`BTYD_OUTPUTS` per customer for the next `horizon_days` days."""
+        return pd.DataFrame(
+            self.output_arrays(X, horizon_days=horizon_days),
+            index=X.index if isinstance(X, pd.DataFrame) else None,
+        )
+
+    def output_arrays(
+        self, X: pd.DataFrame | np.ndarray, *, horizon_days: int
+    ) -> dict[str, np.ndarray]:
+        """`outputs` as one array per name, in `BTYD_OUTPUTS` order (no frame: a request's
+        few rows cost microseconds)."""
         check_is_fitted(self, "value_")
         x, recency, T, value = summary(X)
         t = float(horizon_days)
@@ -188,23 +198,20 @@ class BTYDModel(BaseEstimator):
                 )
             r, alpha = self.purchases_.params_["r"], self.purchases_.params_["alpha"]
             quiet = ((alpha + T) / (alpha + T + t)) ** (r + x)
-            order_value = np.asarray(  # on arrays: pandas' per-call overhead is most of a row
+            order_value = np.asarray(
                 self.value_.conditional_expected_average_profit(x, np.maximum(value, _MIN_VALUE)),
                 float,
             )
         expected = np.nan_to_num(np.maximum(expected, 0.0))
         alive = np.nan_to_num(np.clip(alive, 0.0, 1.0), nan=1.0)
         order_value = np.nan_to_num(order_value, nan=float(np.nanmean(order_value)))
-        return pd.DataFrame(
-            {
-                "btyd_expected_orders": expected,
-                "btyd_p_alive": alive,
-                "btyd_p_purchase": np.clip(alive * (1 - quiet), 0.0, 1.0),
-                "btyd_order_value": order_value,
-                "btyd_revenue": expected * order_value,
-            },
-            index=X.index if isinstance(X, pd.DataFrame) else None,
-        )
+        return {
+            "btyd_expected_orders": expected,
+            "btyd_p_alive": alive,
+            "btyd_p_purchase": np.clip(alive * (1 - quiet), 0.0, 1.0),
+            "btyd_order_value": order_value,
+            "btyd_revenue": expected * order_value,
+        }
 
     def _bgnbd_expected(
         self, t: float, x: np.ndarray, recency: np.ndarray, T: np.ndarray

@@ -12,6 +12,7 @@ restart.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +75,25 @@ class ChampionModel:
         """The columns of `model_matrix`: the features, then the label-free outputs."""
         return [*self.feature_names, *BTYD_OUTPUTS]
 
-    def model_matrix(self, X: np.ndarray) -> np.ndarray:
-        """The features and the label-free model's outputs for the horizon, side by side."""
-        X = np.asarray(X, dtype=float)
+    @functools.cached_property
+    def label_free(self) -> tuple[object, ...]:
+        """What the label-free outputs depend on: the model's kind and parameters, and the
+        horizon (equal for champions that can share one computation of them)."""
+        return (self.btyd.kind, *sorted(self.btyd.params.items()), self.horizon_days)
+
+    def label_free_outputs(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The label-free model's outputs for the horizon (`BTYD_OUTPUTS`), per row of `X`."""
         inputs = X[:, [self.feature_names.index(n) for n in BTYD_INPUTS]]
-        outputs = self.btyd.outputs(inputs, horizon_days=self.horizon_days)
-        return np.column_stack([X, *(outputs[name].to_numpy(dtype=float) for name in BTYD_OUTPUTS)])
+        return self.btyd.output_arrays(inputs, horizon_days=self.horizon_days)
+
+    def model_matrix(
+        self, X: np.ndarray, *, outputs: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """The features and the label-free model's outputs for the horizon, side by side
+        (`outputs`: those outputs if already computed, see `label_free`)."""
+        X = np.asarray(X, dtype=float)
+        outputs = self.label_free_outputs(X) if outputs is None else outputs
+        return np.column_stack([X, *(outputs[name] for name in BTYD_OUTPUTS)])
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """The model's own output: uncalibrated churn probability, revenue or orders."""
@@ -156,25 +170,46 @@ class Champions:
         reasons_min_decile: int = 1,
         reasons_max_rows: int | None = None,
     ) -> pd.DataFrame:
-        """Score a frame holding the models' feature columns (nulls allowed).
+        """Score a frame holding the models' feature columns (nulls allowed): the columns
+        of `score_matrix`, on the frame's index."""
+        X = features[self.feature_names].astype(float).to_numpy()
+        scores = self.score_matrix(
+            X,
+            reasons=reasons,
+            reasons_min_decile=reasons_min_decile,
+            reasons_max_rows=reasons_max_rows,
+        )
+        return pd.DataFrame(scores, index=features.index)
+
+    def score_matrix(
+        self,
+        X: np.ndarray,
+        *,
+        reasons: int = 0,
+        reasons_min_decile: int = 1,
+        reasons_max_rows: int | None = None,
+    ) -> dict[str, np.ndarray | list[object]]:
+        """Score a float matrix whose columns are `feature_names` (NaN for nulls).
 
         Returns `churn_probability`, `churn_decile`, `predicted_ltv`, `ltv_decile` and
         `expected_orders` and, with `reasons=k`, `churn_reasons` and `ltv_reasons`:
         lists of `{feature, value, effect}` for rows in `reasons_min_decile` or
         above (at most `reasons_max_rows` per model, highest scores first),
-        None for the others.
+        None for the others. Models with the same label-free model and horizon share
+        one computation of its outputs.
         """
-        out = pd.DataFrame(index=features.index)
-        matrices: dict[tuple[str, ...], np.ndarray] = {}  # one float matrix per feature set
+        X = np.asarray(X, dtype=float)
+        out: dict[str, np.ndarray | list[object]] = {}
+        outputs: dict[tuple[object, ...], dict[str, np.ndarray]] = {}
 
         def matrix(model: ChampionModel) -> np.ndarray:
-            names = tuple(model.feature_names)
-            if names not in matrices:
-                matrices[names] = features[list(names)].astype(float).to_numpy()
-            return matrices[names]
+            own = X[:, self._columns[model.task]]
+            if model.label_free not in outputs:
+                outputs[model.label_free] = model.label_free_outputs(own)
+            return model.model_matrix(own, outputs=outputs[model.label_free])
 
         for model, value in ((self.churn, "churn_probability"), (self.ltv, "predicted_ltv")):
-            M = model.model_matrix(matrix(model))  # once for the score and its reasons
+            M = matrix(model)  # once for the score and its reasons
             raw = model.raw_from(M)
             deciles = model.deciles(raw)
             out[value] = model.calibrate(raw)
@@ -186,8 +221,14 @@ class Champions:
                 for row, found in zip(rows, model.reasons_from(M[rows], k=reasons), strict=True):
                     explained[row] = found
                 out[f"{model.task}_reasons"] = explained
-        out["expected_orders"] = self.orders.predict(matrix(self.orders))
+        out["expected_orders"] = self.orders.calibrate(self.orders.raw_from(matrix(self.orders)))
         return out
+
+    @functools.cached_property
+    def _columns(self) -> dict[str, list[int]]:
+        """Per task, the positions of its model's features among `feature_names`."""
+        position = {name: i for i, name in enumerate(self.feature_names)}
+        return {m.task: [position[n] for n in m.feature_names] for m in self.models}
 
 
 def load_champion(client: MlflowClient, *, task: str, version: str | None = None) -> ChampionModel:

@@ -180,6 +180,7 @@ class Runtime:
                 champions=self._champions,
                 store=self._store,
                 top_reasons=self.config.top_reasons,
+                cache_rows=self.config.serving.feature_cache_rows,
             )
         except FeaturesMismatch as exc:
             self._scorer = None

@@ -1,10 +1,11 @@
 """Live scores for the API: one online read of the features, then the champions.
 
-The features come through `features.OnlineFeatures` (one online-store read per feature
-view, whatever the number of customers) for the one feature service that covers every
-champion's inputs; the scores through `models.Champions.score`, the same code `cip
-score` runs: probabilities, values, deciles, expected orders and, when asked for, the
-reasons (SHAP: milliseconds a customer, so only on request).
+The features come through `features.OnlineFeatures.vectors` (one online-store read per
+feature view, whatever the number of customers, straight into a float matrix) for the one
+feature service that covers every champion's inputs; the scores through
+`models.Champions.score_matrix`, the code under `cip score`: probabilities, values,
+deciles, expected orders and, when asked for, the reasons (SHAP: a fraction of a
+millisecond a customer, so only on request).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from feast import FeatureStore
 
 from features import OnlineFeatures, service_features
@@ -37,14 +39,17 @@ class LiveScorer:
     top_reasons: int
 
     @classmethod
-    def build(cls, *, champions: Champions, store: FeatureStore, top_reasons: int) -> LiveScorer:
-        """Pick the champions' feature service that covers every model (one read a call)."""
+    def build(
+        cls, *, champions: Champions, store: FeatureStore, top_reasons: int, cache_rows: int = 0
+    ) -> LiveScorer:
+        """Pick the champions' feature service that covers every model (one read a call);
+        `cache_rows`: see `OnlineFeatures`."""
         needed = set(champions.feature_names)
         offered: dict[str, set[str]] = {}
         for model in champions.models:
             offered[model.feature_service] = set(service_features(store, model.feature_service))
             if needed <= offered[model.feature_service]:
-                reader = OnlineFeatures(store, service=model.feature_service)
+                reader = OnlineFeatures(store, service=model.feature_service, cache_rows=cache_rows)
                 return cls(champions, reader, top_reasons)
         missing = sorted(needed - set().union(*offered.values()))
         raise FeaturesMismatch(
@@ -62,9 +67,14 @@ class LiveScorer:
     def score(self, customer_ids: Sequence[str], *, reasons: bool) -> list[dict[str, Any]]:
         """One row per customer, in order: probabilities, values, deciles, expected orders,
         reasons (None without them), model versions and the features' time."""
-        found = self.features.lookup(customer_ids)
-        scores = self.champions.score(found.frame, reasons=self.top_reasons if reasons else 0)
-        columns = {name: scores[name].tolist() for name in scores.columns}
+        found = self.features.vectors(customer_ids, names=self.champions.feature_names)
+        scores = self.champions.score_matrix(
+            found.values, reasons=self.top_reasons if reasons else 0
+        )
+        columns = {
+            name: values.tolist() if isinstance(values, np.ndarray) else values
+            for name, values in scores.items()
+        }
         for name in _REASONS:
             columns.setdefault(name, [None] * len(customer_ids))
         versions = self.champions.versions

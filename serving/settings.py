@@ -48,6 +48,11 @@ class ServingSettings(BaseModel):
     batch_limit: int = Field(default=100, ge=1)
     """Most customers one `/score_batch` call may ask for."""
 
+    feature_cache_rows: int = Field(default=50_000, ge=0)
+    """Customers whose decoded online features each worker keeps between requests (0.7 KB
+    each with the demo's 64 model features; 0: every request reads the store). The SQLite
+    online store only; any change to it (a materialization, an erasure) empties the cache."""
+
     max_request_bytes: int = Field(default=256 * 1024, ge=1024)
     """Largest request body the API reads (a full batch of 100 customers is about 10 KB);
     bigger ones are refused with 413 before they are read. The collector under `/v1` has

@@ -8,9 +8,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
+from feast.infra.provider import get_provider
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
 from feast.repo_operations import get_repo_files, parse_repo
+from feast.type_map import feast_value_type_to_python_type
 from typer.testing import CliRunner
 
 import warehouse
@@ -27,6 +32,7 @@ from features import (
     snapshot_dates,
     training_set,
 )
+from features.erasure import erase_online
 from features.store import REPO_DIR, repo_config
 from pipelines.config import Settings
 
@@ -146,6 +152,60 @@ def test_materialize_full_then_incremental_and_look_up(
     many = online.get_many(["c2", "nobody", "c1"])
     assert many["customer_id"].tolist() == ["c2", "nobody", "c1"]
     assert many["orders_total"].tolist()[::2] == [1, 4]
+
+
+def _feast_read(store, names: list[str], customer_ids: list[str]) -> tuple[np.ndarray, list]:
+    """Feast's own `online_read` of every view, as floats (NaN for null), and per customer
+    the oldest time among the views with a row."""
+    provider = get_provider(store.config)
+    keys = [
+        EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=c)])
+        for c in customer_ids
+    ]
+    values = np.full((len(keys), len(names)), np.nan)
+    as_of = [None] * len(keys)
+    for view in store.list_feature_views():
+        for i, (stamp, found) in enumerate(
+            provider.online_read(config=store.config, table=view, entity_keys=keys)
+        ):
+            for name, value in (found or {}).items():
+                if name in names and value.WhichOneof("val") is not None:
+                    values[i, names.index(name)] = feast_value_type_to_python_type(value)
+            if stamp is not None and (as_of[i] is None or stamp < as_of[i]):
+                as_of[i] = stamp
+    return values, as_of
+
+
+def test_vectors_are_feasts_values_and_the_cache_follows_the_store(
+    store, warehouse_con: duckdb.DuckDBPyConnection, settings: Settings
+) -> None:
+    materialize(store, until=MAR)
+    names = ["orders_total", "spend_total", "days_since_last_order", "email_sends_30d"]
+    ids = ["c2", "nobody", "c1", "c2"]
+    plain = OnlineFeatures(store, service="churn_v1")
+    cached = OnlineFeatures(store, service="churn_v1", cache_rows=10)
+    tiny = OnlineFeatures(store, service="churn_v1", cache_rows=2)  # fewer than asked for
+    expected, as_of = _feast_read(store, names, ids)
+    assert expected[2, :3].tolist() == [3, 70.0, 19] and np.isnan(expected[1]).all()
+    for reader in (plain, cached, cached, tiny, tiny):  # second answers from memory
+        found = reader.vectors(ids, names=names)
+        assert found.names == names
+        np.testing.assert_array_equal(found.values, expected)  # NaN where NaN
+        assert found.as_of == as_of and as_of[1] is None and as_of[2] is not None
+    every = plain.vectors(["c1"]).values[0]
+    assert len(every) == len(plain.names) and every[plain.names.index("spend_total")] == 70.0
+    with pytest.raises(KeyError, match="no_such_feature"):
+        plain.vectors(ids, names=["no_such_feature"])
+
+    add_orders(warehouse_con, [("o5", "c1", "2025-03-20", 100.0)])
+    build_snapshots(warehouse_con, as_of=[APR], feast_dir=settings.paths.feast, settings=SETTINGS)
+    materialize(store, until=APR, incremental=True)
+    assert cached.vectors(["c1"], names=names).values[0, 1] == 170.0  # not the cached 70.0
+
+    erase_online(online_db=settings.paths.feast / "online.db", customer_ids=["c1"])
+    erased = cached.vectors(["c1", "c2"], names=names)
+    assert np.isnan(erased.values[0]).all() and erased.as_of[0] is None
+    np.testing.assert_array_equal(erased.values, _feast_read(store, names, ["c1", "c2"])[0])
 
 
 def test_feast_cli_sees_the_declarations(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -203,6 +203,12 @@ def test_champions_score_and_the_scores_table(world: World, settings: Settings) 
     assert (scores["expected_orders"] >= 0).all()
     assert set(scores["churn_decile"]) <= set(range(1, 11))  # ties may leave a decile empty
     assert scores["ltv_decile"].nunique() >= 8
+    for model, column in (
+        (champions.churn, "churn_probability"),
+        (champions.ltv, "predicted_ltv"),
+        (champions.orders, "expected_orders"),
+    ):  # label-free outputs shared between models: the same as each model's own
+        np.testing.assert_allclose(scores[column], model.predict_frame(population), rtol=1e-9)
     one = champions.score(population.iloc[[3]])  # a single customer alone: same answer
     assert one["churn_decile"].iloc[0] == scores["churn_decile"].iloc[3]
     assert np.isclose(one["predicted_ltv"].iloc[0], scores["predicted_ltv"].iloc[3])
