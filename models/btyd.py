@@ -95,11 +95,7 @@ class BTYDModel(BaseEstimator):
         """What the model is, in words (`KINDS`)."""
         return KINDS[self.kind]
 
-    def fit(
-        self, X: pd.DataFrame | np.ndarray, y: object = None, *, start: BTYDModel | None = None
-    ) -> BTYDModel:
-        """Fit on customers at one cutoff. `start`: a model of the same kind fitted nearby
-        (another cutoff of the same history), whose parameters start the search (`_starts`)."""
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> BTYDModel:
         if self.kind not in KINDS:
             raise ValueError(f"unknown label-free model {self.kind!r}; kinds are {list(KINDS)}")
         x, recency, T, value = summary(X)
@@ -114,19 +110,16 @@ class BTYDModel(BaseEstimator):
         # Customers with the same (frequency, recency, T) share one likelihood term: fitting
         # the distinct triples with their counts as weights gives the same maximum, 2-4x faster.
         triples, weights = np.unique(np.column_stack([x, recency, T]), axis=0, return_counts=True)
-        purchases, values = _starts(start, kind=self.kind, scale=_scale_time(triples[:, 2]))
         if self.kind == "bgnbd":
             self.purchases_ = _fit(
-                lambda p: BetaGeoFitter(penalizer_coef=p).fit(
-                    *triples.T, weights=weights, initial_params=purchases
-                )
+                lambda p: BetaGeoFitter(penalizer_coef=p).fit(*triples.T, weights=weights)
             )
         else:
             self.purchases_ = _fit(lambda p: _fit_pareto_nbd(*triples.T, weights, penalizer=p))
         repeat = x > 0
         self.value_ = _fit(
             lambda p: GammaGammaFitter(penalizer_coef=p).fit(
-                x[repeat], np.maximum(value[repeat], _MIN_VALUE), initial_params=values
+                x[repeat], np.maximum(value[repeat], _MIN_VALUE)
             )
         )
         return self
@@ -224,28 +217,6 @@ class BTYDModel(BaseEstimator):
         )
         repeat = (x > 0) * (a / (b + x - 1)) * ((alpha + T) / (alpha + recency)) ** (r + x)
         return numerator / (1 + repeat)
-
-
-def _starts(
-    start: BTYDModel | None, *, kind: str, scale: float
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Starting points of the BG/NBD and Gamma-Gamma fits, in the logarithms of lifetimes'
-    parameters on its time scale (`_scale_time`): `start`'s fitted ones, or lifetimes' own
-    (None). On the demo's cutoffs a neighbour's start takes a third off BG/NBD's fit, the
-    same maximum to 1e-9 of the log-likelihood; Pareto/NBD's L-BFGS-B, along its flat
-    ridge, was slower from it, so Pareto/NBD starts from lifetimes' point."""
-    if start is None or start.kind != kind or not hasattr(start, "value_"):
-        return None, None
-    values = np.log(start.value_.params_[["p", "q", "v"]].to_numpy(dtype=float))
-    purchases = None
-    if kind == "bgnbd":
-        r, alpha, a, b = (start.purchases_.params_[k] for k in ("r", "alpha", "a", "b"))
-        purchases = np.log([r, alpha * scale, a, b])
-    if not np.isfinite(values).all() or (
-        purchases is not None and not np.isfinite(purchases).all()
-    ):
-        return None, None
-    return purchases, values
 
 
 def _fit_pareto_nbd(

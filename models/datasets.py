@@ -124,7 +124,7 @@ def examples_with_features(
         try:
             if cutoff not in fitted:
                 model = BTYDModel(fit_sample=settings.btyd_fit_sample, seed=settings.seed)
-                fitted[cutoff] = model.fit(rows, start=_nearest(fitted, cutoff))
+                fitted[cutoff] = model.fit(rows)
             outputs.append(fitted[cutoff].outputs(rows, horizon_days=horizon_days))
         except ValueError as error:
             failures[cutoff] = str(error)
@@ -139,10 +139,3 @@ def examples_with_features(
         btyd={c: fitted[c] for c in frame["cutoff"].unique() if c in fitted},
         btyd_failures=failures,
     )
-
-
-def _nearest(fitted: dict[pd.Timestamp, BTYDModel], cutoff: pd.Timestamp) -> BTYDModel | None:
-    """The model fitted at the cutoff nearest `cutoff` (its parameters start the next fit)."""
-    if not fitted:
-        return None
-    return fitted[min(fitted, key=lambda c: abs(c - cutoff))]

@@ -233,18 +233,6 @@ def test_the_weighted_fit_is_lifetimes_own_fit_and_pareto_nbd_answers_too() -> N
         BTYDModel(kind="bg").fit(X)
 
 
-def test_a_fit_started_from_a_neighbour_reaches_the_same_maximum() -> None:
-    earlier, _ = bgnbd_history(2000, r=0.8, alpha=40.0, a=0.6, b=2.5, seed=8)
-    X, _ = bgnbd_history(2000, r=0.7, alpha=50.0, a=0.5, b=2.0, seed=9)
-    cold = BTYDModel().fit(X)
-    warm = BTYDModel().fit(X, start=BTYDModel().fit(earlier))
-    assert warm.params != cold.params  # another path ...
-    assert np.allclose(list(warm.params.values()), list(cold.params.values()), rtol=1e-3)
-    assert abs(warm.log_likelihood(X) - cold.log_likelihood(X)) < 1e-6  # ... the same top
-    pareto = BTYDModel(kind="pnbd").fit(X, start=cold)  # another kind: lifetimes' start
-    assert pareto.params == BTYDModel(kind="pnbd").fit(X).params
-
-
 def test_pareto_nbd_reaches_lifetimes_own_maximum() -> None:
     from lifetimes import ParetoNBDFitter
 
