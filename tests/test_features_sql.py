@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -35,13 +35,19 @@ def insert(con: duckdb.DuckDBPyConnection, source: str, rows: list[dict]) -> Non
         names = ", ".join(f'"{k}"' for k in values)
         marks = ", ".join("?" for _ in values)
         con.execute(
-            f"INSERT INTO {schema.table} ({names}, _loaded_at) VALUES ({marks}, now())",
-            list(values.values()),
+            f"INSERT INTO {schema.table} ({names}, _loaded_at) VALUES ({marks}, ?)",
+            [*values.values(), utc_now()],
         )
         con.execute(
-            "INSERT INTO identity_map (source, record_key, customer_id) VALUES (?, ?, ?)",
-            [source, row[schema.key], customer],
+            "INSERT INTO identity_map (source, record_key, customer_id, resolved_at) "
+            "VALUES (?, ?, ?, ?)",
+            [source, row[schema.key], customer, utc_now()],
         )
+
+
+def utc_now() -> datetime:
+    """Naive UTC, as the loader and resolution stamp `_loaded_at` and `resolved_at`."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def items(*categories: str) -> str:
@@ -53,7 +59,7 @@ def items(*categories: str) -> str:
 def resolution_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "CREATE TABLE identity_map (source VARCHAR, record_key VARCHAR, customer_id VARCHAR, "
-        "resolved_at TIMESTAMP DEFAULT now())"
+        "resolved_at TIMESTAMP)"
     )
     con.execute(
         "CREATE TABLE profiles (customer_id VARCHAR, city VARCHAR, date_of_birth DATE, "
@@ -316,7 +322,7 @@ def test_fresh_snapshots_are_reused_until_data_is_loaded_or_definitions_change(
     assert (report.as_of, report.reused) == ([AS_OF, LATER], [])
     assert snapshot(built, "order", "c3", LATER)["purchase_days"] == 2
     assert fresh_dates(built, settings=settings) == {AS_OF, LATER}
-    built.execute("UPDATE identity_map SET resolved_at = now()")  # a later resolution
+    built.execute("UPDATE identity_map SET resolved_at = ?", [utc_now()])  # a later resolution
     assert fresh_dates(built, settings=settings) == set()
 
 
