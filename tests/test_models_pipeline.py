@@ -38,6 +38,10 @@ def test_train_score_status_and_rollback(cli_env: dict[str, str], settings: Sett
     assert code == 0, output
     for task in ("churn", "ltv", "orders"):
         assert f"{task}: no champion yet" in output
+    con = warehouse.connect(settings.paths.warehouse, read_only=True)
+    builds = con.execute("SELECT count(DISTINCT built_at) FROM feature_snapshot_builds").fetchone()
+    con.close()
+    assert builds == (1,)  # training's month starts are those `cip features` built: reused
     assert "rfm_logistic" in output and "past_revenue" in output and "btyd" in output
 
     assert invoke(cli_env, "score")[0] == 0
