@@ -35,6 +35,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "SnapshotReport",
             "build_snapshots",
             "default_schedule",
+            "fresh_dates",
             "snapshot_dates",
         ],
         "store": [

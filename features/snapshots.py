@@ -6,6 +6,10 @@ instant, one row per customer with any history in the group, into the warehouse 
 is then exported to `<feast_dir>/<table>.parquet`, the file Feast's DuckDB offline store
 reads. A group whose raw tables are absent or empty (an orders-only business) gets an empty
 table with the full schema, so every feature view and service still answers, with nulls.
+
+Each build is logged (`BUILDS`: the dates, when, from which definitions), so that a later
+stage can reuse snapshots nothing has changed since (`fresh_dates`; `build_snapshots`
+with `reuse=True`): `cip train` reads the month starts `cip features` built.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from hashlib import sha256
 from pathlib import Path
 
 import duckdb
@@ -25,10 +30,12 @@ from warehouse.sources import SOURCES
 from warehouse.tables import IDENTITY_MAP, table_names
 
 __all__ = [
+    "BUILDS",
     "FeatureInputError",
     "SnapshotReport",
     "build_snapshots",
     "default_schedule",
+    "fresh_dates",
     "snapshot_dates",
     "snapshot_select",
 ]
@@ -37,6 +44,8 @@ _AS_OF = "(SELECT unnest($as_of::TIMESTAMP[]) AS as_of)"  # the dates, as a Duck
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
 EARLIEST_ACTIVITY = datetime(1970, 1, 1)
 """Activity dated before this (year 0001, a broken clock) does not stretch the schedule."""
+BUILDS = "feature_snapshot_builds"
+"""Which as-of dates were built, when (UTC), and from which definitions (a hash of the SQL)."""
 
 
 class FeatureInputError(ValueError):
@@ -50,6 +59,7 @@ class SnapshotReport:
     as_of: list[datetime]
     rows: dict[str, int] = field(default_factory=dict)
     groups_without_data: list[str] = field(default_factory=list)
+    reused: list[datetime] = field(default_factory=list)
 
 
 def default_schedule(
@@ -92,6 +102,58 @@ def snapshot_dates(con: duckdb.DuckDBPyConnection) -> list[datetime]:
         return []
     rows = con.execute(f"SELECT DISTINCT event_timestamp FROM {table} ORDER BY 1").fetchall()
     return [ts for (ts,) in rows]
+
+
+def _definitions(settings: FeatureSettings) -> str:
+    """A hash of every group's snapshot SQL: it changes with the settings and the code."""
+    sql = "".join(snapshot_select(g, settings, dates=_AS_OF) for g in GROUPS.values())
+    return sha256(sql.encode()).hexdigest()[:16]
+
+
+def fresh_dates(con: duckdb.DuckDBPyConnection, *, settings: FeatureSettings) -> set[datetime]:
+    """The as-of dates whose snapshots a build would compute again unchanged: built from
+    today's definitions after the last row was loaded into any raw table (`_loaded_at`)
+    and after the last resolution (`identity_map.resolved_at`)."""
+    tables = table_names(con)
+    if BUILDS not in tables or IDENTITY_MAP not in tables:
+        return set()
+    changes = " UNION ALL ".join(
+        [
+            f"SELECT max(_loaded_at) AS t FROM {s.table}"
+            for s in SOURCES.values()
+            if s.table in tables
+        ]
+        + [f"SELECT max(resolved_at) FROM {IDENTITY_MAP}"]
+    )
+    rows = con.execute(
+        f"SELECT event_timestamp FROM {BUILDS} WHERE definitions = $definitions "
+        f"AND built_at > (SELECT max(t) FROM ({changes}))",
+        {"definitions": _definitions(settings)},
+    ).fetchall()
+    return {ts for (ts,) in rows}
+
+
+def _log_build(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    dates: list[datetime],
+    began: datetime,
+    settings: FeatureSettings,
+    replace: bool,
+) -> None:
+    """Log the dates built (with `replace`, only those: the tables keep no others)."""
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {BUILDS} "
+        "(event_timestamp TIMESTAMP, built_at TIMESTAMP, definitions VARCHAR)"
+    )
+    con.execute(
+        f"DELETE FROM {BUILDS} WHERE $replace OR event_timestamp = ANY($as_of)",
+        {"replace": replace, "as_of": dates},
+    )
+    con.execute(
+        f"INSERT INTO {BUILDS} SELECT unnest($as_of::TIMESTAMP[]), $began, $definitions",
+        {"as_of": dates, "began": began, "definitions": _definitions(settings)},
+    )
 
 
 def _link(con: duckdb.DuckDBPyConnection, tables: set[str]) -> None:
@@ -182,19 +244,29 @@ def build_snapshots(
     replace: bool = False,
     on_group: Callable[[str], None] | None = None,
     engine: Engine | None = None,
+    reuse: bool = False,
 ) -> SnapshotReport:
     """Compute every group's snapshot for each date in `as_of` and export the Feast sources.
 
     Rows already present for those dates are replaced (idempotent); with `replace` the
-    tables keep only the given dates. `on_group(name)` is called after each group. With
-    `engine` Spark, the aggregation runs there, from the same definitions
-    (`features.spark_snapshots`); the tables and files written are the same.
+    tables keep only the given dates; with `reuse` the dates whose snapshots are fresh
+    (`fresh_dates`) are kept as they are, and nothing is written when all are.
+    `on_group(name)` is called after each group. With `engine` Spark, the aggregation
+    runs there, from the same definitions (`features.spark_snapshots`); the tables and
+    files written are the same.
     """
+    began = datetime.now(UTC).replace(tzinfo=None)
     tables = table_names(con)
     if IDENTITY_MAP not in tables:
         raise FeatureInputError(f"table {IDENTITY_MAP} not found: run `cip resolve` first")
     dates = sorted({pd.Timestamp(d).to_pydatetime() for d in as_of})
-    report = SnapshotReport(as_of=dates)
+    fresh = fresh_dates(con, settings=settings) if reuse and not replace else set()
+    report = SnapshotReport(
+        as_of=[d for d in dates if d not in fresh], reused=[d for d in dates if d in fresh]
+    )
+    if reuse and not report.as_of:
+        return report
+    dates = report.as_of
     _link(con, tables)
     if engine is not None and dates:
         from features import spark_snapshots
@@ -220,6 +292,7 @@ def build_snapshots(
             _export(con, group, feast_dir)
             if on_group is not None:
                 on_group(group.name)
+        _log_build(con, dates=dates, began=began, settings=settings, replace=replace)
     finally:
         for source in SOURCES:
             con.execute(f"DROP TABLE IF EXISTS linked_{source}")

@@ -88,7 +88,8 @@ def examples_with_features(
     """Customers at each cutoff with their labels, the services' features then, and the
     label-free model's outputs for `horizon_days` (fitted per cutoff).
 
-    `build=False` uses snapshots already built at those cutoffs; `fitted` holds label-free
+    Snapshots at the cutoffs are built unless fresh (`features.fresh_dates`); `build=False`
+    uses snapshots already built at those cutoffs; `fitted` holds label-free
     models already fitted at some cutoffs (on the same orders), and receives the new ones.
     """
     examples = build_examples(
@@ -100,7 +101,9 @@ def examples_with_features(
         with_labels=with_labels,
     )
     if build:
-        build_snapshots(con, as_of=list(cutoffs), feast_dir=feast_dir, settings=feature_settings)
+        build_snapshots(
+            con, as_of=list(cutoffs), feast_dir=feast_dir, settings=feature_settings, reuse=True
+        )
     frame = examples.rename(columns={"cutoff": "event_timestamp"})
     names: list[str] = []
     for service in services:

@@ -14,7 +14,8 @@ apart (`population_counts`), unless `include_fragments` says otherwise.
 
 The cutoff plan keeps the held-out test cutoff honest: validation labels end at
 the test cutoff and training labels end before it, so no outcome of the test
-window reaches training or early stopping. Orders come from `raw_orders`
+window reaches training or early stopping. Cutoffs fall on month starts, where
+`cip features` builds its snapshots, so that training reuses them. Orders come from `raw_orders`
 joined to customers through `identity_map` (`orders_sql`), or from any relation
 with `customer_id, ordered_at, amount` (an orders-only history).
 """
@@ -35,6 +36,7 @@ __all__ = [
     "HorizonError",
     "build_examples",
     "data_span",
+    "month_start",
     "orders_sql",
     "plan_cutoffs",
     "population_counts",
@@ -152,33 +154,40 @@ def data_span(
     return first, last
 
 
+def month_start(moment: datetime, *, back: int = 0) -> datetime:
+    """The first month start at or before `moment`, `back` months earlier."""
+    first = pd.Timestamp(moment).normalize().replace(day=1)
+    return (first - pd.DateOffset(months=back)).to_pydatetime()
+
+
 def plan_cutoffs(
     *,
     first_order: date,
     as_of: date,
     horizon_days: int,
-    step_days: int,
+    step_months: int,
     train_cutoffs: int,
     min_history_days: int,
     what: str = "model",
 ) -> CutoffPlan:
-    """Place the cutoffs so that every label window ends by `as_of`, or say why they cannot be."""
-    end = visible_until(as_of)
+    """Place the cutoffs on month starts (the dates `cip features` builds snapshots at) so
+    that every label window ends by `as_of`, or say why they cannot be."""
     horizon = timedelta(days=horizon_days)
-    test = end - horizon
-    valid = test - horizon
+    test = month_start(visible_until(as_of) - horizon)
+    valid = month_start(test - horizon)
     earliest = datetime.combine(first_order, datetime.min.time()) + timedelta(min_history_days)
-    train = [valid - timedelta(days=step_days * i) for i in range(train_cutoffs, 0, -1)]
+    train = [month_start(valid, back=step_months * i) for i in range(train_cutoffs, 0, -1)]
     train = [c for c in train if c >= earliest]
     if not train:
-        needed = 2 * horizon_days + step_days + min_history_days
-        have = (end - datetime.combine(first_order, datetime.min.time())).days
+        needed = 2 * horizon_days + 30 * step_months + min_history_days
+        have = (visible_until(as_of) - datetime.combine(first_order, datetime.min.time())).days
         raise HorizonError(
             f"the {what} horizon of {horizon_days} days does not fit the history: a test, a "
-            f"validation and a training cutoff need {needed} days of orders "
-            f"({min_history_days} of history, {step_days} between training and validation, "
-            f"and two horizons), but the data covers {have} days ({first_order} to {as_of}). "
-            f"Shorten the horizon (models.*_horizon_days), min_history_days or cutoff_step_days."
+            f"validation and a training cutoff on month starts need about {needed} days of "
+            f"orders ({min_history_days} of history, {step_months} month(s) between training "
+            f"and validation, and two horizons), but the data covers {have} days "
+            f"({first_order} to {as_of}). Shorten the horizon (models.*_horizon_days), "
+            f"min_history_days or cutoff_step_months."
         )
     return CutoffPlan(horizon_days=horizon_days, train=tuple(train), valid=valid, test=test)
 

@@ -50,8 +50,10 @@ class ModelSettings(BaseModel):
     include_fragments: bool = False
     """Model and score fragments too: resolved clusters without an email, phone or user id
     (e.g. anonymous till slips). Off: they are counted and reported apart."""
-    cutoff_step_days: int = Field(30, ge=1)
-    """Spacing of the training cutoffs (monthly by default)."""
+    cutoff_step_months: int = Field(1, ge=1, le=12)
+    """Spacing of the training cutoffs, in months. Cutoffs fall on month starts, the dates
+    `cip features` builds snapshots at (`features.snapshot_every_months`), so that training
+    reuses those snapshots while they are fresh instead of computing its own."""
     train_cutoffs: int = Field(12, ge=1)
     """Training cutoffs wanted (search and refit each); fewer are used (and said) when the
     history is short. Twelve monthly cutoffs cover a year: only then do the models read

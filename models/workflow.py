@@ -35,6 +35,7 @@ from models.labels import (
     CutoffPlan,
     HorizonError,
     data_span,
+    month_start,
     orders_sql,
     plan_cutoffs,
     visible_until,
@@ -143,8 +144,13 @@ def fit_models(
         plan, why = _plan(first=first, as_of=as_of, horizon=horizon, refit=refit, settings=settings)
         plans[horizon] = (plan, why, refit, sorted({*(plan.all if plan else ()), *refit, end}))
     every = sorted({c for *_, cutoffs in plans.values() for c in cutoffs})
-    say(f"feature snapshots at {len(every)} cutoffs")
-    build_snapshots(con, as_of=every, feast_dir=feast_dir, settings=feature_settings)
+    built = build_snapshots(
+        con, as_of=every, feast_dir=feast_dir, settings=feature_settings, reuse=True
+    )
+    say(
+        f"feature snapshots at {len(every)} cutoffs ({len(built.reused)} fresh from `cip "
+        f"features`, {len(built.as_of)} built)"
+    )
     label_free: dict[pd.Timestamp, BTYDModel] = {}  # one fit per cutoff, whatever the horizon
     pnbd: dict[pd.Timestamp, BTYDModel | None] = {}  # Pareto/NBD: at test cutoffs and the end
     for (horizon, service), tasks in groups.items():
@@ -199,7 +205,7 @@ def _plan(
             first_order=first,
             as_of=as_of,
             horizon_days=horizon,
-            step_days=settings.cutoff_step_days,
+            step_months=settings.cutoff_step_months,
             train_cutoffs=settings.train_cutoffs,
             min_history_days=settings.min_history_days,
         )
@@ -217,11 +223,11 @@ def _plan(
 def _refit_cutoffs(
     *, first: date, end: datetime, horizon: int, settings: ModelSettings
 ) -> tuple[datetime, ...]:
-    """The latest labelled cutoffs: monthly back from one horizon before the end."""
+    """The latest labelled cutoffs: month starts back from one horizon before the end."""
     earliest = datetime.combine(first, datetime.min.time()) + timedelta(settings.min_history_days)
     latest = end - timedelta(days=horizon)
     cutoffs = [
-        latest - timedelta(days=settings.cutoff_step_days * k)
+        month_start(latest, back=settings.cutoff_step_months * k)
         for k in range(settings.train_cutoffs)
     ]
     return tuple(sorted(c for c in cutoffs if c >= earliest))

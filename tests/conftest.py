@@ -165,7 +165,7 @@ def write_orders_history(settings: Settings) -> Path:
     400 customers join over two years (2024-2025); each buys at their own rate until an
     unseen dropout date, at their own typical order value. Returns the warehouse path.
     """
-    from datetime import datetime, timedelta
+    from datetime import UTC, datetime, timedelta
 
     import numpy as np
     import pandas as pd
@@ -185,15 +185,18 @@ def write_orders_history(settings: Settings) -> Path:
     orders["order_id"] = [f"o{i}" for i in range(len(orders))]
     con = warehouse.connect(settings.paths.warehouse)
     con.register("_orders", orders)
+    now = datetime.now(UTC).replace(tzinfo=None)  # as the loader and resolution stamp rows
     con.execute(
         "INSERT INTO raw_orders (order_id, channel, user_id, ordered_at, amount, _source, _file,"
         " _row_number, _loaded_at) SELECT order_id, 'online', customer_id, ordered_at, amount,"
-        " 'orders', 'test', row_number() OVER (), now() FROM _orders"
+        " 'orders', 'test', row_number() OVER (), ?::TIMESTAMP FROM _orders",
+        [now],
     )
     con.execute(
         "CREATE TABLE identity_map AS SELECT 'orders' AS source, order_id AS record_key,"
         " customer_id, 'deterministic' AS link_type, 'user_id' AS link_detail,"
-        " now() AS resolved_at FROM _orders"
+        " ?::TIMESTAMP AS resolved_at FROM _orders",
+        [now],
     )
     con.execute(
         "CREATE TABLE customer_identifiers AS SELECT DISTINCT 'user_id' AS id_type,"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -17,6 +17,7 @@ from features import (
     build_snapshots,
     default_schedule,
     feature_names,
+    fresh_dates,
     snapshot_dates,
 )
 from warehouse.sources import SOURCES
@@ -34,12 +35,19 @@ def insert(con: duckdb.DuckDBPyConnection, source: str, rows: list[dict]) -> Non
         names = ", ".join(f'"{k}"' for k in values)
         marks = ", ".join("?" for _ in values)
         con.execute(
-            f"INSERT INTO {schema.table} ({names}, _loaded_at) VALUES ({marks}, now())",
-            list(values.values()),
+            f"INSERT INTO {schema.table} ({names}, _loaded_at) VALUES ({marks}, ?)",
+            [*values.values(), utc_now()],
         )
         con.execute(
-            "INSERT INTO identity_map VALUES (?, ?, ?)", [source, row[schema.key], customer]
+            "INSERT INTO identity_map (source, record_key, customer_id, resolved_at) "
+            "VALUES (?, ?, ?, ?)",
+            [source, row[schema.key], customer, utc_now()],
         )
+
+
+def utc_now() -> datetime:
+    """Naive UTC, as the loader and resolution stamp `_loaded_at` and `resolved_at`."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def items(*categories: str) -> str:
@@ -50,7 +58,8 @@ def items(*categories: str) -> str:
 
 def resolution_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
-        "CREATE TABLE identity_map (source VARCHAR, record_key VARCHAR, customer_id VARCHAR)"
+        "CREATE TABLE identity_map (source VARCHAR, record_key VARCHAR, customer_id VARCHAR, "
+        "resolved_at TIMESTAMP)"
     )
     con.execute(
         "CREATE TABLE profiles (customer_id VARCHAR, city VARCHAR, date_of_birth DATE, "
@@ -295,6 +304,28 @@ def test_rebuilding_is_idempotent_and_replace_keeps_only_given_dates(
     assert exported == [(LATER,)]
 
 
+def test_fresh_snapshots_are_reused_until_data_is_loaded_or_definitions_change(
+    built: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    settings, feast_dir = FeatureSettings(), tmp_path / "feast"
+    assert fresh_dates(built, settings=settings) == {AS_OF, LATER}
+    assert fresh_dates(built, settings=FeatureSettings(windows=[7, 30])) == set()
+    report = build_snapshots(
+        built, as_of=[LATER], feast_dir=feast_dir, settings=settings, reuse=True
+    )
+    assert (report.as_of, report.reused) == ([], [LATER])
+    insert(built, "orders", [order("o7", "2025-07-20", 40, customer="c3")])  # a later load
+    assert fresh_dates(built, settings=settings) == set()
+    report = build_snapshots(
+        built, as_of=[AS_OF, LATER], feast_dir=feast_dir, settings=settings, reuse=True
+    )
+    assert (report.as_of, report.reused) == ([AS_OF, LATER], [])
+    assert snapshot(built, "order", "c3", LATER)["purchase_days"] == 2
+    assert fresh_dates(built, settings=settings) == {AS_OF, LATER}
+    built.execute("UPDATE identity_map SET resolved_at = ?", [utc_now()])  # a later resolution
+    assert fresh_dates(built, settings=settings) == set()
+
+
 def test_default_schedule_is_monthly_plus_the_day_after_the_last_activity(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
@@ -323,7 +354,10 @@ def test_orders_only_degrades_to_order_features(tmp_path: Path) -> None:
         "INSERT INTO raw_orders (order_id, channel, ordered_at, amount) VALUES "
         "('o1', 'online', '2025-01-05', 10), ('o2', 'store', '2025-02-05', 30)"
     )
-    con.execute("INSERT INTO identity_map VALUES ('orders', 'o1', 'c1'), ('orders', 'o2', 'c1')")
+    con.execute(
+        "INSERT INTO identity_map (source, record_key, customer_id) "
+        "VALUES ('orders', 'o1', 'c1'), ('orders', 'o2', 'c1')"
+    )
     settings = FeatureSettings()
     dates = default_schedule(con, settings=settings)
     assert dates == [datetime(2025, 2, 1), datetime(2025, 2, 6)]
@@ -363,7 +397,10 @@ def test_any_stored_timestamp_is_tolerated(tmp_path: Path) -> None:
         "('o3', 'online', '0001-01-01', 5), ('o4', 'online', '2300-06-01', 7), "
         "('o5', 'online', '9999-12-31 23:59:59', 9)"
     )
-    con.execute("INSERT INTO identity_map SELECT 'orders', order_id, 'c1' FROM raw_orders")
+    con.execute(
+        "INSERT INTO identity_map (source, record_key, customer_id) "
+        "SELECT 'orders', order_id, 'c1' FROM raw_orders"
+    )
     settings = FeatureSettings()
     dates = default_schedule(con, settings=settings)
     assert dates == [datetime(2025, 2, 1), datetime(2025, 2, 6)]

@@ -119,19 +119,21 @@ def test_cutoff_plan_keeps_every_label_window_before_the_test_cutoff() -> None:
         first_order=date(2023, 1, 1),
         as_of=date(2025, 6, 30),
         horizon_days=90,
-        step_days=30,
+        step_months=1,
         train_cutoffs=4,
         min_history_days=90,
     )
     horizon = pd.Timedelta(days=90)
-    assert plan.test + horizon == visible_until(date(2025, 6, 30))  # test labels end at as-of
+    end = visible_until(date(2025, 6, 30))
+    assert plan.test + horizon <= end < plan.test + horizon + pd.Timedelta(days=31)
+    assert all(c.day == 1 and c == c.replace(hour=0) for c in plan.all)  # month starts
     assert plan.valid + horizon <= plan.test
     assert len(plan.train) == 4 and all(c + horizon < plan.test for c in plan.train)
     assert list(plan.train) == sorted(plan.train) and plan.train[-1] < plan.valid
 
 
 def test_short_history_uses_fewer_cutoffs_then_says_what_is_missing() -> None:
-    common = {"as_of": date(2025, 6, 30), "step_days": 30, "train_cutoffs": 6}
+    common = {"as_of": date(2025, 6, 30), "step_months": 1, "train_cutoffs": 6}
     plan = plan_cutoffs(
         first_order=date(2024, 6, 1), horizon_days=90, min_history_days=90, **common
     )
@@ -145,7 +147,7 @@ def test_short_history_uses_fewer_cutoffs_then_says_what_is_missing() -> None:
             **common,
         )
     message = str(error.value)
-    assert "ltv horizon of 180 days" in message and "need 480 days" in message
+    assert "ltv horizon of 180 days" in message and "need about 480 days" in message
     assert "covers 181 days" in message
 
 
