@@ -2,10 +2,13 @@
 
 A challenger becomes champion only when it beats the current champion on the
 same held-out cutoff: the champion is loaded from the registry and scored on
-the challenger's test rows with the same metric. A label-free challenger fitted
-on a history too young for held-out labels replaces no supervised champion, only
-a label-free one (it saw more of the history). Every promotion records the
-version it replaced, so rolling back is one call.
+the challenger's test rows with the same metric. A champion whose own held-out
+cutoff was that one was refit on those very rows, so there its score is the one
+it had before the refit (`HELD_OUT_TAG`), not a score on rows it learned from.
+A label-free challenger fitted on a history too young for held-out labels
+replaces no supervised champion, only a label-free one (it saw more of the
+history). Every promotion records the version it replaced, so rolling back is
+one call.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from mlflow import MlflowClient
 
 from models.champions import load_champion
 from models.metrics import better
-from models.registry import CHAMPION, champion_version
+from models.registry import CHAMPION, HELD_OUT_TAG, champion_version
 from models.training import TASKS, task_metrics
 
 __all__ = ["Decision", "challenge", "decide", "promote", "rollback"]
@@ -89,7 +92,8 @@ def challenge(
     metric: str,
     min_improvement: float = 0.0,
 ) -> Decision:
-    """Score the current champion on the challenger's held-out rows and apply `decide`.
+    """Score the current champion on the challenger's held-out rows (`cutoff`, labels,
+    features) and apply `decide`.
 
     Without held-out rows (`test` None: a label-free challenger on a young history) the
     challenger replaces no champion but a label-free one."""
@@ -98,11 +102,16 @@ def challenge(
         return _label_free_challenge(client, task, challenger_version, current)
     champion_score = None
     if current is not None and current != challenger_version:
-        champion = load_champion(client, task=task, version=current)
-        if set(champion.feature_names) <= set(test.columns):
-            predicted = champion.predict_frame(test)
-            labels = test[TASKS[task]].to_numpy(dtype=float)
-            champion_score = task_metrics(task, labels, predicted)[metric]
+        recorded = _held_out(client, task, current)
+        cutoff = f"{pd.Timestamp(test['cutoff'].max()):%Y-%m-%d}"
+        if recorded.get("cutoff") == cutoff and metric in recorded:
+            champion_score = float(recorded[metric])
+        else:
+            champion = load_champion(client, task=task, version=current)
+            if set(champion.feature_names) <= set(test.columns):
+                predicted = champion.predict_frame(test)
+                labels = test[TASKS[task]].to_numpy(dtype=float)
+                champion_score = task_metrics(task, labels, predicted)[metric]
     return decide(
         task=task,
         metric=metric,
@@ -112,6 +121,12 @@ def challenge(
         champion_score=champion_score,
         min_improvement=min_improvement,
     )
+
+
+def _held_out(client: MlflowClient, task: str, version: str) -> dict[str, object]:
+    """What `version` recorded of its held-out cutoff before its refit (empty if nothing)."""
+    tag = client.get_model_version(task, version).tags.get(HELD_OUT_TAG)
+    return json.loads(tag) if tag else {}
 
 
 def _label_free_challenge(

@@ -11,6 +11,7 @@ version in use; `models.promotion` moves it.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import lifetimes
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHAMPION",
+    "HELD_OUT_TAG",
     "LabelFreePyfunc",
     "champion_version",
     "log_task",
@@ -36,6 +38,9 @@ __all__ = [
 ]
 
 CHAMPION = "champion"
+HELD_OUT_TAG = "held_out"
+"""Model version tag: the held-out cutoff (`cutoff`) and the chosen model's metrics there,
+measured before the refit."""
 PIP_REQUIREMENTS = [f"lightgbm=={lgb.__version__}"]
 LABEL_FREE_REQUIREMENTS = [f"lifetimes=={lifetimes.__version__}", f"numpy=={np.__version__}"]
 
@@ -157,5 +162,10 @@ def log_task(fitted: Fitted, *, as_of: str) -> str:
             registered_model_name=task,
         )
     version = str(info.registered_model_version)
-    MlflowClient().set_model_version_tag(task, version, "kind", model.kind)
+    client = MlflowClient()
+    client.set_model_version_tag(task, version, "kind", model.kind)
+    if fitted.plan is not None and result is not None:
+        # The refit trains on the held-out cutoff too: `challenge` needs the score before it.
+        held_out = {"cutoff": f"{fitted.plan.test:%Y-%m-%d}", **result.metrics[result.chosen]}
+        client.set_model_version_tag(task, version, HELD_OUT_TAG, json.dumps(held_out))
     return version

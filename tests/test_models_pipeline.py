@@ -78,9 +78,12 @@ def test_train_score_status_and_rollback(cli_env: dict[str, str], settings: Sett
     code, output = invoke(cli_env, "models", "rollback", "churn")
     assert code == 1 and "replaced no earlier champion" in output
 
-    # the same data again: a challenger must beat the champion by more than noise
-    retrain = invoke(cli_env | {"CIP_MODELS__MIN_IMPROVEMENT": "0.01"}, "train")[1]
-    assert "churn: v2 does not beat champion v1" in retrain
+    # the same data again: the champion, refit on this held-out cutoff, is judged by its
+    # score there before the refit, which the same recipe on the same data only ties
+    retrain = invoke(cli_env, "train")[1]
+    for task in ("churn", "ltv", "orders"):
+        said = re.search(rf"{task}: v2 does not beat champion v1 .*?: \S+ (\S+) vs (\S+) ", retrain)
+        assert said and said[1] == said[2], retrain
     code, output = invoke(cli_env, "models", "promote", "churn", "2")
     assert code == 0 and "v2 promoted by hand over v1" in output
     code, output = invoke(cli_env, "models", "rollback", "churn")
