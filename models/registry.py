@@ -11,7 +11,11 @@ version in use; `models.promotion` moves it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import lifetimes
@@ -25,6 +29,9 @@ from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
 if TYPE_CHECKING:
+    from mlflow.models.model import ModelInfo
+
+    from models.champions import ChampionModel
     from models.workflow import Fitted
 
 __all__ = [
@@ -36,6 +43,8 @@ __all__ = [
     "metric_name",
     "param_name",
 ]
+
+logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 HELD_OUT_TAG = "held_out"
@@ -140,27 +149,8 @@ def log_task(fitted: Fitted, *, as_of: str) -> str:
         "test_cutoff": f"{fitted.plan.test:%Y-%m-%d}" if fitted.plan else None,
         "choice": fitted.reason,
     }
-    if model.booster is not None:
-        matrix = pd.DataFrame(model.model_matrix(example.to_numpy()), columns=model.model_features)
-        info = mlflow.lightgbm.log_model(
-            model.booster,
-            name=f"{task}_model",
-            signature=infer_signature(matrix, model.booster.predict(matrix)),
-            input_example=matrix,
-            metadata=metadata,
-            pip_requirements=PIP_REQUIREMENTS,
-            registered_model_name=task,
-        )
-    else:
-        info = mlflow.pyfunc.log_model(
-            name=f"{task}_model",
-            python_model=LabelFreePyfunc(metadata),
-            signature=infer_signature(example, model.predict_frame(example)),
-            input_example=example,
-            metadata=metadata,
-            pip_requirements=LABEL_FREE_REQUIREMENTS,
-            registered_model_name=task,
-        )
+    with _notices_logged():
+        info = _log_model(model, example=example, metadata=metadata)
     version = str(info.registered_model_version)
     client = MlflowClient()
     client.set_model_version_tag(task, version, "kind", model.kind)
@@ -169,3 +159,40 @@ def log_task(fitted: Fitted, *, as_of: str) -> str:
         held_out = {"cutoff": f"{fitted.plan.test:%Y-%m-%d}", **result.metrics[result.chosen]}
         client.set_model_version_tag(task, version, HELD_OUT_TAG, json.dumps(held_out))
     return version
+
+
+def _log_model(model: ChampionModel, *, example: pd.DataFrame, metadata: dict) -> ModelInfo:
+    """Log `model` into the active run and register it as a new version of its task."""
+    task = model.task
+    if model.booster is not None:
+        matrix = pd.DataFrame(model.model_matrix(example.to_numpy()), columns=model.model_features)
+        return mlflow.lightgbm.log_model(
+            model.booster,
+            name=f"{task}_model",
+            signature=infer_signature(matrix, model.booster.predict(matrix)),
+            input_example=matrix,
+            metadata=metadata,
+            pip_requirements=PIP_REQUIREMENTS,
+            registered_model_name=task,
+        )
+    return mlflow.pyfunc.log_model(
+        name=f"{task}_model",
+        python_model=LabelFreePyfunc(metadata),
+        signature=infer_signature(example, model.predict_frame(example)),
+        input_example=example,
+        metadata=metadata,
+        pip_requirements=LABEL_FREE_REQUIREMENTS,
+        registered_model_name=task,
+    )
+
+
+@contextlib.contextmanager
+def _notices_logged() -> Iterator[None]:
+    """MLflow prints its registration notices ("Successfully registered model ...",
+    "Created version ...") to stderr: within, they go to this module's log instead."""
+    with contextlib.redirect_stderr(io.StringIO()) as printed:
+        try:
+            yield
+        finally:
+            for line in printed.getvalue().splitlines():
+                logger.info("mlflow: %s", line)

@@ -37,9 +37,9 @@ def log_to_file(log_file: Path) -> None:
     logging.captureWarnings(True)
     # MLflow gives its loggers a console handler of their own on import unless told not
     # to; if it is imported already, its loggers are handed back to the root handlers
-    # above. (Its two registration notices, "Successfully registered model" and "Created
-    # version", are prints, not log records: they stay.) Splink's linker calls
-    # basicConfig, which does nothing once the root logger has handlers.
+    # above. (Its registration notices are prints: `models.registry` logs them instead.)
+    # Splink's linker calls basicConfig, which does nothing once the root logger has
+    # handlers.
     os.environ["MLFLOW_CONFIGURE_LOGGING"] = "false"
     for name in ("mlflow", "alembic", "sqlalchemy.engine", "huey", "py.warnings"):
         logger = logging.getLogger(name)
