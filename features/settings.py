@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class FeatureSettings(BaseModel):
     """Settings for feature computation and the Feast repo (cip features)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     windows: tuple[int, ...] = (30, 90, 365)
     """Look-back windows in days of the windowed features (orders_30d, sessions_90d, ...)."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SearchSettings(BaseModel):
     """Bounds of the small random hyperparameter search (LightGBM, early-stopped)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     trials: int = Field(6, ge=1, le=50)
     """Candidates tried per model; each is early-stopped on the validation cutoff."""
@@ -36,6 +38,8 @@ class SearchSettings(BaseModel):
 
 class ModelSettings(BaseModel):
     """Settings for churn and LTV models (cip train, cip score)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     tracking_uri: str | None = None
     """MLflow tracking URI; default: a SQLite database in the data folder."""

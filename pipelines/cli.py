@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from pipelines.config import load_settings
-from pipelines.console import console
+from pipelines.console import console, print_invalid
 from pipelines.logs import log_to_file
 from pipelines.relocate import relocate
 
@@ -38,7 +39,11 @@ def main(
     """Load settings once; every subcommand reads them from the context. Dependencies'
     chatter goes to the data folder's log file, not the console (`pipelines.logs`); a data
     folder copied or moved since it was last used is re-pointed (`pipelines.relocate`)."""
-    settings = load_settings(config)
+    try:
+        settings = load_settings(config)
+    except ValidationError as error:
+        print_invalid(error, source=f"{config or 'cip.yaml'} or a CIP_<SECTION>__<NAME> variable")
+        raise typer.Exit(code=2) from error
     log_to_file(settings.paths.log_file)
     for line in relocate(settings):
         console.print(f"data folder moved to {settings.data_dir}: {line}")

@@ -24,10 +24,21 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from pipelines.flows.progress import Progress as FlowProgress
 
 console = Console()
 T = TypeVar("T")
+
+
+def print_invalid(error: ValidationError, *, source: str = "") -> None:
+    """One line per invalid setting: where it is, what is wrong, and `source` (where it
+    was given) if any; never the traceback."""
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "settings"
+        given = f" (given in {source})" if source else ""
+        console.print(f"[bold red]error:[/] {where}: {problem['msg']}{given}", highlight=False)
 
 
 def progress() -> Progress:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 SurvivorshipRule = Literal["source_priority", "most_recent", "most_frequent", "first_non_null"]
 
@@ -36,6 +36,8 @@ def _default_survivorship() -> dict[str, SurvivorshipRule]:
 
 class ResolutionSettings(BaseModel):
     """Settings for identity resolution (cip resolve)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     default_phone_region: str = Field(
         "US", description="ISO country used to read phone numbers written without a country code."

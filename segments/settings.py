@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from segments.destinations import DestinationSetting, FileDestination, RetryPolicy
 from segments.journeys.settings import JourneySettings
@@ -22,6 +22,8 @@ __all__ = ["SegmentSettings"]
 
 class SegmentSettings(BaseModel):
     """Settings for segments and activation (cip segments, cip activate)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     definition_dirs: list[Path] = []
     """Folders of the user's segment YAML files, read after the shipped examples."""

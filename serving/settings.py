@@ -1,6 +1,6 @@
 """Settings for the HTTP services (cip serve)."""
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from serving.collector.settings import CollectorSettings
 
@@ -9,6 +9,8 @@ __all__ = ["ServingSettings", "StreamSettings"]
 
 class StreamSettings(BaseModel):
     """The stream worker (`cip stream`; `cip serve` runs one beside the collector)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     in_serve: bool = True
     """`cip serve` runs the stream worker, which then loads the collector's log itself (the
@@ -30,6 +32,8 @@ class StreamSettings(BaseModel):
 
 class ServingSettings(BaseModel):
     """Settings for the HTTP services (cip serve)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     api_key: SecretStr | None = None
     """Bearer token that callers of the scoring and profile API must send. Set it with the

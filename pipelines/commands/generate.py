@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from pipelines.config import Settings
-from pipelines.console import console, progress_bar, run_stage
+from pipelines.console import console, print_invalid, progress_bar, run_stage
 from pipelines.flows import generate as flow
 from warehouse.settings import GenerateSettings
 from warehouse.synthetic import source_file
@@ -99,9 +99,7 @@ def command(
             settings.generate.model_dump() | {k: v for k, v in overrides.items() if v is not None}
         )
     except ValidationError as error:
-        for problem in error.errors():
-            where = ".".join(str(part) for part in problem["loc"]) or "settings"
-            console.print(f"[bold red]error:[/] {where}: {problem['msg']}")
+        print_invalid(error)
         raise typer.Exit(code=2) from error
     with progress_bar() as progress:
         outcome = flow.run(

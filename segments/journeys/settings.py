@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SerializeAsAny
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
 from segments.destinations.base import RetryPolicy
 from segments.journeys.channels import ChannelSetting
@@ -15,6 +15,8 @@ __all__ = ["JourneySettings"]
 
 class JourneySettings(BaseModel):
     """Settings for journeys (cip journeys)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     definition_dirs: list[Path] = []
     """Folders of the user's journey YAML files, read after the shipped examples."""

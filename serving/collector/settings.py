@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 __all__ = ["CollectorSettings"]
 
 
 class CollectorSettings(BaseModel):
     """Write keys, the Segment spec's size limits, the append log and the micro-batch loader."""
+
+    model_config = ConfigDict(extra="forbid")
 
     write_keys: dict[str, SecretStr] = {}
     """Source name -> write key, e.g. `{web: <key>, backend: <key>}`. Keys are secrets: set them
