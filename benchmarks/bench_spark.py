@@ -115,7 +115,7 @@ def timed_steps(spark: bool) -> StepTimer:
         timer.wrap(SparkEngine, "register", "Spark: Splink input")
         timer.wrap(SparkEngine, "to_arrow", "Spark: Splink result")
         timer.wrap(spark_snapshots, "prepare", "Spark features: inputs")
-        timer.wrap(spark_snapshots, "insert", "Spark features: aggregate and insert")
+        timer.wrap(spark_snapshots, "insert", "Spark features: aggregate and insert", per_call=True)
     return timer
 
 
