@@ -110,7 +110,7 @@ def timed_steps(spark: bool) -> StepTimer:
         from warehouse.spark import SparkEngine
 
         timer.wrap(spark_graph, "label_records", "Spark components", per_call=True)
-        timer.wrap(spark_graph, "_same", "Spark components: convergence checks")
+        timer.wrap(spark_graph, "_stars", "Spark components: convergence checks")
         timer.wrap(SparkEngine, "export", "lake: DuckDB export")
         timer.wrap(SparkEngine, "register", "Spark: Splink input")
         timer.wrap(SparkEngine, "to_arrow", "Spark: Splink result")
