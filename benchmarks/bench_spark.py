@@ -119,7 +119,9 @@ def timed_steps(spark: bool) -> StepTimer:
     return timer
 
 
-def measure(data_dir: Path, engine_name: str, dates: int, driver_memory: str) -> dict:
+def measure(
+    data_dir: Path, engine_name: str, dates: int, driver_memory: str, conf: dict[str, str]
+) -> dict:
     """Resolve and featurize a fresh copy of the loaded warehouse on one engine."""
     import warehouse
     from features import FeatureSettings, default_schedule, snapshots
@@ -138,7 +140,7 @@ def measure(data_dir: Path, engine_name: str, dates: int, driver_memory: str) ->
         from warehouse.engine import SparkSettings
         from warehouse.spark import SparkEngine
 
-        spark = SparkSettings(master="local[2]", driver_memory=driver_memory)
+        spark = SparkSettings(master="local[2]", driver_memory=driver_memory, conf=conf)
         engine = SparkEngine(spark, location=str(work / "lake"))
         engine.session()
         figures["spark_start_s"] = round(time.perf_counter() - start, 1)
@@ -193,13 +195,17 @@ def main() -> None:
     parser.add_argument("--records", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--dates", type=int, default=6, help="as-of dates of features")
     parser.add_argument("--driver-memory", default="6g")
+    parser.add_argument(
+        "--spark-conf", nargs="*", default=[], metavar="KEY=VALUE", help="more Spark settings"
+    )
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--work", type=Path, default=Path("/tmp/cip-bench-spark"))
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         data_dir, engine_name = args.measure
-        figures = measure(Path(data_dir), engine_name, args.dates, args.driver_memory)
+        conf = dict(item.split("=", 1) for item in args.spark_conf)
+        figures = measure(Path(data_dir), engine_name, args.dates, args.driver_memory, conf)
         print(json.dumps(figures))
         return
     rows = []
@@ -210,7 +216,8 @@ def main() -> None:
         for engine_name in args.engines:
             child = subprocess.run(
                 [sys.executable, __file__, "--measure", str(data_dir), engine_name]
-                + ["--dates", str(args.dates), "--driver-memory", args.driver_memory],
+                + ["--dates", str(args.dates), "--driver-memory", args.driver_memory]
+                + ["--spark-conf", *args.spark_conf],
                 check=True,
                 capture_output=True,
                 text=True,
