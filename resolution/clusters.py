@@ -72,9 +72,9 @@ def cluster(
     The graph's nodes are the deterministic components, not the records: a record
     only joins its own component, so the clusters are the same, and numbered the same
     (components are numbered in order of their smallest record, as clusters are)."""
-    (n_components,) = con.execute(
+    n_components = con.execute(
         "SELECT coalesce(max(det_component) + 1, 0) FROM res_record_nodes"
-    ).fetchone()
+    ).fetchall()[0][0]
     forced = " UNION ALL ".join(f"SELECT unique_id_l, unique_id_r FROM {t}" for t in links)
     forced = forced or "SELECT NULL AS unique_id_l, NULL AS unique_id_r WHERE FALSE"
     con.register("res_merges", {"a": merges[:, 0], "b": merges[:, 1]})
