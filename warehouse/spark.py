@@ -38,10 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["SparkEngine"]
 
 _LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties").as_uri()
-# The driver JVM compiles with C1 only: in local mode it runs every task, and the C2
-# compiler's threads cost more CPU than its faster code saves in runs of minutes
-# (benchmarks/RESULTS.md, issue 16). Executors on a cluster keep the JVM's default.
-_DRIVER_JAVA_OPTIONS = f"-Dlog4j2.configurationFile={_LOG_CONFIG} -XX:TieredStopAtLevel=1"
 _LOCAL_MASTER = re.compile(r"^local(\[(\*|\d+)(,\s*\d+)?\])?$")
 _SESSION_DEFAULTS = {
     "spark.sql.session.timeZone": "UTC",
@@ -122,7 +118,7 @@ class SparkEngine:
             "spark.driver.memory": s.driver_memory,
             "spark.sql.shuffle.partitions": str(s.shuffle_partitions),
             "spark.sql.warehouse.dir": self.path("_spark-warehouse"),
-            "spark.driver.extraJavaOptions": _DRIVER_JAVA_OPTIONS,
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_LOG_CONFIG}",
             **_SESSION_DEFAULTS,
             **s.conf,
         }
