@@ -7,8 +7,9 @@ step to `profiles`; on Spark the identity graph's components and Splink's scorin
 there) and `features.build_snapshots` at the last `--dates` as-of dates of the schedule.
 It reports wall and CPU seconds per stage (CPU of the process and its children: the
 Spark JVM), the peak resident memory of the process tree (sampled every 0.2 s: Python
-and the JVM), and whether the two engines' identity maps are the same. Run from the
-repository root:
+and the JVM), whether the two engines' identity maps are the same, and the wall and CPU
+seconds of each step (`step_timer`; CPU of Python and DuckDB apart from the JVM's). Run
+from the repository root:
 
     .venv/bin/python benchmarks/bench_spark.py --records 1000000
 """
@@ -30,6 +31,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_resolution import RECORDS_PER_PERSON, prepare  # noqa: E402
+from step_timer import StepTimer, table, tree_cpu_seconds  # noqa: E402
 
 ENGINES = ("duckdb", "spark")
 
@@ -56,27 +58,76 @@ class PeakMemory:
             self.peak = max(self.peak, total)
             time.sleep(every)
 
-    def cpu_seconds(self) -> float:
-        """CPU seconds (user + system) of the process tree so far."""
-        total = 0.0
-        for process in self._tree():
-            with contextlib.suppress(psutil.Error):
-                times = process.cpu_times()
-                total += times.user + times.system
-        return total
-
     def stop(self) -> float:
         self._stop.set()
         self._thread.join()
         return self.peak / 1024**3
 
 
-def measure(data_dir: Path, engine_name: str, dates: int, driver_memory: str) -> dict:
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of the process tree so far."""
+    return sum(tree_cpu_seconds())
+
+
+def timed_steps(spark: bool) -> StepTimer:
+    """A timer on the steps of resolution and of the feature snapshots (and of their Spark
+    parts, with `spark`); each stage's own row is what the steps below it leave."""
+    from features import snapshots
+    from resolution import (
+        clusters,
+        golden,
+        graph,
+        linkage,
+        matching,
+        model,
+        names,
+        records,
+        resolver,
+    )
+
+    timer = StepTimer()
+    timer.wrap(resolver, "resolve", "resolve (the rest)")
+    timer.wrap(records, "collect_records", "normalize records")
+    timer.wrap(graph, "build_identifiers", "identifier guard")
+    timer.wrap(graph, "deterministic_components")
+    timer.wrap(matching, "build_candidates", "Splink candidates")
+    timer.wrap(model.MatchModel, "train", "Splink training")
+    timer.wrap(model.MatchModel, "check_blocking", "Splink blocking check")
+    timer.wrap(model.MatchModel, "predict", "Splink predict")
+    timer.wrap(matching, "store_matches", "store pairs")
+    timer.wrap(linkage, "accepted_merges")
+    timer.wrap(clusters, "cluster", per_call=True)
+    timer.wrap(names, "link_names")
+    timer.wrap(clusters, "assign_customer_ids")
+    timer.wrap(clusters, "write_identity_map")
+    timer.wrap(golden, "build_profiles", "golden records")
+    timer.wrap(snapshots, "build_snapshots", "features (the rest)")
+    timer.wrap(snapshots, "_link", "features: link sources")
+    timer.wrap(snapshots, "_export", "features: Feast files")
+    if spark:
+        from features import spark_snapshots
+        from resolution import spark_graph
+        from warehouse.spark import SparkEngine
+
+        timer.wrap(spark_graph, "label_records", "Spark components", per_call=True)
+        timer.wrap(spark_graph, "_stars", "Spark components: convergence checks")
+        timer.wrap(SparkEngine, "export", "lake: DuckDB export")
+        timer.wrap(SparkEngine, "register", "Spark: Splink input")
+        timer.wrap(SparkEngine, "to_arrow", "Spark: Splink result")
+        timer.wrap(spark_snapshots, "prepare", "Spark features: inputs")
+        timer.wrap(spark_snapshots, "insert", "Spark features: aggregate and insert", per_call=True)
+    return timer
+
+
+def measure(
+    data_dir: Path, engine_name: str, dates: int, driver_memory: str, conf: dict[str, str]
+) -> dict:
     """Resolve and featurize a fresh copy of the loaded warehouse on one engine."""
     import warehouse
-    from features import FeatureSettings, build_snapshots, default_schedule
-    from resolution import ResolutionSettings, resolve
+    from features import FeatureSettings, default_schedule, snapshots
+    from resolution import ResolutionSettings, resolver
 
+    timer = timed_steps(engine_name == "spark")
     memory = PeakMemory()
     work = data_dir / engine_name
     shutil.rmtree(work, ignore_errors=True)
@@ -89,26 +140,28 @@ def measure(data_dir: Path, engine_name: str, dates: int, driver_memory: str) ->
         from warehouse.engine import SparkSettings
         from warehouse.spark import SparkEngine
 
-        spark = SparkSettings(master="local[2]", driver_memory=driver_memory)
+        spark = SparkSettings(master="local[2]", driver_memory=driver_memory, conf=conf)
         engine = SparkEngine(spark, location=str(work / "lake"))
         engine.session()
         figures["spark_start_s"] = round(time.perf_counter() - start, 1)
     con = warehouse.connect(work / "warehouse.duckdb")
-    cpu = memory.cpu_seconds()
+    cpu = cpu_seconds()
     began = time.perf_counter()
-    result = resolve(
+    result = resolver.resolve(
         con, settings=ResolutionSettings(), model_dir=work / "resolution", engine=engine
     )
     figures["resolve_s"] = round(time.perf_counter() - began, 1)
-    figures["resolve_cpu_s"] = round(memory.cpu_seconds() - cpu, 1)
+    figures["resolve_cpu_s"] = round(cpu_seconds() - cpu, 1)
     settings = FeatureSettings()
     as_of = default_schedule(con, settings=settings)[-dates:]
-    cpu, began = memory.cpu_seconds(), time.perf_counter()
-    report = build_snapshots(
+    cpu, began = cpu_seconds(), time.perf_counter()
+    report = snapshots.build_snapshots(
         con, as_of=as_of, feast_dir=work / "feast", settings=settings, engine=engine
     )
     figures["features_s"] = round(time.perf_counter() - began, 1)
-    figures["features_cpu_s"] = round(memory.cpu_seconds() - cpu, 1)
+    figures["features_cpu_s"] = round(cpu_seconds() - cpu, 1)
+    figures["steps"] = timer.rows()
+    timer.restore()
     figures["total_s"] = round(time.perf_counter() - start, 1)
     figures["peak_rss_gib"] = round(memory.stop(), 2)
     figures["records"] = result.figures["records"]
@@ -142,12 +195,17 @@ def main() -> None:
     parser.add_argument("--records", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--dates", type=int, default=6, help="as-of dates of features")
     parser.add_argument("--driver-memory", default="6g")
+    parser.add_argument(
+        "--spark-conf", nargs="*", default=[], metavar="KEY=VALUE", help="more Spark settings"
+    )
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--work", type=Path, default=Path("/tmp/cip-bench-spark"))
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         data_dir, engine_name = args.measure
-        figures = measure(Path(data_dir), engine_name, args.dates, args.driver_memory)
+        conf = dict(item.split("=", 1) for item in args.spark_conf)
+        figures = measure(Path(data_dir), engine_name, args.dates, args.driver_memory, conf)
         print(json.dumps(figures))
         return
     rows = []
@@ -155,19 +213,23 @@ def main() -> None:
         people = max(50, round(target / RECORDS_PER_PERSON))
         data_dir = args.work / f"people-{people}"
         prepare(data_dir, people)
-        for engine_name in ENGINES:
+        for engine_name in args.engines:
             child = subprocess.run(
                 [sys.executable, __file__, "--measure", str(data_dir), engine_name]
-                + ["--dates", str(args.dates), "--driver-memory", args.driver_memory],
+                + ["--dates", str(args.dates), "--driver-memory", args.driver_memory]
+                + ["--spark-conf", *args.spark_conf],
                 check=True,
                 capture_output=True,
                 text=True,
                 env={**os.environ, "PYTHONWARNINGS": "ignore"},
             )
             figures = json.loads(child.stdout.strip().splitlines()[-1])
-            rows.append({"target_records": target, "load_1min": os.getloadavg()[0]} | figures)
-            print(json.dumps(rows[-1]), flush=True)
-        print(json.dumps({"target_records": target, "same_identity_map": same_identity(data_dir)}))
+            load = os.getloadavg()[0]
+            rows.append({"target_records": target, "load_1min": load} | figures)
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "steps"}), flush=True)
+        if len(args.engines) == len(ENGINES):
+            same = same_identity(data_dir)
+            print(json.dumps({"target_records": target, "same_identity_map": same}))
     print()
     print("| records | engine | start s | resolve s (CPU s) | features s (CPU s) | peak RSS GiB |")
     print("|---:|---|---:|---:|---:|---:|")
@@ -177,6 +239,9 @@ def main() -> None:
             f"{r['resolve_s']} ({r['resolve_cpu_s']}) | {r['features_s']} "
             f"({r['features_cpu_s']}) | {r['peak_rss_gib']} |"
         )
+    for r in rows:
+        print(f"\nSteps, {r['records']:,} records, {r['engine']} (load {r['load_1min']:.2f}):\n")
+        print(table(r["steps"]))
 
 
 if __name__ == "__main__":

@@ -67,25 +67,31 @@ def cluster(
     """Write `res_clusters(uid, cluster)`: deterministic components merged as `merges`
     says (pairs of components, from `resolution.linkage`) and on the pairs
     (`unique_id_l`, `unique_id_r`) of the tables `links` names (components on `engine`,
-    DuckDB and scipy by default)."""
-    n_records = con.execute("SELECT count(*) FROM res_record_nodes").fetchall()[0][0]
+    DuckDB and scipy by default).
+
+    The graph's nodes are the deterministic components, not the records: a record
+    only joins its own component, so the clusters are the same, and numbered the same
+    (components are numbered in order of their smallest record, as clusters are)."""
+    n_components = con.execute(
+        "SELECT coalesce(max(det_component) + 1, 0) FROM res_record_nodes"
+    ).fetchall()[0][0]
     forced = " UNION ALL ".join(f"SELECT unique_id_l, unique_id_r FROM {t}" for t in links)
     forced = forced or "SELECT NULL AS unique_id_l, NULL AS unique_id_r WHERE FALSE"
     con.register("res_merges", {"a": merges[:, 0], "b": merges[:, 1]})
     edges = f"""
-        SELECT node AS a, {n_records} + det_component AS b FROM res_record_nodes
-        UNION ALL
-        SELECT l.node, r.node FROM ({forced}) m
+        SELECT l.det_component AS a, r.det_component AS b FROM ({forced}) m
         JOIN res_record_nodes l ON l.uid = m.unique_id_l
         JOIN res_record_nodes r ON r.uid = m.unique_id_r
         UNION ALL
-        SELECT {n_records} + a, {n_records} + b FROM res_merges
+        SELECT a, b FROM res_merges
     """
-    found = label_records(con, edges=edges, n_records=n_records, name="res_labels", engine=engine)
+    found = label_records(
+        con, edges=edges, n_records=n_components, name="res_labels", engine=engine
+    )
     con.execute("""
         CREATE OR REPLACE TEMP TABLE res_clusters AS
         SELECT n.uid, l.label::BIGINT AS cluster
-        FROM res_record_nodes n JOIN res_labels l USING (node)
+        FROM res_record_nodes n JOIN res_labels l ON l.node = n.det_component
     """)
     drop_labels(con, "res_labels")
     con.unregister("res_merges")

@@ -5,7 +5,8 @@ are reduced by the alternating large-star and small-star operations of Kiveris e
 "Connected Components in MapReduce and Beyond" (SoCC 2014): each round joins nodes to
 smaller ones, until the edges are stars around the smallest node of each component,
 in O(log^2 n) rounds whatever the graph's diameter, without collecting the graph on the
-driver. Each round is checkpointed on the executors (and every fourth one written to the
+driver. The rounds stop as soon as the edges are stars (the next round would not change
+them). Each round is checkpointed on the executors (and every fourth one written to the
 lake), so that no plan grows with the rounds. The labels come back to the warehouse
 renumbered as scipy numbers components (in order of their smallest node), so that both
 engines give every later step the same numbers.
@@ -49,16 +50,15 @@ def label_records(
     )
     edges = engine.write(pairs.distinct(), _at(engine, "edges-0"))
     for round_ in range(1, MAX_ROUNDS + 1):
-        starred = _small_star(_large_star(edges)).localCheckpoint()  # a short plan
-        if _same(starred, edges):
+        edges = _small_star(_large_star(edges)).localCheckpoint()  # a short plan
+        if _stars(edges):
             break
-        edges = starred
         if round_ % 4 == 0:  # now and then to the lake: a failed executor loses little
             edges = engine.write(edges, _at(engine, f"edges-{round_}"))
     else:
         raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
-    # Every edge now joins a node to the smallest node of its component (a star).
-    centres = edges.groupBy(F.col("b").alias("node")).agg(F.min("a").alias("centre"))
+    # Every edge now joins a node to the smallest node of its component, its only `a`.
+    centres = edges.select(F.col("b").alias("node"), F.col("a").alias("centre"))
     records = spark.range(n_records).select(F.col("id").alias("node"))
     labels = records.join(centres, "node", "left").select(
         "node", F.coalesce("centre", "node").alias("label")
@@ -108,21 +108,14 @@ def _small_star(edges: DataFrame) -> DataFrame:
     )
 
 
-def _same(left: DataFrame, right: DataFrame) -> bool:
-    """Whether two edge sets are equal (one job: their symmetric difference is empty)."""
+def _stars(edges: DataFrame) -> bool:
+    """Whether the edges (a < b) are stars around the smallest node of each component: no
+    node is the `b` of two edges, nor both an `a` and a `b` (one job; large-star and
+    small-star leave such edges as they are)."""
     from pyspark.sql import functions as F
 
-    marked = left.withColumn("l", F.lit(1)).join(
-        right.withColumn("r", F.lit(1)), ["a", "b"], "full_outer"
+    ends = edges.select(F.col("b").alias("node"), F.lit(1).alias("as_b")).unionByName(
+        edges.select(F.col("a").alias("node"), F.lit(0).alias("as_b"))
     )
-    return marked.where(F.col("l").isNull() | F.col("r").isNull()).isEmpty()
-
-
-def _at(engine: SparkEngine, step: str) -> str:
-    return engine.scratch(f"components/{step}")
-
-
-def _label_sum(labels: DataFrame) -> int:
-    from pyspark.sql import functions as F
-
-    return int(labels.agg(F.sum("label")).first()[0] or 0)
+    counts = ends.groupBy("node").agg(F.sum("as_b").alias("as_b"), F.count("*").alias("ends"))
+    return counts.where((F.col("as_b") > 0) & (F.col("ends") > 1)).isEmpty()
