@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -42,7 +43,8 @@ def main(
     try:
         settings = load_settings(config)
     except ValidationError as error:
-        print_invalid(error, source=f"{config or 'cip.yaml'} or a CIP_<SECTION>__<NAME> variable")
+        given = config or os.environ.get("CIP_CONFIG") or "cip.yaml"
+        print_invalid(error, source=f"{given} or a CIP_<SECTION>__<NAME> variable")
         raise typer.Exit(code=2) from error
     log_to_file(settings.paths.log_file)
     for line in relocate(settings):
