@@ -14,6 +14,7 @@ import features
 import models
 import warehouse
 from pipelines.config import Settings
+from pipelines.engines import engine_for
 from pipelines.flows.progress import Progress, silent
 from pipelines.tracking import use_mlflow
 
@@ -57,7 +58,9 @@ def run(
 
     con = warehouse.connect(settings.paths.warehouse)
     try:
-        store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
+        store = features.open_store(
+            feast_dir=settings.paths.feast, settings=settings.features, engine=engine_for(settings)
+        )
         result = models.run_backtest(
             con,
             store=store,

@@ -84,7 +84,7 @@ def run(
         if engine is not None:
             engine.cleanup()
     progress("feast apply", done=steps - 2, total=steps)
-    store = features.open_store(feast_dir=feast_dir, settings=config)
+    store = features.open_store(feast_dir=feast_dir, settings=config, engine=engine)
     views = features.apply_repo(store, feast_dir=feast_dir, settings=config)
     progress(f"materialize ({config.online_store})", done=steps - 1, total=steps)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

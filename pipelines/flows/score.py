@@ -19,6 +19,7 @@ import features
 import models
 import warehouse
 from pipelines.config import Settings
+from pipelines.engines import engine_for
 from pipelines.flows.progress import Progress, silent
 from pipelines.tracking import tracking_uri
 
@@ -69,7 +70,9 @@ def run(
         as_of = as_of or models.data_span(con, orders=orders)[1]
         cutoff = models.visible_until(as_of)
         progress("features at the as-of date (Feast, point in time)", done=1, total=3)
-        store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
+        store = features.open_store(
+            feast_dir=settings.paths.feast, settings=settings.features, engine=engine_for(settings)
+        )
         services = dict.fromkeys(m.feature_service for m in champions.models)
         examples = models.examples_with_features(
             con,
