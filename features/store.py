@@ -10,9 +10,14 @@ the same snapshot files through Spark; the online store is the same either way.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,8 +62,16 @@ def repo_config(
     else:
         raw["online_store"] = {"type": "sqlite", "path": str(feast_dir / "online.db")}
     if engine is not None and engine.name == "spark":
-        raw["offline_store"] = {"type": "spark"}
+        raw["offline_store"] = {"type": "spark", "staging_location": _staging(engine)}
     return RepoConfig(repo_path=REPO_DIR, **raw)
+
+
+def _staging(engine: Engine) -> str | None:
+    """Where Feast's Spark store writes a result for this process to read as Parquet (the
+    engine's scratch space in a local lake, removed by its `cleanup`) rather than collect it
+    through the driver; None (collected) for an object-store lake."""
+    folder = engine.path(engine.scratch("feast"))  # type: ignore[attr-defined]  # SparkEngine
+    return folder if folder.startswith("/") else None
 
 
 def open_store(
@@ -127,15 +140,38 @@ def training_set(
             _ROW: np.arange(len(entity_df)),
         }
     )
-    job = store.get_historical_features(
-        entity_df=frame, features=store.get_feature_service(service)
-    )
-    found = job.to_df().sort_values(_ROW)
+    with _entity_input(store, frame) as entities:
+        job = store.get_historical_features(
+            entity_df=entities, features=store.get_feature_service(service)
+        )
+        found = job.to_df().sort_values(_ROW)
     if len(found) != len(entity_df):
         raise RuntimeError(f"Feast returned {len(found)} rows for {len(entity_df)} entity rows")
     features = found[names].reset_index(drop=True)
     features.index = entity_df.index
     return pd.concat([entity_df, features], axis=1)
+
+
+@contextlib.contextmanager
+def _entity_input(store: FeatureStore, frame: pd.DataFrame) -> Iterator[Any]:
+    """The entity rows as the offline store takes them: Spark's reads them from Parquet in
+    its staging folder, timestamps as naive UTC like the snapshots' (given as pandas, they
+    would become a local relation in the driver's plans, copied by its optimizer: out of
+    memory at training-set sizes)."""
+    staging = getattr(store.config.offline_store, "staging_location", None)
+    if _offline(store) != "spark" or staging is None:
+        yield frame
+        return
+    from pyspark.sql import SparkSession
+
+    folder = Path(staging) / f"entities-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    naive = frame.assign(event_timestamp=frame["event_timestamp"].dt.tz_convert(None))
+    naive.to_parquet(folder / "part-0.parquet", index=False, coerce_timestamps="us")
+    try:
+        yield SparkSession.builder.getOrCreate().read.parquet(str(folder))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _offline(store: FeatureStore) -> OfflineStore:

@@ -175,6 +175,9 @@ def test_training_sets_through_feasts_spark_offline_store_equal_duckdbs(
         features.apply_repo(store, feast_dir=feast_dir, settings=settings.features)
         assert features.registered_offline(store) == store.config.offline_store.type == name
         out[name] = features.training_set(store, entity_df=entities, service="churn_v1")
+    staged = Path(spark_engine.path(spark_engine.scratch("feast")))
+    assert any(staged.iterdir())  # Spark wrote the result to the lake, not through the driver
+    spark_engine.cleanup()
     duck, spark = out["duckdb"], out["spark"]
     assert len(duck) == len(entities) > 1_000
     assert list(duck.index) == list(spark.index) == list(entities.index)

@@ -56,10 +56,11 @@ def run(
         trials += 1
         progress("search", done=trials)
 
+    engine = engine_for(settings)
     con = warehouse.connect(settings.paths.warehouse)
     try:
         store = features.open_store(
-            feast_dir=settings.paths.feast, settings=settings.features, engine=engine_for(settings)
+            feast_dir=settings.paths.feast, settings=settings.features, engine=engine
         )
         result = models.run_backtest(
             con,
@@ -75,6 +76,8 @@ def run(
         progress("measured", done=trials)
     finally:
         con.close()
+        if engine is not None:
+            engine.cleanup()  # the training sets Spark staged in the lake
     use_mlflow(settings, EXPERIMENT)
     with mlflow.start_run(run_name=f"backtest {as_of} + {horizon_days} d") as run:
         mlflow.log_params(

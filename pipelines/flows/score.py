@@ -64,6 +64,7 @@ def run(
     began = time.perf_counter()
     progress("loading the champions", done=0, total=3)
     champions = models.load_champions(tracking_uri=tracking_uri(settings))
+    engine = engine_for(settings)
     con = warehouse.connect(settings.paths.warehouse)
     try:
         orders = models.orders_sql(include_fragments=ms.include_fragments)
@@ -71,7 +72,7 @@ def run(
         cutoff = models.visible_until(as_of)
         progress("features at the as-of date (Feast, point in time)", done=1, total=3)
         store = features.open_store(
-            feast_dir=settings.paths.feast, settings=settings.features, engine=engine_for(settings)
+            feast_dir=settings.paths.feast, settings=settings.features, engine=engine
         )
         services = dict.fromkeys(m.feature_service for m in champions.models)
         examples = models.examples_with_features(
@@ -111,6 +112,8 @@ def run(
         progress("scored", done=3, total=3)
     finally:
         con.close()
+        if engine is not None:
+            engine.cleanup()  # the training sets Spark staged in the lake
     return ScoreOutcome(
         scoring_id=scoring_id,
         as_of=as_of,
