@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from warehouse.database import literal
 from warehouse.dialect import splink_settings_to_spark
 from warehouse.engine import EngineError, EngineName, SparkSettings
+from warehouse.lake import raw_folder
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -91,18 +92,31 @@ class SparkEngine:
                 "spark://HOST:PORT, yarn or k8s://https://HOST:PORT (CIP_SPARK__MASTER)."
             )
         if self._is_local:
-            folder = self._local(self.location)
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                probe = folder / f".cip-write-check-{uuid.uuid4().hex}"
-                probe.write_bytes(b"")
-                probe.unlink()
-            except OSError as error:
-                raise EngineError(
-                    f"spark.location={self.location}: the lake is not writable "
-                    f"({error.strerror or error}). Point spark.location (CIP_SPARK__LOCATION) "
-                    "at a folder this user can write, or at an object store URI."
-                ) from None
+            self.lake_folder()
+
+    def lake_folder(self) -> Path:
+        """The lake as a folder of this machine (local or a shared file system), checked
+        writable: where `cip load` copies the raw tables (`warehouse.lake`)."""
+        if not self._is_local:
+            raise EngineError(
+                f"spark.location={self.location}: the DuckDB warehouse writes to the lake "
+                "as a folder (a local or shared file system, e.g. NFS or EFS); an object "
+                "store needs DuckDB's httpfs credentials. Point spark.location "
+                "(CIP_SPARK__LOCATION) at a shared folder."
+            )
+        folder = self._local(self.location)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".cip-write-check-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise EngineError(
+                f"spark.location={self.location}: the lake is not writable "
+                f"({error.strerror or error}). Point spark.location (CIP_SPARK__LOCATION) "
+                "at a folder this user can write, or at an object store URI."
+            ) from None
+        return folder
 
     def session(self) -> SparkSession:
         """The Spark session (started once; clear errors, see `check`)."""
@@ -209,6 +223,11 @@ class SparkEngine:
     def read(self, name: str) -> DataFrame:
         """Table `name` of the lake as a Spark DataFrame."""
         return self.session().read.parquet(self.path(name))
+
+    def read_raw(self, table: str) -> DataFrame:
+        """The lake's copy of raw table `table` (`warehouse.lake`), its columns only."""
+        folder = str(raw_folder(self._local(self.location), table))
+        return self.session().read.option("recursiveFileLookup", "true").parquet(folder)
 
     def write(self, frame: DataFrame, name: str) -> DataFrame:
         """Store `frame` in the lake as `name` (replacing it); returns it read back, so that
