@@ -8,7 +8,8 @@ The DuckDB warehouse stays the catalog every later stage reads. Work handed to S
 crosses through the lake as Parquet, never through the driver: `export` writes a DuckDB
 query's rows to `<location>/<name>/`, `read` gives them to Spark, `write` stores a Spark
 result there and `duckdb_source` names it for DuckDB's `read_parquet`. Scratch tables of
-one run live under `<location>/_scratch/<run>/` and go with `cleanup`.
+one run live under `<location>/_scratch/<run>/` and go with `cleanup`. The raw tables'
+copy that `cip load` keeps (`warehouse.lake`, under `lake_folder()`) is `read_raw`.
 """
 
 from __future__ import annotations
