@@ -14,7 +14,8 @@ erasure); `sync` makes the lake say what it says, and may run at any time:
   one: a reader sees the old rows or the new, never both. The manifest drops the
   partitions about to change before they are written and lists them once they are, so a
   crash at any point leaves nothing the next `sync` would not write again, and hidden
-  leftovers (staging, replaced partitions) are deleted by it.
+  leftovers (staging, replaced partitions) are deleted by it. (A DuckDB upgrade that
+  changes `hash` makes every partition look changed: one full copy, then quiet again.)
 
 So a re-run never duplicates rows in the lake, and rows the lake missed (a crash after the
 warehouse's commit, the collector's and `cip stream`'s rows) or must lose (`cip forget`)
