@@ -26,6 +26,7 @@ from feast import FeatureStore, RepoConfig
 
 from features.objects import OfflineStore, build_objects, offline_store_of
 from features.settings import FeatureSettings
+from features.snapshots import FeatureInputError
 from warehouse.engine import Engine
 
 __all__ = [
@@ -191,7 +192,7 @@ def _check_sources(store: FeatureStore, service: str) -> None:
     for view in store.get_feature_service(service).feature_view_projections:
         registered = offline_store_of(store.get_feature_view(view.name).batch_source)
         if registered != offline:
-            raise ValueError(
+            raise FeatureInputError(
                 f"the Feast repo in {Path(store.config.registry.path).parent} was applied "
                 f"with engine: {registered} and this run has engine: {offline}; run "
                 "`cip features` with this engine, or set engine (CIP_ENGINE) back"
