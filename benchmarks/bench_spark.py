@@ -43,6 +43,7 @@ class PeakMemory:
     def __init__(self, every: float = 0.2) -> None:
         self.peak = 0
         self.jvm_peak = 0
+        self.samples: list[tuple[float, int]] = []  # perf_counter, tree's resident bytes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, args=(every,), daemon=True)
         self._thread.start()
@@ -62,6 +63,7 @@ class PeakMemory:
                         jvm += rss
             self.peak = max(self.peak, total)
             self.jvm_peak = max(self.jvm_peak, jvm)
+            self.samples.append((time.perf_counter(), total))
             time.sleep(every)
 
     def stop(self) -> tuple[float, float]:
@@ -204,7 +206,7 @@ def measure(
     )
     figures["features_s"] = round(time.perf_counter() - began, 1)
     figures["features_cpu_s"] = round(cpu_seconds() - cpu, 1)
-    figures["steps"] = timer.rows()
+    figures["steps"] = timer.rows(memory.samples)
     timer.restore()
     figures["total_s"] = round(time.perf_counter() - start, 1)
     tree, jvm = memory.stop()
@@ -279,6 +281,7 @@ def main() -> None:
             figures = json.loads(child.stdout.strip().splitlines()[-1])
             load = os.getloadavg()[0]
             rows.append({"target_records": target, "load_1min": load} | figures)
+            (data_dir / engine_name / "figures.json").write_text(json.dumps(rows[-1]))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "steps"}), flush=True)
         if len(args.engines) == len(ENGINES):
             same = same_identity(data_dir)
