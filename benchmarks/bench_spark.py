@@ -7,9 +7,11 @@ step to `profiles`; on Spark the identity graph's components and Splink's scorin
 there) and `features.build_snapshots` at the last `--dates` as-of dates of the schedule.
 It reports wall and CPU seconds per stage (CPU of the process and its children: the
 Spark JVM), the peak resident memory of the process tree (sampled every 0.2 s: Python
-and the JVM), whether the two engines' identity maps are the same, and the wall and CPU
-seconds of each step (`step_timer`; CPU of Python and DuckDB apart from the JVM's). Run
-from the repository root:
+and the JVM) and of the Spark JVM (the driver) alone, whether the two engines' identity
+maps are the same, and the wall and CPU seconds and peak memory of each step
+(`step_timer`; CPU of Python and DuckDB apart from the JVM's). `--duckdb-memory` sets
+DuckDB's `memory_limit` (per database) in the measured process. Run from the repository
+root:
 
     .venv/bin/python benchmarks/bench_spark.py --records 1000000
 """
