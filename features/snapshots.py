@@ -26,6 +26,7 @@ import pandas as pd
 from features.definitions import GROUPS, LINKED_COLUMNS, FeatureGroup, expand, linked_records
 from features.settings import FeatureSettings
 from warehouse.engine import Engine
+from warehouse.schemas import Source
 from warehouse.sources import SOURCES
 from warehouse.tables import IDENTITY_MAP, table_names
 
@@ -36,6 +37,7 @@ __all__ = [
     "build_snapshots",
     "default_schedule",
     "fresh_dates",
+    "link_select",
     "snapshot_dates",
     "snapshot_select",
 ]
@@ -156,25 +158,29 @@ def _log_build(
     )
 
 
+def link_select(source: Source, tables: set[str]) -> str:
+    """The SELECT (DuckDB SQL) of `linked_<source>`: the source's records with their
+    customer_id, through the identity map (empty, with the declared column types, when
+    the raw table is not among `tables`)."""
+    wanted = LINKED_COLUMNS.get(source.name, ())
+    if source.table in tables:
+        columns = "".join(f', r."{c}"' for c in wanted)
+        return (
+            f'SELECT m.customer_id, r."{source.time}" AS ts{columns} FROM {source.table} r '
+            f"JOIN {IDENTITY_MAP} m ON m.source = '{source.name}' "
+            f'AND m.record_key = r."{source.key}"'
+        )
+    types = {c.name: c.type for c in source.columns}
+    columns = "".join(f', NULL::{types[c]} AS "{c}"' for c in wanted)
+    return f"SELECT NULL::VARCHAR AS customer_id, NULL::TIMESTAMP AS ts{columns} WHERE false"
+
+
 def _link(con: duckdb.DuckDBPyConnection, tables: set[str]) -> None:
-    """Temporary `linked_<source>` tables: each source's records with their customer_id
-    (empty, with the declared column types, when the raw table is absent)."""
+    """Temporary `linked_<source>` tables (`link_select`)."""
     for source in SOURCES.values():
-        wanted = LINKED_COLUMNS.get(source.name, ())
-        if source.table in tables:
-            columns = "".join(f', r."{c}"' for c in wanted)
-            body = (
-                f'SELECT m.customer_id, r."{source.time}" AS ts{columns} FROM {source.table} r '
-                f"JOIN {IDENTITY_MAP} m ON m.source = '{source.name}' "
-                f'AND m.record_key = r."{source.key}"'
-            )
-        else:
-            types = {c.name: c.type for c in source.columns}
-            columns = "".join(f', NULL::{types[c]} AS "{c}"' for c in wanted)
-            body = (
-                f"SELECT NULL::VARCHAR AS customer_id, NULL::TIMESTAMP AS ts{columns} WHERE false"
-            )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE linked_{source.name} AS {body}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE linked_{source.name} AS {link_select(source, tables)}"
+        )
 
 
 def _has_data(con: duckdb.DuckDBPyConnection, group: FeatureGroup, tables: set[str]) -> bool:
@@ -267,13 +273,15 @@ def build_snapshots(
     if reuse and not report.as_of:
         return report
     dates = report.as_of
-    _link(con, tables)
+    linked = "TABLE"
     if engine is not None and dates:
         from features import spark_snapshots
 
+        linked = "VIEW"  # of the linked tables Spark built from the lake
         spark_snapshots.prepare(con, engine=engine, as_of=dates)
     else:
         engine = None
+        _link(con, tables)
     try:
         for group in GROUPS.values():
             _ensure_table(con, group, settings, replace)
@@ -295,5 +303,5 @@ def build_snapshots(
         _log_build(con, dates=dates, began=began, settings=settings, replace=replace)
     finally:
         for source in SOURCES:
-            con.execute(f"DROP TABLE IF EXISTS linked_{source}")
+            con.execute(f"DROP {linked} IF EXISTS linked_{source}")
     return report

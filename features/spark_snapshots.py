@@ -1,12 +1,14 @@
 """Feature snapshots aggregated on Spark, from the same definitions as on DuckDB.
 
-`features.snapshots` links each source to customers in the warehouse (`linked_<source>`),
-as for DuckDB. `prepare` hands those tables, the golden records and the as-of dates to
-Spark through the lake; `insert` runs a group's snapshot SELECT (`snapshot_select`, the
-DuckDB SQL of `features.definitions`, translated by `warehouse.dialect`) on Spark, writes
-the rows to the lake and inserts them into the group's warehouse table, which Feast's
-files and every later stage read as before. The rows x as-of dates aggregation, the part
-that grows with the data, is what runs on Spark.
+`prepare` brings the lake's raw tables in step with the warehouse (`warehouse.lake`,
+which `cip load` keeps) and builds each source's `linked_<source>` on Spark from them and
+the identity map (exported once), by the same SELECT as DuckDB's (`features.snapshots.
+link_select`, translated by `warehouse.dialect`); the golden records and the as-of dates
+go to Spark as well. `insert` runs a group's snapshot SELECT (`snapshot_select`, the
+DuckDB SQL of `features.definitions`, translated) on Spark, writes the rows to the lake
+and inserts them into the group's warehouse table, which Feast's files and every later
+stage read as before. Linking and the rows x as-of dates aggregation, the parts that grow
+with the data, run on Spark.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import duckdb
 
 from features.definitions import FeatureGroup
 from features.settings import FeatureSettings
-from features.snapshots import snapshot_select
+from features.snapshots import link_select, snapshot_select
 from warehouse.dialect import to_spark
+from warehouse.lake import sync
 from warehouse.sources import SOURCES
 from warehouse.spark import SparkEngine
-from warehouse.tables import PROFILES, table_names
+from warehouse.tables import IDENTITY_MAP, PROFILES, table_names
 
 __all__ = ["DATES", "insert", "prepare"]
 
@@ -29,15 +32,30 @@ DATES = "snapshot_as_of"
 
 
 def prepare(con: duckdb.DuckDBPyConnection, *, engine: SparkEngine, as_of: list[datetime]) -> None:
-    """Make the linked sources, the golden records and the dates Spark temporary views
-    of the same names."""
+    """Make the linked sources, the golden records and the dates Spark temporary views of
+    the same names; the linked sources also DuckDB temporary views (of Spark's files)."""
     spark = engine.session()
-    names = [f"linked_{source}" for source in SOURCES]
-    if PROFILES in table_names(con):
-        names.append(PROFILES)
-    for name in names:
-        frame = engine.export(con, query=f"SELECT * FROM {name}", name=engine.scratch(name))
+    tables = table_names(con)
+    rows = sync(con, lake=engine.lake_folder()).rows
+    in_lake = {table for table, n in rows.items() if n}
+    map_query = f"SELECT source, record_key, customer_id FROM {IDENTITY_MAP}"
+    engine.export(con, query=map_query, name=engine.scratch(IDENTITY_MAP)).createOrReplaceTempView(
+        IDENTITY_MAP
+    )
+    for source in SOURCES.values():
+        name, select = f"linked_{source.name}", link_select(source, tables)
+        scratch = engine.scratch(name)
+        if source.table in in_lake:
+            engine.read_raw(source.table).createOrReplaceTempView(source.table)
+            frame = engine.write(spark.sql(to_spark(select)), scratch)
+        else:  # no rows: DuckDB gives the empty table its declared column types
+            frame = engine.export(con, query=select, name=scratch)
         frame.createOrReplaceTempView(name)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS FROM {engine.duckdb_source(scratch)}")
+    if PROFILES in tables:
+        engine.export(
+            con, query=f"SELECT * FROM {PROFILES}", name=engine.scratch(PROFILES)
+        ).createOrReplaceTempView(PROFILES)
     # A frame made from Python rows has no size Spark can see: without the hint, the rows x
     # dates join would be a cartesian product, or would broadcast the rows.
     dates = spark.createDataFrame([(d,) for d in as_of], "as_of TIMESTAMP").hint("broadcast")

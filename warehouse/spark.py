@@ -8,7 +8,8 @@ The DuckDB warehouse stays the catalog every later stage reads. Work handed to S
 crosses through the lake as Parquet, never through the driver: `export` writes a DuckDB
 query's rows to `<location>/<name>/`, `read` gives them to Spark, `write` stores a Spark
 result there and `duckdb_source` names it for DuckDB's `read_parquet`. Scratch tables of
-one run live under `<location>/_scratch/<run>/` and go with `cleanup`.
+one run live under `<location>/_scratch/<run>/` and go with `cleanup`. The raw tables'
+copy that `cip load` keeps (`warehouse.lake`, under `lake_folder()`) is `read_raw`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pyarrow.parquet as pq
 from warehouse.database import literal
 from warehouse.dialect import splink_settings_to_spark
 from warehouse.engine import EngineError, EngineName, SparkSettings
+from warehouse.lake import raw_folder
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -104,18 +106,31 @@ class SparkEngine:
                 "spark://HOST:PORT, yarn or k8s://https://HOST:PORT (CIP_SPARK__MASTER)."
             )
         if self._is_local:
-            folder = self._local(self.location)
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                probe = folder / f".cip-write-check-{uuid.uuid4().hex}"
-                probe.write_bytes(b"")
-                probe.unlink()
-            except OSError as error:
-                raise EngineError(
-                    f"spark.location={self.location}: the lake is not writable "
-                    f"({error.strerror or error}). Point spark.location (CIP_SPARK__LOCATION) "
-                    "at a folder this user can write, or at an object store URI."
-                ) from None
+            self.lake_folder()
+
+    def lake_folder(self) -> Path:
+        """The lake as a folder of this machine (local or a shared file system), checked
+        writable: where `cip load` copies the raw tables (`warehouse.lake`)."""
+        if not self._is_local:
+            raise EngineError(
+                f"spark.location={self.location}: the DuckDB warehouse writes to the lake "
+                "as a folder (a local or shared file system, e.g. NFS or EFS); an object "
+                "store needs DuckDB's httpfs credentials. Point spark.location "
+                "(CIP_SPARK__LOCATION) at a shared folder."
+            )
+        folder = self._local(self.location)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".cip-write-check-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise EngineError(
+                f"spark.location={self.location}: the lake is not writable "
+                f"({error.strerror or error}). Point spark.location (CIP_SPARK__LOCATION) "
+                "at a folder this user can write, or at an object store URI."
+            ) from None
+        return folder
 
     def session(self) -> SparkSession:
         """The Spark session (started once; clear errors, see `check`)."""
@@ -223,6 +238,11 @@ class SparkEngine:
     def read(self, name: str) -> DataFrame:
         """Table `name` of the lake as a Spark DataFrame."""
         return self.session().read.parquet(self.path(name))
+
+    def read_raw(self, table: str) -> DataFrame:
+        """The lake's copy of raw table `table` (`warehouse.lake`), its columns only."""
+        folder = str(raw_folder(self._local(self.location), table))
+        return self.session().read.option("recursiveFileLookup", "true").parquet(folder)
 
     def write(self, frame: DataFrame, name: str) -> DataFrame:
         """Store `frame` in the lake as `name` (replacing it); returns it read back, so that

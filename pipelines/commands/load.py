@@ -17,6 +17,7 @@ import warehouse
 from pipelines.config import Settings
 from pipelines.console import console, progress_bar, run_stage
 from pipelines.flows import load as flow
+from warehouse.engine import EngineError
 
 __all__ = ["command", "register", "stage"]
 
@@ -90,7 +91,7 @@ def command(
             outcome = flow.run(
                 settings, path=path, source=source, mapping=mapping, progress=progress
             )
-    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+    except (FileNotFoundError, NotADirectoryError, ValueError, EngineError) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(code=1) from error
     console.print(_table(outcome.reports))
@@ -100,6 +101,11 @@ def command(
         f"{totals['rows duplicate']:,} duplicate + {totals['rows quarantined']:,} quarantined, "
         f"into {outcome.warehouse}"
     )
+    if outcome.lake is not None:
+        console.print(
+            f"lake: {sum(outcome.lake.rows.values()):,} raw rows, "
+            f"{sum(outcome.lake.written.values()):,} partitions written"
+        )
     for report in outcome.rejected:
         console.print(f"[bold red]error:[/] {report.explain()}")
     if outcome.rejected:

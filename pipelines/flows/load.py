@@ -1,4 +1,6 @@
-"""The load flow: source files (CSV, Parquet, JSONL) into the warehouse's raw tables."""
+"""The load flow: source files (CSV, Parquet, JSONL) into the warehouse's raw tables, and
+with `engine: spark` into the lake's copy of them (`warehouse.lake`), caught up after the
+warehouse accepted the rows."""
 
 from __future__ import annotations
 
@@ -7,17 +9,21 @@ from pathlib import Path
 
 import warehouse
 from pipelines.config import Settings
+from pipelines.engines import raw_lake
 from pipelines.flows.progress import Progress, silent
+from warehouse.lake import LakeSync, sync
 
 __all__ = ["LoadOutcome", "run", "source_files"]
 
 
 @dataclass(frozen=True)
 class LoadOutcome:
-    """One report per file loaded (or skipped as already loaded), in order."""
+    """One report per file loaded (or skipped as already loaded), in order; what the
+    lake's copy took (`engine: spark`)."""
 
     warehouse: Path
     reports: list[warehouse.LoadReport]
+    lake: LakeSync | None = None
 
     @property
     def totals(self) -> dict[str, int]:
@@ -38,7 +44,11 @@ class LoadOutcome:
 
     @property
     def figures(self) -> dict[str, object]:
-        return dict(self.totals)
+        figures: dict[str, object] = dict(self.totals)
+        if self.lake is not None:
+            figures["lake partitions written"] = sum(self.lake.written.values())
+            figures["lake rows"] = sum(self.lake.rows.values())
+        return figures
 
 
 def source_files(path: Path, *, source: str | None = None) -> list[Path]:
@@ -65,15 +75,21 @@ def run(
     progress: Progress = silent,
 ) -> LoadOutcome:
     """Load `path` (default: the data folder's sources/) as `source` (default: each file's
-    name says), reading declared columns from the file's columns `mapping` names."""
+    name says), reading declared columns from the file's columns `mapping` names. With
+    `engine: spark` the lake's raw tables are then brought in step (an unwritable lake is
+    refused before anything loads)."""
     files = source_files(path or settings.paths.sources, source=source)
-    reports = []
+    lake = raw_lake(settings)
+    reports, synced = [], None
     con = warehouse.connect(settings.paths.warehouse)
     try:
         for done, file in enumerate(files):
             progress(f"loading {file.name}", done=done, total=len(files))
             reports.append(warehouse.load_file(con, path=file, source=source, mapping=mapping))
+        if lake is not None:
+            progress("copying the raw tables to the lake", done=len(files), total=len(files))
+            synced = sync(con, lake=lake)
         progress("loaded", done=len(files), total=len(files))
     finally:
         con.close()
-    return LoadOutcome(settings.paths.warehouse, reports)
+    return LoadOutcome(settings.paths.warehouse, reports, synced)

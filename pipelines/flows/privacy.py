@@ -9,9 +9,12 @@ they name through resolution (`customer_identifiers`), and every record of their
    (`warehouse.suppression`): loaders and the collector drop them from then on, even for
    an identifier that matched no one;
 2. loads what the collector's log still holds, so that it is erased with the rest;
-3. deletes them from every warehouse table (`warehouse.erasure`) and compacts the file;
-4. rewrites every file of the data folder that names them (`warehouse.scrub`): source
-   files, exports, feature Parquet, resolution term tables, MLflow artifacts, logs;
+3. deletes them from every warehouse table (`warehouse.erasure`), rewrites the lake's
+   copy of the raw tables from it where there is one (`warehouse.lake`: the partitions
+   that held their rows) and compacts the file;
+4. rewrites every other file of the data folder and of the lake that names them
+   (`warehouse.scrub`): source files, exports, feature Parquet, resolution term tables,
+   MLflow artifacts, logs, Spark's leftover scratch tables;
 5. deletes them from the Feast online store (`features.erasure`);
 6. writes the marketers' report again, and appends the audit log (hashes and counts only).
 
@@ -40,12 +43,14 @@ import pyarrow as pa
 import warehouse
 from features.erasure import erase_online
 from pipelines.config import Settings
+from pipelines.engines import lake_folder
 from pipelines.flows import collect, report
 from pipelines.flows.progress import Progress, silent
 from resolution import normalize
 from segments import journeys
 from segments.hashing import ad_email, ad_phone, sha256_hex
 from warehouse.erasure import Erasure, compact, erase_people
+from warehouse.lake import RAW, sync
 from warehouse.scrub import Tokens, scrub_file
 from warehouse.sources import SOURCES
 from warehouse.suppression import Suppression, canonical, privacy_dir
@@ -63,7 +68,16 @@ __all__ = [
 
 Kind = Literal["email", "phone", "user_id", "customer_id"]
 KINDS: tuple[Kind, ...] = ("email", "phone", "user_id", "customer_id")
-STEPS = ("suppress", "collector", "warehouse", "compact", "files", "online store", "report")
+STEPS = (
+    "suppress",
+    "collector",
+    "warehouse",
+    "lake",
+    "compact",
+    "files",
+    "online store",
+    "report",
+)
 _BUSY_TRIES = 10
 _RAW_ROLES = ("email", "phone", "user_id", "anonymous_id", "contact_id")
 
@@ -265,20 +279,28 @@ def _raw_values(
 
 
 def _files(settings: Settings) -> list[Path]:
-    """Every file of the data folder that `scrub_file` looks at."""
+    """Every file of the data folder and of the lake that `scrub_file` looks at (not the
+    lake's raw tables: the lake step rewrote them from the warehouse)."""
     paths = settings.paths
     skipped = {
         paths.warehouse,
         paths.warehouse.with_name(paths.warehouse.name + ".wal"),
         paths.feast / "online.db",
     }
-    private = privacy_dir(paths.warehouse)
+    kept_out = [privacy_dir(paths.warehouse)]
+    roots = [settings.data_dir]
+    lake = lake_folder(settings)
+    if lake is not None:
+        kept_out.append(lake / RAW)
+        if settings.data_dir.resolve() not in lake.resolve().parents:
+            roots.append(lake)
     return sorted(
         p
-        for p in settings.data_dir.rglob("*")
+        for root in roots
+        for p in root.rglob("*")
         if p.is_file()
         and p not in skipped
-        and private not in p.parents
+        and not any(folder in p.parents for folder in kept_out)
         and not p.name.endswith((".lock", ".compact"))
     )
 
@@ -310,6 +332,14 @@ def _steps(settings: Settings, plan: dict) -> dict[str, Callable[[], dict]]:
             rows = erase_people(con, erasure=erasure)
         return {"rows_erased": rows | {"journeys": journey_rows}}
 
+    def lake() -> dict:
+        folder = lake_folder(settings)
+        if folder is None or not (folder / RAW).is_dir():
+            return {}
+        with warehouse.connect(settings.paths.warehouse) as con:
+            synced = sync(con, lake=folder)
+        return {"lake_partitions_rewritten": sum(synced.written.values())}
+
     def compaction() -> dict:
         compact(settings.paths.warehouse)
         return {}
@@ -337,7 +367,7 @@ def _steps(settings: Settings, plan: dict) -> dict[str, Callable[[], dict]]:
     return dict(
         zip(
             STEPS,
-            (suppress, collector, erase, compaction, files, online, rewrite_report),
+            (suppress, collector, erase, lake, compaction, files, online, rewrite_report),
             strict=True,
         )
     )

@@ -18,9 +18,10 @@ import pyarrow.parquet as pq
 import resolution
 import warehouse
 from pipelines.config import Settings
-from pipelines.engines import engine_for
+from pipelines.engines import engine_for, raw_lake
 from pipelines.flows.progress import Progress, silent
 from pipelines.tracking import use_mlflow
+from warehouse.lake import sync
 
 mlflow = lazy_loader.load("mlflow")  # imported on first use: `cip --help` stays quick
 
@@ -70,11 +71,16 @@ def run(
 ) -> ResolveOutcome:
     """Resolve the warehouse's raw records into customers (`--incremental` scores only
     records new since the last run); measure and log quality when there is a truth. With
-    `engine: spark` the identity graph and Splink's scoring run on Spark."""
+    `engine: spark` the identity graph and Splink's scoring run on Spark, and the lake's
+    raw tables catch up with rows that reached the warehouse since the last load (the
+    collector's, `cip stream`'s)."""
     steps = resolution.STEPS
     engine = engine_for(settings)
+    lake = raw_lake(settings)
     con = warehouse.connect(settings.paths.warehouse)
     try:
+        if lake is not None:
+            sync(con, lake=lake)
         result = resolution.resolve(
             con,
             settings=settings.resolution,
