@@ -7,9 +7,11 @@ step to `profiles`; on Spark the identity graph's components and Splink's scorin
 there) and `features.build_snapshots` at the last `--dates` as-of dates of the schedule.
 It reports wall and CPU seconds per stage (CPU of the process and its children: the
 Spark JVM), the peak resident memory of the process tree (sampled every 0.2 s: Python
-and the JVM), whether the two engines' identity maps are the same, and the wall and CPU
-seconds of each step (`step_timer`; CPU of Python and DuckDB apart from the JVM's). Run
-from the repository root:
+and the JVM) and of the Spark JVM (the driver) alone, whether the two engines' identity
+maps are the same, and the wall and CPU seconds and peak memory of each step
+(`step_timer`; CPU of Python and DuckDB apart from the JVM's). `--duckdb-memory` sets
+DuckDB's `memory_limit` (per database) in the measured process. Run from the repository
+root:
 
     .venv/bin/python benchmarks/bench_spark.py --records 1000000
 """
@@ -37,10 +39,13 @@ ENGINES = ("duckdb", "spark")
 
 
 class PeakMemory:
-    """The largest resident memory of this process and its children, sampled."""
+    """The largest resident memory of this process and its children, and of the Spark
+    JVM (the driver: the `java` child) alone, sampled."""
 
     def __init__(self, every: float = 0.2) -> None:
         self.peak = 0
+        self.jvm_peak = 0
+        self.samples: list[tuple[float, int]] = []  # perf_counter, tree's resident bytes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, args=(every,), daemon=True)
         self._thread.start()
@@ -51,22 +56,50 @@ class PeakMemory:
 
     def _sample(self, every: float) -> None:
         while not self._stop.is_set():
-            total = 0
+            total = jvm = 0
             for process in self._tree():
                 with contextlib.suppress(psutil.Error):
-                    total += process.memory_info().rss
+                    rss = process.memory_info().rss
+                    total += rss
+                    if process.name() == "java":
+                        jvm += rss
             self.peak = max(self.peak, total)
+            self.jvm_peak = max(self.jvm_peak, jvm)
+            self.samples.append((time.perf_counter(), total))
             time.sleep(every)
 
-    def stop(self) -> float:
+    def stop(self) -> tuple[float, float]:
+        """The peaks of the tree and of the JVM, GiB."""
         self._stop.set()
         self._thread.join()
-        return self.peak / 1024**3
+        return self.peak / 1024**3, self.jvm_peak / 1024**3
 
 
 def cpu_seconds() -> float:
     """CPU seconds (user + system) of the process tree so far."""
     return sum(tree_cpu_seconds())
+
+
+def cap_duckdb(limit: str) -> None:
+    """Give every DuckDB database this process opens from now on `memory_limit` = `limit`
+    (the warehouse, Splink's DuckDB and the other in-memory ones alike)."""
+    import duckdb
+
+    connect = duckdb.connect
+
+    def capped(*args, config: dict | None = None, **kwargs):
+        return connect(*args, config={**(config or {}), "memory_limit": limit}, **kwargs)
+
+    duckdb.connect = capped
+
+
+def progress(**figures) -> None:
+    """A stage's figures on stderr as soon as they are known (long runs, interrupted ones)."""
+    print(
+        json.dumps({"at": time.strftime("%H:%M:%S", time.gmtime())} | figures),
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def timed_steps(spark: bool) -> StepTimer:
@@ -120,9 +153,16 @@ def timed_steps(spark: bool) -> StepTimer:
 
 
 def measure(
-    data_dir: Path, engine_name: str, dates: int, driver_memory: str, conf: dict[str, str]
+    data_dir: Path,
+    engine_name: str,
+    dates: int,
+    driver_memory: str,
+    conf: dict[str, str],
+    duckdb_memory: str | None = None,
 ) -> dict:
     """Resolve and featurize a fresh copy of the loaded warehouse on one engine."""
+    if duckdb_memory:
+        cap_duckdb(duckdb_memory)
     import warehouse
     from features import FeatureSettings, default_schedule, snapshots
     from resolution import ResolutionSettings, resolver
@@ -159,6 +199,7 @@ def measure(
     )
     figures["resolve_s"] = round(time.perf_counter() - began, 1)
     figures["resolve_cpu_s"] = round(cpu_seconds() - cpu, 1)
+    progress(**figures, peak_rss_gib_so_far=round(memory.peak / 1024**3, 2))
     settings = FeatureSettings()
     as_of = default_schedule(con, settings=settings)[-dates:]
     cpu, began = cpu_seconds(), time.perf_counter()
@@ -167,10 +208,13 @@ def measure(
     )
     figures["features_s"] = round(time.perf_counter() - began, 1)
     figures["features_cpu_s"] = round(cpu_seconds() - cpu, 1)
-    figures["steps"] = timer.rows()
+    figures["steps"] = timer.rows(memory.samples)
     timer.restore()
     figures["total_s"] = round(time.perf_counter() - start, 1)
-    figures["peak_rss_gib"] = round(memory.stop(), 2)
+    tree, jvm = memory.stop()
+    figures["peak_rss_gib"] = round(tree, 2)
+    if engine is not None:
+        figures["jvm_peak_rss_gib"] = round(jvm, 2)
     figures["records"] = result.figures["records"]
     figures["profiles"] = result.figures["profiles"]
     figures["feature_rows"] = sum(report.rows.values())
@@ -203,6 +247,9 @@ def main() -> None:
     parser.add_argument("--dates", type=int, default=6, help="as-of dates of features")
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument(
+        "--duckdb-memory", help="DuckDB's memory_limit for every database (e.g. 6GB)"
+    )
+    parser.add_argument(
         "--spark-conf", nargs="*", default=[], metavar="KEY=VALUE", help="more Spark settings"
     )
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
@@ -212,7 +259,9 @@ def main() -> None:
     if args.measure:
         data_dir, engine_name = args.measure
         conf = dict(item.split("=", 1) for item in args.spark_conf)
-        figures = measure(Path(data_dir), engine_name, args.dates, args.driver_memory, conf)
+        figures = measure(
+            Path(data_dir), engine_name, args.dates, args.driver_memory, conf, args.duckdb_memory
+        )
         print(json.dumps(figures))
         return
     rows = []
@@ -224,27 +273,33 @@ def main() -> None:
             child = subprocess.run(
                 [sys.executable, __file__, "--measure", str(data_dir), engine_name]
                 + ["--dates", str(args.dates), "--driver-memory", args.driver_memory]
+                + (["--duckdb-memory", args.duckdb_memory] if args.duckdb_memory else [])
                 + ["--spark-conf", *args.spark_conf],
                 check=True,
-                capture_output=True,
+                stdout=subprocess.PIPE,
                 text=True,
                 env={**os.environ, "PYTHONWARNINGS": "ignore"},
             )
             figures = json.loads(child.stdout.strip().splitlines()[-1])
             load = os.getloadavg()[0]
             rows.append({"target_records": target, "load_1min": load} | figures)
+            (data_dir / engine_name / "figures.json").write_text(json.dumps(rows[-1]))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "steps"}), flush=True)
         if len(args.engines) == len(ENGINES):
             same = same_identity(data_dir)
             print(json.dumps({"target_records": target, "same_identity_map": same}))
     print()
-    print("| records | engine | start s | resolve s (CPU s) | features s (CPU s) | peak RSS GiB |")
+    print(
+        "| records | engine | start s | resolve s (CPU s) | features s (CPU s) "
+        "| peak RSS GiB, tree (JVM) |"
+    )
     print("|---:|---|---:|---:|---:|---:|")
     for r in rows:
+        jvm = f" ({r['jvm_peak_rss_gib']})" if "jvm_peak_rss_gib" in r else ""
         print(
             f"| {r['records']:,} | {r['engine']} | {r.get('spark_start_s', 0)} | "
             f"{r['resolve_s']} ({r['resolve_cpu_s']}) | {r['features_s']} "
-            f"({r['features_cpu_s']}) | {r['peak_rss_gib']} |"
+            f"({r['features_cpu_s']}) | {r['peak_rss_gib']}{jvm} |"
         )
     for r in rows:
         print(f"\nSteps, {r['records']:,} records, {r['engine']} (load {r['load_1min']:.2f}):\n")

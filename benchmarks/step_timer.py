@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
@@ -42,6 +42,7 @@ class _Totals:
     wall: float = 0.0
     python_cpu: float = 0.0
     children_cpu: float = 0.0
+    spans: list[tuple[float, float]] = field(default_factory=list)  # perf_counter, per call
 
 
 class StepTimer:
@@ -94,31 +95,41 @@ class StepTimer:
             totals.wall += own[0]
             totals.python_cpu += own[1]
             totals.children_cpu += own[2]
+            totals.spans.append((start[0], start[0] + spent[0]))
             if self._stack:
                 self._stack[-1] = [a + b for a, b in zip(self._stack[-1], spent, strict=True)]
 
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per step, in the order of their first call."""
-        return [
-            {
+    def rows(self, samples: list[tuple[float, int]] | None = None) -> list[dict[str, Any]]:
+        """One row per step, in the order of their first call; with `samples` (perf_counter,
+        resident bytes), also the largest sample taken during the step's calls (nested
+        steps included), GiB ("-": no sample fell in a call)."""
+        rows = []
+        for step, t in self.totals.items():
+            row = {
                 "step": step,
                 "calls": t.calls,
                 "wall_s": round(t.wall, 2),
                 "python_cpu_s": round(t.python_cpu, 2),
                 "jvm_cpu_s": round(t.children_cpu, 2),
             }
-            for step, t in self.totals.items()
-        ]
+            if samples is not None:
+                during = [rss for at, rss in samples if any(a <= at <= b for a, b in t.spans)]
+                row["peak_rss_gib"] = round(max(during) / 1024**3, 2) if during else "-"
+            rows.append(row)
+        return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table."""
+    peaks = all("peak_rss_gib" in r for r in rows)
     lines = [
-        "| step | calls | wall s | CPU s (Python) | CPU s (JVM) |",
-        "|---|---:|---:|---:|---:|",
+        "| step | calls | wall s | CPU s (Python) | CPU s (JVM) |"
+        + (" peak RSS GiB |" if peaks else ""),
+        "|---|---:|---:|---:|---:|" + ("---:|" if peaks else ""),
     ]
     lines += [
         f"| {r['step']} | {r['calls']} | {r['wall_s']} | {r['python_cpu_s']} | {r['jvm_cpu_s']} |"
+        + (f" {r['peak_rss_gib']} |" if peaks else "")
         for r in rows
     ]
     return "\n".join(lines)

@@ -56,7 +56,10 @@ def prepare(con: duckdb.DuckDBPyConnection, *, engine: SparkEngine, as_of: list[
         engine.export(
             con, query=f"SELECT * FROM {PROFILES}", name=engine.scratch(PROFILES)
         ).createOrReplaceTempView(PROFILES)
-    spark.createDataFrame([(d,) for d in as_of], "as_of TIMESTAMP").createOrReplaceTempView(DATES)
+    # A frame made from Python rows has no size Spark can see: without the hint, the rows x
+    # dates join would be a cartesian product, or would broadcast the rows.
+    dates = spark.createDataFrame([(d,) for d in as_of], "as_of TIMESTAMP").hint("broadcast")
+    dates.createOrReplaceTempView(DATES)
 
 
 def insert(

@@ -206,35 +206,53 @@ def deterministic_components(
 ) -> int:
     """Write `res_record_nodes(uid, node, det_component)`; returns the number of components.
 
-    Records are nodes 0..R-1 (ordered by uid), usable identifiers follow.
+    Records are nodes 0..R-1 (ordered by uid). The graph is contracted before its
+    components are found: a record ties its usable identifiers together (an edge from its
+    smallest identifier to each other one), so the components of the identifiers alone
+    label every record that carries one, and a record without any is a component of its
+    own. Components are numbered in order of their smallest record, as before.
     """
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE res_record_nodes AS
         SELECT uid, (row_number() OVER (ORDER BY uid) - 1)::BIGINT AS node FROM {RECORDS}
     """)
-    n_records = con.execute("SELECT count(*) FROM res_record_nodes").fetchall()[0][0]
-    edges = f"""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE res_record_ids AS
         WITH ids AS (
             SELECT id_type, id_value,
                    (dense_rank() OVER (ORDER BY id_type, id_value) - 1)::BIGINT AS id_node
             FROM (SELECT DISTINCT id_type, id_value FROM {IDENTIFIERS} WHERE usable)
+        ),
+        carried AS (
+            SELECT DISTINCT n.node, ids.id_node
+            FROM {IDENTIFIERS} i
+            JOIN ids USING (id_type, id_value)
+            JOIN res_record_nodes n USING (uid)
+            WHERE i.usable
         )
-        SELECT n.node AS a, {n_records} + ids.id_node AS b
-        FROM {IDENTIFIERS} i
-        JOIN ids USING (id_type, id_value)
-        JOIN res_record_nodes n USING (uid)
-        WHERE i.usable
+        SELECT node, id_node, min(id_node) OVER (PARTITION BY node) AS first_id FROM carried
+    """)
+    n_ids = con.execute("SELECT coalesce(max(id_node) + 1, 0) FROM res_record_ids").fetchall()[0][0]
+    edges = """
+        SELECT DISTINCT first_id AS a, id_node AS b FROM res_record_ids WHERE id_node <> first_id
     """
-    found = label_records(
-        con, edges=edges, n_records=n_records, name="res_det_labels", engine=engine
-    )
+    label_records(con, edges=edges, n_records=n_ids, name="res_id_labels", engine=engine)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE res_record_nodes AS
-        SELECT n.uid, n.node, l.label::BIGINT AS det_component
-        FROM res_record_nodes n JOIN res_det_labels l USING (node)
+        WITH labelled AS (
+            SELECT n.uid, n.node, coalesce(l.label, -1 - n.node) AS component
+            FROM res_record_nodes n
+            LEFT JOIN (SELECT DISTINCT node, first_id FROM res_record_ids) f USING (node)
+            LEFT JOIN res_id_labels l ON l.node = f.first_id
+        ),
+        smallest AS (SELECT component, min(node) AS first FROM labelled GROUP BY component)
+        SELECT uid, node, (dense_rank() OVER (ORDER BY first) - 1)::BIGINT AS det_component
+        FROM labelled JOIN smallest USING (component)
     """)
-    drop_labels(con, "res_det_labels")
-    return found
+    drop_labels(con, "res_id_labels")
+    con.execute("DROP TABLE res_record_ids")
+    found = con.execute("SELECT count(DISTINCT det_component) FROM res_record_nodes").fetchall()
+    return int(found[0][0])
 
 
 def drop_labels(con: duckdb.DuckDBPyConnection, name: str) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from splink import Linker
 from splink.internals.database_api import DatabaseAPI
@@ -219,13 +220,27 @@ class MatchModel:
             )
 
     def predict(self, candidates: pa.Table, *, engine: Engine | None = None) -> pa.Table:
-        """Every blocked pair within `candidates`, scored (with Splink on `engine`)."""
+        """Every blocked pair within `candidates`, scored (with Splink on `engine`).
+
+        Splink sees each `unique_id` as its rank among them (numbers join, sort and
+        shuffle cheaper than text, and order the same way, so that every pair keeps its
+        left and right); the pairs come back with the ids."""
+        ids = pc.take(candidates["unique_id"], pc.sort_indices(candidates["unique_id"]))
+        numbered = candidates.set_column(
+            candidates.schema.get_field_index("unique_id"),
+            "unique_id",
+            pc.index_in(candidates["unique_id"], value_set=ids),
+        )
         linker, db = _linker(
-            self.prepare(candidates), self.settings, self.term_frequencies, engine=engine
+            self.prepare(numbered), self.settings, self.term_frequencies, engine=engine
         )
         scored = linker.inference.predict()
         table = (engine or DUCKDB).to_arrow(scored, columns=PREDICTION_COLUMNS)
         release(db)
+        for side in ("unique_id_l", "unique_id_r"):
+            table = table.set_column(
+                table.schema.get_field_index(side), side, pc.take(ids, table[side])
+            )
         return table
 
     def predict_new(self, existing: pa.Table, new: pa.Table) -> pa.Table:

@@ -21,7 +21,7 @@ import socket
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import duckdb
 import pyarrow as pa
@@ -41,7 +41,20 @@ __all__ = ["SparkEngine"]
 
 _LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties").as_uri()
 _LOCAL_MASTER = re.compile(r"^local(\[(\*|\d+)(,\s*\d+)?\])?$")
+# The JIT compiles methods of any size: the whole-stage generated code of wide
+# projections (Splink's comparisons, the features' aggregations) exceeds HotSpot's 8,000
+# bytes and otherwise stays interpreted.
+_JAVA_OPTIONS = "-XX:-DontCompileHugeMethods"
 _SESSION_DEFAULTS = {
+    "spark.executor.extraJavaOptions": _JAVA_OPTIONS,
+    # Broadcast joins decided on the sizes met at run time (AQE), not on Parquet file sizes:
+    # those undercount what a table takes in memory, so that the millions of blocked pairs
+    # would be broadcast to join the few candidates.
+    "spark.sql.sources.fileCompressionFactor": "8",
+    "spark.sql.adaptive.autoBroadcastJoinThreshold": "64m",
+    # Round-robin repartitions (Splink's) without sorting every row first: their inputs
+    # are written to Parquet, so a retried task has no lineage to recompute differently.
+    "spark.sql.execution.sortBeforeRepartition": "false",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.adaptive.enabled": "true",
     "spark.ui.enabled": "false",
@@ -133,7 +146,8 @@ class SparkEngine:
             "spark.driver.memory": s.driver_memory,
             "spark.sql.shuffle.partitions": str(s.shuffle_partitions),
             "spark.sql.warehouse.dir": self.path("_spark-warehouse"),
-            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_LOG_CONFIG}",
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_LOG_CONFIG} "
+            + _JAVA_OPTIONS,
             **_SESSION_DEFAULTS,
             **s.conf,
         }
@@ -180,12 +194,12 @@ class SparkEngine:
         return splink_settings_to_spark(settings)
 
     def to_arrow(self, frame: SplinkDataFrame, *, columns: list[str]) -> pa.Table:
-        """The result written to the lake by Spark's executors and read from there."""
-        name = self.scratch(f"splink-output-{uuid.uuid4().hex[:6]}")
-        self.write(frame.as_spark_dataframe().select(*columns), name)
-        if not self._is_local:
-            return frame.as_pyarrow_table().select(columns)
-        return pq.read_table(self._local(self.path(name))).select(columns)
+        """The result read from the Parquet files Splink wrote it to (`splink_api` breaks
+        lineage with Parquet), not sent through the driver; collected when not local."""
+        files = [urlparse(f) for f in frame.as_spark_dataframe().inputFiles()]
+        if files and all(f.scheme in ("", "file") for f in files):
+            return pq.read_table([unquote(f.path) for f in files], columns=columns)
+        return frame.as_pyarrow_table().select(columns)
 
     # -- the lake -----------------------------------------------------------------------------
 
