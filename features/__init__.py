@@ -27,7 +27,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
         "definitions": ["GROUPS", "SERVICES"],
-        "objects": ["build_objects", "feature_names"],
+        "objects": ["OfflineStore", "build_objects", "feature_names"],
         "online": ["OnlineFeatures", "OnlineRows"],
         "settings": ["FeatureSettings"],
         "snapshots": [
@@ -44,6 +44,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "freshness",
             "materialize",
             "open_store",
+            "registered_offline",
             "service_features",
             "training_set",
         ],

@@ -109,4 +109,5 @@ def _repoint_feast(settings: Settings) -> None:
 
     feast_dir = settings.paths.feast.resolve()
     store = features.open_store(feast_dir=feast_dir, settings=settings.features)
-    features.apply_repo(store, feast_dir=feast_dir, settings=settings.features)
+    offline = features.registered_offline(store)  # the sources' kind stays (engine: spark)
+    features.apply_repo(store, feast_dir=feast_dir, settings=settings.features, offline=offline)

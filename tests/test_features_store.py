@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from features import (
     freshness,
     materialize,
     open_store,
+    registered_offline,
     service_features,
     snapshot_dates,
     training_set,
@@ -258,3 +260,27 @@ def test_cip_features_command(
     empty = runner.invoke(app, ["features"], env=env | {"CIP_DATA_DIR": str(tmp_path / "empty")})
     assert empty.exit_code == 1
     assert "run `cip load` first" in " ".join(empty.output.split())
+
+
+def test_a_moved_folder_keeps_the_sources_of_the_engine_that_applied_them(
+    store, settings: Settings, tmp_path: Path
+) -> None:
+    """Applied for Spark's offline store (`engine: spark`), the repo of a moved data folder
+    is re-pointed with Spark sources still, without Spark; the other engine is refused."""
+    from pipelines.relocate import LOCATION_FILE, relocate
+
+    assert registered_offline(store) == "duckdb"
+    apply_repo(store, feast_dir=settings.paths.feast, settings=SETTINGS, offline="spark")
+    assert registered_offline(store) == "spark"
+    moved = tmp_path / "moved"
+    shutil.move(settings.data_dir, moved)
+    (moved / LOCATION_FILE).write_text(f"{settings.data_dir.resolve()}\n")
+    assert relocate(settings.model_copy(update={"data_dir": moved})) == [
+        f"Feast: offline sources moved from {settings.data_dir.resolve()}"
+    ]
+    again = open_store(feast_dir=moved / "feast", settings=SETTINGS)
+    assert registered_offline(again) == "spark"
+    assert all(v.batch_source.path.startswith(str(moved)) for v in again.list_feature_views())
+    entities = pd.DataFrame({"customer_id": ["c1"], "event_timestamp": [FEB]})
+    with pytest.raises(ValueError, match="applied with engine: spark and this run has engine"):
+        training_set(again, entity_df=entities)

@@ -95,10 +95,12 @@ def test_spark_resolution_gives_the_same_customers(resolved: dict[str, Settings]
     )
 
 
-def test_spark_features_equal_duckdb_features(
+@pytest.fixture(scope="module")
+def snapshots(
     resolved: dict[str, Settings], spark_engine: SparkEngine
-) -> None:
-    """Every feature of every group at three as-of dates, from the same definitions."""
+) -> dict[str, dict[str, pd.DataFrame]]:
+    """Every group's snapshots at the last three as-of dates, built on each engine into its
+    data folder (and its Feast files); the rows by engine and table."""
     frames = {}
     for name, engine in (("duckdb", None), ("spark", spark_engine)):
         settings = resolved[name]
@@ -123,12 +125,72 @@ def test_spark_features_equal_duckdb_features(
         finally:
             con.close()
     spark_engine.cleanup()
-    for table, duck in frames["duckdb"].items():
-        spark = frames["spark"][table]
+    return frames
+
+
+def test_spark_features_equal_duckdb_features(
+    snapshots: dict[str, dict[str, pd.DataFrame]],
+) -> None:
+    """Every feature of every group at three as-of dates, from the same definitions."""
+    for table, duck in snapshots["duckdb"].items():
+        spark = snapshots["spark"][table]
         assert len(duck) > 100, table
         assert list(spark.columns) == list(duck.columns), table
         assert spark.dtypes.tolist() == duck.dtypes.tolist(), table
         pd.testing.assert_frame_equal(spark, duck, check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def test_training_sets_through_feasts_spark_offline_store_equal_duckdbs(
+    resolved: dict[str, Settings],
+    snapshots: dict[str, dict[str, pd.DataFrame]],
+    spark_engine: SparkEngine,
+    tmp_path: Path,
+) -> None:
+    """The same entity rows, point in time, through Feast's DuckDB and Spark offline stores
+    over the same snapshot files: the same rows and values, nulls where nothing is known
+    (before the first snapshot, past the TTL, unknown customers)."""
+    settings = resolved["duckdb"]
+    orders = snapshots["duckdb"]["customer_order_features"]
+    dates = sorted(orders["event_timestamp"].unique())
+    customers = sorted(orders["customer_id"].unique())[::3] + ["nobody"]
+    ttl = pd.Timedelta(days=settings.features.ttl_days)
+    moments = [
+        *dates,
+        dates[0] + pd.Timedelta(days=10, hours=5),
+        dates[-1] + ttl,
+        dates[-1] + ttl + pd.Timedelta(seconds=1),
+        dates[0] - pd.Timedelta(days=1),
+    ]
+    entities = pd.DataFrame(
+        [(c, m, n) for n, (c, m) in enumerate((c, m) for m in moments for c in customers)],
+        columns=["customer_id", "event_timestamp", "label"],
+    ).sample(frac=1, random_state=5)
+    out = {}
+    for name, engine in (("duckdb", None), ("spark", spark_engine)):
+        feast_dir = tmp_path / name
+        feast_dir.mkdir()
+        for table in snapshots["duckdb"]:
+            shutil.copy(settings.paths.feast / f"{table}.parquet", feast_dir)
+        store = features.open_store(feast_dir=feast_dir, settings=settings.features, engine=engine)
+        features.apply_repo(store, feast_dir=feast_dir, settings=settings.features)
+        assert features.registered_offline(store) == store.config.offline_store.type == name
+        out[name] = features.training_set(store, entity_df=entities, service="churn_v1")
+    staged = Path(spark_engine.path(spark_engine.scratch("feast")))
+    assert any(staged.iterdir())  # Spark wrote the result to the lake, not through the driver
+    spark_engine.cleanup()
+    duck, spark = out["duckdb"], out["spark"]
+    assert len(duck) == len(entities) > 1_000
+    assert list(duck.index) == list(spark.index) == list(entities.index)
+    assert list(spark.columns) == list(duck.columns)
+    pd.testing.assert_frame_equal(spark, duck, check_exact=False, rtol=1e-9, atol=1e-9)
+    known = duck["orders_total"].notna()
+    assert known.sum() > 200 and (~known).sum() > 200
+    late = duck["event_timestamp"] > dates[-1] + ttl
+    assert late.any() and duck.loc[late, "orders_total"].isna().all()  # the TTL, both stores
+    assert duck.loc[duck["event_timestamp"] == dates[-1] + ttl, "orders_total"].notna().any()
+    other = features.open_store(feast_dir=tmp_path / "spark", settings=settings.features)
+    with pytest.raises(ValueError, match="applied with engine: spark.*CIP_ENGINE"):
+        features.training_set(other, entity_df=entities, service="churn_v1")
 
 
 def test_components_on_spark_match_scipy_on_a_deep_graph(spark_engine: SparkEngine) -> None:

@@ -14,6 +14,7 @@ import features
 import models
 import warehouse
 from pipelines.config import Settings
+from pipelines.engines import engine_for
 from pipelines.flows.progress import Progress, silent
 from pipelines.tracking import use_mlflow
 
@@ -55,9 +56,12 @@ def run(
         trials += 1
         progress("search", done=trials)
 
+    engine = engine_for(settings)
     con = warehouse.connect(settings.paths.warehouse)
     try:
-        store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
+        store = features.open_store(
+            feast_dir=settings.paths.feast, settings=settings.features, engine=engine
+        )
         result = models.run_backtest(
             con,
             store=store,
@@ -72,6 +76,8 @@ def run(
         progress("measured", done=trials)
     finally:
         con.close()
+        if engine is not None:
+            engine.cleanup()  # the training sets Spark staged in the lake
     use_mlflow(settings, EXPERIMENT)
     with mlflow.start_run(run_name=f"backtest {as_of} + {horizon_days} d") as run:
         mlflow.log_params(

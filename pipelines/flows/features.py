@@ -58,37 +58,39 @@ def run(
     feast_dir, config = settings.paths.feast, settings.features
     steps = len(features.GROUPS) + 2
     engine = engine_for(settings)
-    con = warehouse.connect(settings.paths.warehouse)
     try:
-        schedule = features.default_schedule(con, settings=config)
-        built = set(features.snapshot_dates(con)) if only_new else set()
-        dates = [d for d in schedule if d not in built]
-        groups: list[str] = []
+        con = warehouse.connect(settings.paths.warehouse)
+        try:
+            schedule = features.default_schedule(con, settings=config)
+            built = set(features.snapshot_dates(con)) if only_new else set()
+            dates = [d for d in schedule if d not in built]
+            groups: list[str] = []
 
-        def on_group(name: str) -> None:
-            groups.append(name)
-            progress(f"snapshots: {name}", done=len(groups), total=steps)
+            def on_group(name: str) -> None:
+                groups.append(name)
+                progress(f"snapshots: {name}", done=len(groups), total=steps)
 
-        snapshots = features.build_snapshots(
-            con,
-            as_of=dates,
-            feast_dir=feast_dir,
-            settings=config,
-            replace=not only_new,
-            on_group=on_group,
-            engine=engine,
-        )
-        latest = max(features.snapshot_dates(con))
+            snapshots = features.build_snapshots(
+                con,
+                as_of=dates,
+                feast_dir=feast_dir,
+                settings=config,
+                replace=not only_new,
+                on_group=on_group,
+                engine=engine,
+            )
+            latest = max(features.snapshot_dates(con))
+        finally:
+            con.close()
+        progress("feast apply", done=steps - 2, total=steps)
+        store = features.open_store(feast_dir=feast_dir, settings=config, engine=engine)
+        views = features.apply_repo(store, feast_dir=feast_dir, settings=config)
+        progress(f"materialize ({config.online_store})", done=steps - 1, total=steps)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            fresh = features.materialize(store, until=latest, incremental=only_new)  # Feast prints
     finally:
-        con.close()
         if engine is not None:
-            engine.cleanup()
-    progress("feast apply", done=steps - 2, total=steps)
-    store = features.open_store(feast_dir=feast_dir, settings=config)
-    views = features.apply_repo(store, feast_dir=feast_dir, settings=config)
-    progress(f"materialize ({config.online_store})", done=steps - 1, total=steps)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        fresh = features.materialize(store, until=latest, incremental=only_new)  # Feast prints
+            engine.cleanup()  # Spark's scratch: the snapshots' inputs, Feast's staged reads
     progress("features ready", done=steps, total=steps)
     until = min((f.until for f in fresh if f.until is not None), default=None)
     return FeaturesOutcome(dates, snapshots, views, config.online_store, until)

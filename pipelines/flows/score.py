@@ -19,6 +19,7 @@ import features
 import models
 import warehouse
 from pipelines.config import Settings
+from pipelines.engines import engine_for
 from pipelines.flows.progress import Progress, silent
 from pipelines.tracking import tracking_uri
 
@@ -63,13 +64,16 @@ def run(
     began = time.perf_counter()
     progress("loading the champions", done=0, total=3)
     champions = models.load_champions(tracking_uri=tracking_uri(settings))
+    engine = engine_for(settings)
     con = warehouse.connect(settings.paths.warehouse)
     try:
         orders = models.orders_sql(include_fragments=ms.include_fragments)
         as_of = as_of or models.data_span(con, orders=orders)[1]
         cutoff = models.visible_until(as_of)
         progress("features at the as-of date (Feast, point in time)", done=1, total=3)
-        store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
+        store = features.open_store(
+            feast_dir=settings.paths.feast, settings=settings.features, engine=engine
+        )
         services = dict.fromkeys(m.feature_service for m in champions.models)
         examples = models.examples_with_features(
             con,
@@ -108,6 +112,8 @@ def run(
         progress("scored", done=3, total=3)
     finally:
         con.close()
+        if engine is not None:
+            engine.cleanup()  # the training sets Spark staged in the lake
     return ScoreOutcome(
         scoring_id=scoring_id,
         as_of=as_of,

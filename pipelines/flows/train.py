@@ -18,6 +18,7 @@ import features
 import models
 import warehouse
 from pipelines.config import Settings
+from pipelines.engines import engine_for
 from pipelines.flows.progress import Progress, silent
 from pipelines.tracking import use_mlflow
 
@@ -75,9 +76,12 @@ def run(
         trials += 1
         progress("search", done=trials)
 
+    engine = engine_for(settings)
     con = warehouse.connect(settings.paths.warehouse)
     try:
-        store = features.open_store(feast_dir=settings.paths.feast, settings=settings.features)
+        store = features.open_store(
+            feast_dir=settings.paths.feast, settings=settings.features, engine=engine
+        )
         fitted = models.fit_models(
             con,
             store=store,
@@ -93,6 +97,8 @@ def run(
         population = models.population_counts(con, before=models.visible_until(as_of))
     finally:
         con.close()
+        if engine is not None:
+            engine.cleanup()  # the training sets Spark staged in the lake
     uri = use_mlflow(settings, EXPERIMENT)
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     decisions = {}
