@@ -45,8 +45,8 @@ def jar() -> str:
             _build(target)
         except OSError as error:
             raise EngineError(
-                f"cannot write {target} ({error.strerror or error}): engine: spark keeps "
-                "DuckDB's Jaro-Winkler for Spark there; set XDG_CACHE_HOME to a writable folder"
+                f"engine: spark could not build {target} ({error.strerror or error}), its "
+                "Jaro-Winkler with DuckDB's meaning; set XDG_CACHE_HOME to a writable folder"
             ) from None
     return str(target)
 
@@ -76,12 +76,13 @@ def _javac() -> str:
 def _build(target: Path) -> None:
     import pyspark
 
+    javac = _javac()
     classpath = Path(pyspark.__file__).parent / "jars" / "*"
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         classes = Path(work, "classes")
         compiled = subprocess.run(
-            [_javac(), "--release", "17", "-cp", str(classpath), "-d", str(classes), _SOURCE],
+            [javac, "--release", "17", "-cp", str(classpath), "-d", str(classes), _SOURCE],
             capture_output=True,
             text=True,
         )
