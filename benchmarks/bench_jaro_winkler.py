@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -109,6 +110,7 @@ def main() -> None:
         ).first()
         checks.append((function, row.same, row.close, row.level))
     engine.stop()
+    shutil.rmtree(work)
 
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"{n:,} pairs x {len(COLUMNS)} columns, local[2], {args.repeats} passes, load {load}")
