@@ -26,8 +26,10 @@ import resolution
 import warehouse
 from pipelines.config import Settings
 from resolution.graph import components, label_records
+from warehouse.dialect import to_spark
 from warehouse.engine import EngineError, SparkSettings
 from warehouse.spark import SparkEngine
+from warehouse.spark_udf import jar
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
@@ -215,6 +217,91 @@ def test_components_on_spark_match_scipy_on_a_deep_graph(spark_engine: SparkEngi
     expected = components(652, left, right)[:n_records]
     assert spark_labels == expected.tolist()
     assert found == len(set(expected)) == 1 + 1 + 50 + 100  # path, star, pairs, alone
+
+
+def _name_pairs(n: int, seed: int = 16) -> list[tuple[int, str | None, str | None]]:
+    """Pairs of names as records hold them: typos, transpositions, other names, unicode
+    (accents, combining marks, characters beyond 16 bits), long, short, empty and NULL."""
+    rng = np.random.default_rng(seed)
+    names = [
+        "riley", "reilly", "baker", "parker", "martha", "marhta", "dixon", "dicksonx",
+        "jonathan", "johnathan", "catherine", "kathryn", "o'neill", "oneil", "smith-jones",
+        "josé", "jose", "zoë", "müller", "mueller", "søren", "łukasz", "françois", "nguyễn",
+        "straße", "strasse", "李小龍", "李小龙", "cafe\u0301", "café", "😀ann", "ann😀",
+        "a", "b", "ab", "ba", "abc", "",
+        "42 high street, flat 3, little snoring, norfolk nr21 0ab, united kingdom",
+        "42 high st, flat 3, little snoring, norfolk nr21 0ab, united kingdom of gb",
+    ]  # fmt: skip
+    alphabet = list("abcdeilmnorsty é😀")
+
+    def typo(word: str) -> str:
+        chars = list(word)
+        kind = rng.integers(5)
+        at = int(rng.integers(len(chars))) if chars else 0
+        if kind == 0 and len(chars) > 1:  # transpose neighbours
+            at = min(at, len(chars) - 2)
+            chars[at], chars[at + 1] = chars[at + 1], chars[at]
+        elif kind == 1 and chars:
+            del chars[at]
+        elif kind == 2:
+            chars.insert(at, str(rng.choice(alphabet)))
+        elif kind == 3 and chars:
+            chars[at] = str(rng.choice(alphabet))
+        else:  # a far move: a letter shifted by a few places
+            if chars:
+                chars.insert(min(len(chars), at + 3), chars.pop(at))
+        return "".join(chars)
+
+    pairs = []
+    for i in range(n):
+        a = str(rng.choice(names))
+        b = str(rng.choice(names)) if rng.random() < 0.3 else a
+        for _ in range(int(rng.integers(3))):
+            b = typo(b)
+        if rng.random() < 0.5:
+            a, b = b, a
+        pairs.append((i, a if rng.random() > 0.02 else None, b if rng.random() > 0.02 else None))
+    return pairs
+
+
+def test_spark_jaro_winkler_is_duckdbs(spark_engine: SparkEngine) -> None:
+    """The Spark SQL the dialect writes for `jaro_winkler_similarity` gives DuckDB's values,
+    to the last bit (a pair at a level's threshold stays on its side), on pairs where
+    Splink's Spark `jaro_winkler` does not."""
+    pairs = _name_pairs(4000)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE pairs (id INTEGER, a VARCHAR, b VARCHAR)")
+    con.executemany("INSERT INTO pairs VALUES (?, ?, ?)", pairs)
+    query = "SELECT jaro_winkler_similarity(a, b) FROM pairs ORDER BY id"
+    duck = [v for (v,) in con.execute(query).fetchall()]
+    spark_engine.splink_api()  # registers Splink's functions, for the comparison below
+    frame = spark_engine.session().createDataFrame(pairs, "id INT, a STRING, b STRING")
+    rows = frame.selectExpr(
+        "id", f"{to_spark('jaro_winkler_similarity(a, b)')} AS ours", "jaro_winkler(a, b) AS splink"
+    ).collect()
+    rows.sort(key=lambda row: row.id)
+    ours = [row.ours for row in rows]
+    assert sum(v is None for v in duck) > 50
+    wrong = [
+        (pair, mine, theirs)
+        for pair, mine, theirs in zip(pairs, ours, duck, strict=True)
+        if mine != theirs
+    ]
+    assert not wrong, wrong[:5]
+    splink_differs = sum(
+        abs(row.splink - value) > 1e-9
+        for row, value in zip(rows, duck, strict=True)
+        if value is not None
+    )
+    assert splink_differs > 100  # the pairs tell the two counts of transpositions apart
+
+
+def test_spark_without_javac_says_what_is_missing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing built yet
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(EngineError, match=r"no `javac`.*JDK 17"):
+        jar()
 
 
 def test_spark_that_cannot_run_names_the_setting(tmp_path: Path, monkeypatch) -> None:

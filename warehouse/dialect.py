@@ -9,7 +9,8 @@ same meaning (each fix says what DuckDB means):
 - `epoch(ts)` keeps fractions of a second;
 - `list(DISTINCT x ORDER BY x)` is a sorted set; `len(list)` the list's size;
 - `json_extract_string(j, '$[*].f')` is the list of `f` of every element;
-- `jaro_winkler_similarity` is Splink's `jaro_winkler` function on Spark;
+- `jaro_winkler_similarity` is DuckDB's function built for Spark (`warehouse.spark_udf`;
+  Splink's `jaro_winkler` counts transpositions otherwise);
 - `json_group_object(k, v)`, `count(DISTINCT (a, b))`, `UNPIVOT (...) ON ... INTO NAME
   ... VALUE ...` and a lambda's `w[1]`, `w[2:]` (1-based) have Spark spellings.
 """
@@ -22,6 +23,8 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
+
+from warehouse.spark_udf import JARO_WINKLER
 
 __all__ = ["splink_settings_to_spark", "to_spark"]
 
@@ -56,8 +59,8 @@ def _before_parsing(sql: str) -> str:
 
 def _fix(node: exp.Expression) -> exp.Expression:
     """Tree fixes after parsing DuckDB (visited from the root down)."""
-    if isinstance(node, exp.JarowinklerSimilarity):  # Splink's Spark function of that name
-        return exp.Anonymous(this="jaro_winkler", expressions=[node.this, node.expression])
+    if isinstance(node, exp.JarowinklerSimilarity):
+        return exp.Anonymous(this=JARO_WINKLER, expressions=[node.this, node.expression])
     if isinstance(node, exp.Filter) and _sorted_set(node.this) is not None:
         values = node.this.this.this.expressions
         chosen = exp.Filter(

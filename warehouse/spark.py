@@ -31,6 +31,7 @@ from warehouse.database import literal
 from warehouse.dialect import splink_settings_to_spark
 from warehouse.engine import EngineError, EngineName, SparkSettings
 from warehouse.lake import raw_folder
+from warehouse.spark_udf import jar, register
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -142,7 +143,7 @@ class SparkEngine:
 
         s = self.settings
         conf = {
-            "spark.jars": similarity_jar_location(),  # Splink's string similarity functions
+            "spark.jars": f"{similarity_jar_location()},{jar()}",  # Splink's, DuckDB's JW
             "spark.driver.memory": s.driver_memory,
             "spark.sql.shuffle.partitions": str(s.shuffle_partitions),
             "spark.sql.warehouse.dir": self.path("_spark-warehouse"),
@@ -164,6 +165,7 @@ class SparkEngine:
                 "spark.master and spark.conf (CIP_SPARK__...), or set engine: duckdb."
             ) from None
         session.sparkContext.setLogLevel("ERROR")
+        register(session)
         session.sparkContext.setCheckpointDir(self.path(f"_scratch/{self.run}/checkpoints"))
         self._session = session
         return session
