@@ -88,7 +88,8 @@ class SparkEngine:
             raise EngineError(
                 "engine: spark needs a Java runtime (17 or later) and none was found (no "
                 "`java` on PATH, JAVA_HOME unset or wrong). Install one (Debian: apt-get "
-                "install openjdk-17-jre-headless) or set engine: duckdb (CIP_ENGINE)."
+                "install openjdk-17-jdk-headless: a JDK, whose javac builds one function) or "
+                "set engine: duckdb (CIP_ENGINE)."
             )
         master = self.settings.master
         if master.startswith("spark://"):
