@@ -7,10 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +19,9 @@ import pytest
 os.environ.setdefault("COLUMNS", "200")
 
 from pipelines.config import Settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from warehouse.schemas import Source
 
 
 @pytest.fixture
@@ -156,6 +160,31 @@ def segment_world(settings: Settings) -> Path:
             "(SELECT scoring_id FROM scores ORDER BY scored_at DESC LIMIT 1)"
         )
     return path
+
+
+def raw_values(
+    settings: Settings, customer_id: str, columns: Callable[[Source], list[str]]
+) -> set[str]:
+    """The values (stripped, as text) that the SQL `columns(source)` give on every raw
+    record the identity map gives `customer_id`: what an erasure must leave nowhere."""
+    import duckdb
+
+    from warehouse.sources import SOURCES
+
+    found: set[str] = set()
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        for source in SOURCES.values():
+            selects = columns(source)
+            if not selects:
+                continue
+            rows = con.execute(
+                f"SELECT {', '.join(f'CAST(({s}) AS VARCHAR)' for s in selects)} "
+                f"FROM {source.table} WHERE CAST({source.key} AS VARCHAR) IN (SELECT record_key "
+                "FROM identity_map WHERE customer_id = ? AND source = ?)",
+                [customer_id, source.name],
+            ).fetchall()
+            found |= {v.strip() for row in rows for v in row if v and v.strip()}
+    return found
 
 
 def write_orders_history(settings: Settings) -> Path:

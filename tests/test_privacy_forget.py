@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import raw_values
 
 import warehouse
 from pipelines import flows
@@ -22,6 +23,7 @@ from pipelines.config import Settings
 from pipelines.flows import privacy
 from pipelines.flows.privacy import Identifier
 from pipelines.relocate import relocate
+from warehouse.schemas import Source
 from warehouse.scrub import Tokens, scrub_file
 from warehouse.sources import SOURCES
 
@@ -68,24 +70,15 @@ def _person(settings: Settings) -> str:
 
 def _needles(settings: Settings, customer_id: str) -> set[str]:
     """The person's e-mails, phones and full names as every raw record of theirs writes them."""
-    needles: set[str] = set()
-    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
-        for source in SOURCES.values():
-            roles = [r for r in ("email", "phone") if r in source.records]
-            if {"first_name", "last_name"} <= set(source.records):
-                first, last = source.records["first_name"], source.records["last_name"]
-                roles.append(f"concat_ws(' ', {first}, {last})")
-            selects = [source.records.get(r, r) for r in roles]
-            if not selects:
-                continue
-            rows = con.execute(
-                f"SELECT {', '.join(f'CAST(({s}) AS VARCHAR)' for s in selects)} "
-                f"FROM {source.table} WHERE CAST({source.key} AS VARCHAR) IN (SELECT record_key "
-                "FROM identity_map WHERE customer_id = ? AND source = ?)",
-                [customer_id, source.name],
-            ).fetchall()
-            needles |= {v.strip() for row in rows for v in row if v and v.strip()}
-    return needles
+
+    def columns(source: Source) -> list[str]:
+        selects = [source.records[r] for r in ("email", "phone") if r in source.records]
+        if {"first_name", "last_name"} <= set(source.records):
+            first, last = source.records["first_name"], source.records["last_name"]
+            selects.append(f"concat_ws(' ', {first}, {last})")
+        return selects
+
+    return raw_values(settings, customer_id, columns)
 
 
 def _files_holding(root: Path, needles: set[str]) -> dict[str, list[str]]:

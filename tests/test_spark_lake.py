@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from conftest import raw_values
 
 import resolution
 import warehouse
@@ -201,25 +202,20 @@ def test_linked_sources_on_spark_from_the_lake_equal_duckdbs(
 def _needles(settings: Settings) -> tuple[str, set[str]]:
     """The customer with the most records: an e-mail of theirs, and the e-mails and phones
     as their raw records write them, and their record keys."""
-    needles = set()
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
         ((customer, email),) = con.execute(
             "SELECT customer_id, min(id_value) FROM customer_identifiers "
             "WHERE id_type = 'email' AND customer_id = (SELECT customer_id FROM identity_map "
             "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1) GROUP BY 1"
         ).fetchall()
-        for source in SOURCES.values():
-            values = [source.key] + [
-                source.records[r] for r in ("email", "phone") if r in source.records
-            ]
-            rows = con.execute(
-                f"SELECT {', '.join(f'CAST(({v}) AS VARCHAR)' for v in values)} "
-                f"FROM {source.table} WHERE CAST({source.key} AS VARCHAR) IN (SELECT "
-                "record_key FROM identity_map WHERE customer_id = ? AND source = ?)",
-                [customer, source.name],
-            ).fetchall()
-            needles |= {v.strip().lower() for row in rows for v in row if v and v.strip()}
-    return email, needles
+    values = raw_values(
+        settings,
+        customer,
+        lambda source: (
+            [source.key] + [source.records[r] for r in ("email", "phone") if r in source.records]
+        ),
+    )
+    return email, {v.lower() for v in values}
 
 
 def _in_lake(root: Path, needles: set[str]) -> set[str]:
