@@ -130,7 +130,7 @@ class SparkEngine:
             raise EngineError(
                 f"spark.location={self.location}: the lake is not writable "
                 f"({error.strerror or error}). Point spark.location (CIP_SPARK__LOCATION) "
-                "at a folder this user can write, or at an object store URI."
+                "at a folder this user can write."
             ) from None
         return folder
 
