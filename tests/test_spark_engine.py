@@ -3,8 +3,9 @@
 On a small generated universe, resolution with the identity graph's components and
 Splink's scoring on Spark (`local[2]`) yields the same customers, record for record, as
 DuckDB, and the feature snapshots built on Spark hold the same values; the connected
-components agree with scipy's on a graph of long diameter; and a Spark that cannot run
-here says which setting to change, without a JVM trace. One Spark session serves the
+components agree with scipy's on a graph of long diameter; a second driver maps the
+classes the first one archived; and a Spark that cannot run here says which setting to
+change, without a JVM trace. One Spark session serves the
 module (`spark_engine`); its tests share one xdist group (`--dist loadgroup`).
 """
 
@@ -294,6 +295,37 @@ def test_spark_jaro_winkler_is_duckdbs(spark_engine: SparkEngine) -> None:
         if value is not None
     )
     assert splink_differs > 100  # the pairs tell the two counts of transpositions apart
+
+
+_START_AND_SAY_IF_MAPPED = """
+import sys
+from pyspark import SparkContext
+from warehouse.engine import SparkSettings
+from warehouse.spark import SparkEngine
+engine = SparkEngine(SparkSettings(master="local[1]", driver_memory="512m"), location=sys.argv[1])
+assert engine.session().range(10).count() == 10
+maps = open(f"/proc/{SparkContext._gateway.proc.pid}/maps").read()
+print("mapped" if "spark-classes-" in maps else "not mapped")
+"""
+
+
+def test_a_second_spark_start_maps_the_classes_the_first_archived(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    cache = tmp_path / "cache" / "cip"
+    said = []
+    for _ in range(2):
+        run = subprocess.run(
+            [sys.executable, "-c", _START_AND_SAY_IF_MAPPED, str(tmp_path / "lake")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stderr
+        assert "cds" not in run.stderr.lower() and "Traceback" not in run.stderr, run.stderr
+        said.append(run.stdout.strip())
+        assert [p.suffix for p in cache.glob("spark-classes-*")] == [".jsa"]  # no partial
+    assert said == ["not mapped", "mapped"]
 
 
 def test_spark_without_javac_says_what_is_missing(tmp_path: Path, monkeypatch) -> None:

@@ -27,6 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse.class_sharing import driver_options
 from warehouse.database import literal
 from warehouse.dialect import splink_settings_to_spark
 from warehouse.engine import EngineError, EngineName, SparkSettings
@@ -53,6 +54,8 @@ _SESSION_DEFAULTS = {
     # would be broadcast to join the few candidates.
     "spark.sql.sources.fileCompressionFactor": "8",
     "spark.sql.adaptive.autoBroadcastJoinThreshold": "64m",
+    # A join whose shuffled partitions are all small hashes one side instead of sorting both.
+    "spark.sql.adaptive.maxShuffledHashJoinLocalMapThreshold": "64m",
     # Round-robin repartitions (Splink's) without sorting every row first: their inputs
     # are written to Parquet, so a retried task has no lineage to recompute differently.
     "spark.sql.execution.sortBeforeRepartition": "false",
@@ -64,6 +67,18 @@ _SESSION_DEFAULTS = {
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
 }
+
+
+def _java() -> str | None:
+    """The `java` Spark will run (JAVA_HOME's, else the PATH's) and its time; None if none."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and Path(java_home, "bin", "java").exists():
+        java = Path(java_home, "bin", "java").resolve()
+    elif found := shutil.which("java"):
+        java = Path(found).resolve()
+    else:
+        return None
+    return f"{java}@{java.stat().st_mtime_ns}"  # an upgraded JDK is another runtime
 
 
 class SparkEngine:
@@ -82,9 +97,7 @@ class SparkEngine:
 
     def check(self) -> None:
         """Refuse, naming the setting, what would otherwise fail deep inside the JVM."""
-        java_home = os.environ.get("JAVA_HOME")
-        has_java = bool(java_home) and Path(java_home, "bin", "java").exists()
-        if not has_java and shutil.which("java") is None:
+        if _java() is None:
             raise EngineError(
                 "engine: spark needs a Java runtime (17 or later) and none was found (no "
                 "`java` on PATH, JAVA_HOME unset or wrong). Install one (Debian: apt-get "
@@ -139,17 +152,20 @@ class SparkEngine:
         if self._session is not None:
             return self._session
         self.check()
+        import pyspark
         from pyspark.sql import SparkSession
         from splink.backends.spark import similarity_jar_location
 
         s = self.settings
+        jars = f"{similarity_jar_location()},{jar()}"  # Splink's, DuckDB's Jaro-Winkler
+        classes = driver_options(f"{_java()}|{pyspark.__version__}|{jars}|{_JAVA_OPTIONS}")
         conf = {
-            "spark.jars": f"{similarity_jar_location()},{jar()}",  # Splink's, DuckDB's JW
+            "spark.jars": jars,
             "spark.driver.memory": s.driver_memory,
             "spark.sql.shuffle.partitions": str(s.shuffle_partitions),
             "spark.sql.warehouse.dir": self.path("_spark-warehouse"),
             "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_LOG_CONFIG} "
-            + _JAVA_OPTIONS,
+            f"{_JAVA_OPTIONS} {classes}",
             **_SESSION_DEFAULTS,
             **s.conf,
         }

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from warehouse.class_sharing import cache_folder
 from warehouse.engine import EngineError
 
 if TYPE_CHECKING:
@@ -38,8 +39,7 @@ def jar() -> str:
     """The jar of `JaroWinkler.java`, compiled on first use (an `EngineError` naming
     what is missing if there is no `javac`)."""
     source = _SOURCE.read_bytes()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cip"
-    target = cache / f"jaro-winkler-{hashlib.sha256(source).hexdigest()[:16]}.jar"
+    target = cache_folder() / f"jaro-winkler-{hashlib.sha256(source).hexdigest()[:16]}.jar"
     if not target.exists():
         try:
             _build(target)
