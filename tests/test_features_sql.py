@@ -304,6 +304,27 @@ def test_rebuilding_is_idempotent_and_replace_keeps_only_given_dates(
     assert exported == [(LATER,)]
 
 
+def test_days_and_categories_count_once_and_only_before_the_snapshot(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    no_category = json.dumps([{"sku": "gift-card", "quantity": 1, "unit_price": 5}])
+    rows = [
+        order("d1", "2025-05-02 18:00", 10, customer="c4", items=items("a", "b")),
+        order("d2", "2025-05-02 09:00", 20, customer="c4", items=items("b")),  # same day
+        order("d3", "2025-06-20", 30, customer="c4", items=no_category),
+        order("d4", "2025-06-30 23:00", 40, customer="c4", items=items("b", "c")),
+        order("d5", "2025-07-15", 50, customer="c4", items=items("a", "d")),  # after AS_OF
+    ]
+    insert(con, "orders", rows)
+    build_snapshots(
+        con, as_of=[AS_OF, LATER], feast_dir=tmp_path / "feast", settings=FeatureSettings()
+    )
+    first, later = (snapshot(con, "order", "c4", at) for at in (AS_OF, LATER))
+    assert (first["purchase_days"], first["category_breadth"]) == (3, 3)
+    assert first["repeat_purchase_value"] == 35.0  # (30 + 40) over the two later days
+    assert (later["purchase_days"], later["category_breadth"]) == (4, 4)
+
+
 def test_fresh_snapshots_are_reused_until_data_is_loaded_or_definitions_change(
     built: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
