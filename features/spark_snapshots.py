@@ -56,10 +56,11 @@ def prepare(con: duckdb.DuckDBPyConnection, *, engine: SparkEngine, as_of: list[
         engine.export(
             con, query=f"SELECT * FROM {PROFILES}", name=engine.scratch(PROFILES)
         ).createOrReplaceTempView(PROFILES)
-    # A frame made from Python rows has no size Spark can see: without the hint, the rows x
-    # dates join would be a cartesian product, or would broadcast the rows.
-    dates = spark.createDataFrame([(d,) for d in as_of], "as_of TIMESTAMP").hint("broadcast")
-    dates.createOrReplaceTempView(DATES)
+    # An inline table, not a frame of Python rows: Spark knows its size (the rows x dates
+    # join broadcasts it, where Python rows made a cartesian product) and reads it without
+    # starting Python workers.
+    values = ", ".join(f"(TIMESTAMP_NTZ '{d:%Y-%m-%d %H:%M:%S.%f}')" for d in as_of)
+    spark.sql(f"SELECT * FROM VALUES {values} AS dates(as_of)").createOrReplaceTempView(DATES)
 
 
 def insert(
