@@ -10,8 +10,9 @@ Spark JVM), the peak resident memory of the process tree (sampled every 0.2 s: P
 and the JVM) and of the Spark JVM (the driver) alone, whether the two engines' identity
 maps are the same, and the wall and CPU seconds and peak memory of each step
 (`step_timer`; CPU of Python and DuckDB apart from the JVM's). `--duckdb-memory` sets
-DuckDB's `memory_limit` (per database) in the measured process. Run from the repository
-root:
+DuckDB's `memory_limit` (per database) in the measured process. The Spark driver maps its
+classes from the archive the first Spark run of the machine leaves in `~/.cache/cip`
+(`warehouse.class_sharing`): that first run is slower. Run from the repository root:
 
     .venv/bin/python benchmarks/bench_spark.py --records 1000000
 """
