@@ -27,6 +27,7 @@ import resolution
 import warehouse
 from pipelines.config import Settings
 from resolution.graph import components, label_records
+from warehouse.class_sharing import driver_options
 from warehouse.dialect import to_spark
 from warehouse.engine import EngineError, SparkSettings
 from warehouse.spark import SparkEngine
@@ -326,6 +327,23 @@ def test_a_second_spark_start_maps_the_classes_the_first_archived(tmp_path: Path
         said.append(run.stdout.strip())
         assert [p.suffix for p in cache.glob("spark-classes-*")] == [".jsa"]  # no partial
     assert said == ["not mapped", "mapped"]
+
+
+def test_a_first_start_removes_what_killed_runs_left_of_the_archive(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    written = Path(driver_options("a key").split()[0].split("=", 1)[1])  # ArchiveClassesAtExit
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    left = {
+        pid: written.with_name(written.name.replace(f".{os.getpid()}.", f".{pid}."))
+        for pid in (finished.pid, os.getppid())  # a killed run's, a running one's
+    }
+    for partial in left.values():
+        partial.write_bytes(b"half an archive")
+    driver_options("a key")
+    assert [pid for pid, partial in left.items() if partial.exists()] == [os.getppid()]
 
 
 def test_spark_without_javac_says_what_is_missing(tmp_path: Path, monkeypatch) -> None:

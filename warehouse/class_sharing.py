@@ -7,8 +7,10 @@ and later). `driver_options(key)` gives the driver's JVM options: when the archi
 `key` (what the classes depend on: the JDK, pyspark, the jars) is cached, the JVM maps it;
 otherwise this session's JVM writes it when it exits, at the end of the Python process,
 under a name of its own that the process renames when the JVM is gone (so that a reader
-never sees half an archive, and two first runs do not write one file). Archives live
-beside the Jaro-Winkler jar (`cache_folder`).
+never sees half an archive, and two first runs do not write one file). A process that
+does not exit normally (killed; pytest-xdist's workers) keeps no archive: its JVM still
+writes the partial file, which the next start deletes, and that start records again.
+Archives live beside the Jaro-Winkler jar (`cache_folder`).
 """
 
 from __future__ import annotations
@@ -41,11 +43,26 @@ def driver_options(key: str) -> str:
         archive.parent.mkdir(parents=True, exist_ok=True)
     except OSError:
         return ""  # no cache folder: the JVM starts as it would without one
+    _remove_orphans(archive)
     partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
     if partial not in _written:
         _written.add(partial)
         atexit.register(_keep, partial, archive)
     return f"-XX:ArchiveClassesAtExit={partial} {_QUIET}"
+
+
+def _remove_orphans(archive: Path) -> None:
+    """Delete what killed processes left half-written of `archive` (each is ~200 MB)."""
+    for partial in archive.parent.glob(f"{archive.name}.*.partial"):
+        pid = partial.name.removeprefix(f"{archive.name}.").removesuffix(".partial")
+        if not pid.isdigit() or int(pid) in (0, os.getpid()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass  # alive, another user's
 
 
 def _keep(partial: Path, archive: Path) -> None:
