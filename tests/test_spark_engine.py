@@ -329,21 +329,26 @@ def test_a_second_spark_start_maps_the_classes_the_first_archived(tmp_path: Path
     assert said == ["not mapped", "mapped"]
 
 
-def test_a_first_start_removes_what_killed_runs_left_of_the_archive(
+def test_a_start_keeps_the_archive_a_killed_run_left_whole_and_deletes_the_rest(
     tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     written = Path(driver_options("a key").split()[0].split("=", 1)[1])  # ArchiveClassesAtExit
-    finished = subprocess.Popen(["true"])
-    finished.wait()
-    left = {
-        pid: written.with_name(written.name.replace(f".{os.getpid()}.", f".{pid}."))
-        for pid in (finished.pid, os.getppid())  # a killed run's, a running one's
-    }
-    for partial in left.values():
-        partial.write_bytes(b"half an archive")
-    driver_options("a key")
-    assert [pid for pid, partial in left.items() if partial.exists()] == [os.getppid()]
+    archive = written.with_name(written.name.removesuffix(f".{os.getpid()}.partial"))
+    finished = [subprocess.Popen(["true"]) for _ in range(2)]
+    for process in finished:
+        process.wait()
+    whole, half, running = (
+        written.with_name(written.name.replace(f".{os.getpid()}.", f".{pid}."))
+        for pid in (finished[0].pid, finished[1].pid, os.getppid())
+    )
+    whole.write_bytes((0xF00BABA8).to_bytes(4, "little") + b" the JVM's header, last")
+    half.write_bytes(bytes(64))  # its header never written: killed while writing
+    os.utime(half, (0, 0))
+    running.write_bytes(bytes(64))  # a live process's JVM, still writing
+    assert driver_options("a key").startswith(f"-XX:SharedArchiveFile={archive} ")
+    assert archive.read_bytes().endswith(b"last")
+    assert (whole.exists(), half.exists(), running.exists()) == (False, False, True)
 
 
 def test_spark_without_javac_says_what_is_missing(tmp_path: Path, monkeypatch) -> None:

@@ -7,10 +7,10 @@ and later). `driver_options(key)` gives the driver's JVM options: when the archi
 `key` (what the classes depend on: the JDK, pyspark, the jars) is cached, the JVM maps it;
 otherwise this session's JVM writes it when it exits, at the end of the Python process,
 under a name of its own that the process renames when the JVM is gone (so that a reader
-never sees half an archive, and two first runs do not write one file). A process that
-does not exit normally (killed; pytest-xdist's workers) keeps no archive: its JVM still
-writes the partial file, which the next start deletes, and that start records again.
-Archives live beside the Jaro-Winkler jar (`cache_folder`).
+never sees half an archive, and two first runs do not write one file). When a process
+does not exit normally (killed; pytest-xdist's workers), its JVM still writes the partial
+file: the next start keeps it if it is whole and deletes it otherwise. Archives live
+beside the Jaro-Winkler jar (`cache_folder`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import contextlib
 import hashlib
 import os
 import subprocess
+import time
 from pathlib import Path
 
 __all__ = ["cache_folder", "driver_options"]
 
 _QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"  # an unusable archive is skipped silently
 _EXIT_WAIT_SECONDS = 120
+_DYNAMIC_ARCHIVE_MAGIC = (0xF00BABA8).to_bytes(4, "little")
 _written: set[Path] = set()  # archives this process's JVM writes at exit
 
 
@@ -37,13 +39,13 @@ def cache_folder() -> Path:
 def driver_options(key: str) -> str:
     """JVM options that map the cached archive of `key`, or write it at the JVM's exit."""
     archive = cache_folder() / f"spark-classes-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
-    if archive.exists():
-        return f"-XX:SharedArchiveFile={archive} {_QUIET}"
     try:
         archive.parent.mkdir(parents=True, exist_ok=True)
+        _settle_orphans(archive)
     except OSError:
         return ""  # no cache folder: the JVM starts as it would without one
-    _remove_orphans(archive)
+    if archive.exists():
+        return f"-XX:SharedArchiveFile={archive} {_QUIET}"
     partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
     if partial not in _written:
         _written.add(partial)
@@ -51,18 +53,29 @@ def driver_options(key: str) -> str:
     return f"-XX:ArchiveClassesAtExit={partial} {_QUIET}"
 
 
-def _remove_orphans(archive: Path) -> None:
-    """Delete what killed processes left half-written of `archive` (each is ~200 MB)."""
+def _settle_orphans(archive: Path) -> None:
+    """Keep what the JVM of a process that did not exit normally wrote whole, and delete
+    what is left half-written (HotSpot writes an archive's header last)."""
     for partial in archive.parent.glob(f"{archive.name}.*.partial"):
         pid = partial.name.removeprefix(f"{archive.name}.").removesuffix(".partial")
-        if not pid.isdigit() or int(pid) in (0, os.getpid()):
+        if not pid.isdigit() or int(pid) in (0, os.getpid()) or _alive(int(pid)):
             continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            partial.unlink(missing_ok=True)
-        except OSError:
-            pass  # alive, another user's
+        with partial.open("rb") as file:
+            whole = file.read(4) == _DYNAMIC_ARCHIVE_MAGIC
+        if whole and not archive.exists():
+            os.replace(partial, archive)
+        elif whole or time.time() - partial.stat().st_mtime > _EXIT_WAIT_SECONDS:
+            partial.unlink(missing_ok=True)  # not a JVM still writing it
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's
+    return True
 
 
 def _keep(partial: Path, archive: Path) -> None:
