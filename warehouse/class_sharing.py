@@ -1,6 +1,6 @@
 """The driver JVM's classes from a class-data-sharing archive: Spark starts in half the time.
 
-A Spark driver loads and verifies some 20,000 classes before and during its first
+A Spark driver loads and verifies some 18,000 classes before and during its first
 queries, which on a small machine is a good part of a short run. The JVM can map the
 classes an earlier run loaded from an archive instead (dynamic class-data sharing, JDK 13
 and later). `driver_options(key)` gives the driver's JVM options: when the archive for
@@ -9,7 +9,8 @@ otherwise this session's JVM writes it when it exits, at the end of the Python p
 under a name of its own that the process renames when the JVM is gone (so that a reader
 never sees half an archive, and two first runs do not write one file). When a process
 does not exit normally (killed; pytest-xdist's workers), its JVM still writes the partial
-file: the next start keeps it if it is whole and deletes it otherwise. Archives live
+file: the next start keeps it if it is whole (HotSpot writes the header last: a JVM
+killed while writing leaves it zero) and deletes it otherwise. Archives live
 beside the Jaro-Winkler jar (`cache_folder`).
 """
 
